@@ -1,0 +1,57 @@
+"""mapper: a data-mapper / unit-of-work persistence framework for plain domain classes."""
+
+from __future__ import annotations
+
+from . import errors, types
+from .database import Database
+from .engine import Row
+from .errors import (
+    ConfigurationError,
+    DatabaseError,
+    DuplicateIdentityError,
+    FlushError,
+    IntegrityError,
+    MapperError,
+    MultipleResultsError,
+    NotFoundError,
+    PendingRollbackError,
+    QueryBudgetExceeded,
+    QueryError,
+    RelationNotLoadedError,
+    SessionClosedError,
+    SessionError,
+    StaleDataError,
+)
+from .mapping import Mapper
+from .query import Query
+from .schema import Column, ForeignKey
+from .session import Session
+
+__all__ = [
+    "Database",
+    "Mapper",
+    "Column",
+    "ForeignKey",
+    "Session",
+    "Query",
+    "Row",
+    "types",
+    "errors",
+    "MapperError",
+    "ConfigurationError",
+    "SessionError",
+    "SessionClosedError",
+    "PendingRollbackError",
+    "DuplicateIdentityError",
+    "NotFoundError",
+    "MultipleResultsError",
+    "QueryError",
+    "QueryBudgetExceeded",
+    "RelationNotLoadedError",
+    "FlushError",
+    "StaleDataError",
+    "DatabaseError",
+    "IntegrityError",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,51 @@
+"""Protocols for the DB-API objects mapper talks to (the seams between layers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class DBAPICursor(Protocol):
+    """The part of a DB-API 2.0 cursor that mapper uses."""
+
+    @property
+    def description(self) -> Sequence[Sequence[Any]] | None: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> Any: ...
+
+    def execute(self, operation: Any, parameters: Any = ...) -> Any: ...
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+    def fetchmany(self, size: int = ...) -> Sequence[Any]: ...
+
+    def close(self) -> Any: ...
+
+
+class DBAPIConnection(Protocol):
+    """The part of a DB-API 2.0 connection that mapper uses."""
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def commit(self) -> Any: ...
+
+    def rollback(self) -> Any: ...
+
+    def close(self) -> Any: ...
+
+
+class ConnectionPool(Protocol):
+    """A pool of DB-API connections (ours for SQLite and MySQL, psycopg-pool's for PostgreSQL)."""
+
+    def acquire(self) -> Any: ...
+
+    def release(self, raw: Any, discard: bool = False) -> None: ...
+
+    def close(self) -> None: ...

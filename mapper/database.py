@@ -1,0 +1,168 @@
+"""Database: the mappers, the engine and the schema of one database; the factory of sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import errors
+from .engine import Engine
+from .flush import Persister
+from .loading import Loader
+from .mapping import ClassMapping, Mapper, Registry
+from .ordering import table_order
+from .schema import ForeignKeyConstraint
+from .session import Session
+from .state import SnapshotSpec
+
+__all__ = ["Database"]
+
+_LAZY = ("select", "raise")
+
+
+class Database:
+    """A database and the mappers that describe its tables.
+
+    Args:
+        url: ``sqlite:///file.db``, ``sqlite:///:memory:``, ``postgresql://...`` or ``mysql://...``.
+        mappers: the Mapper classes to use; validated now (ConfigurationError on a mistake).
+        isolation_level: for every connection; None (the default) keeps the server's default.
+        pool_size: most connections open at once.
+        pool_timeout: seconds to wait for a free connection.
+        echo: log every statement with its parameters and time on the ``mapper.sql`` logger.
+        lazy: ``"select"`` loads untouched relations for the whole result on first use;
+            ``"raise"`` makes that an error.
+        busy_timeout: SQLite only, seconds a write waits for a lock (default 5).
+        connect_args: extra keyword arguments for the driver's connect().
+
+    Raises:
+        ConfigurationError: a mapping is wrong, or the URL names no known backend.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        mappers: Iterable[type[Mapper[Any]]] = (),
+        *,
+        isolation_level: str | None = None,
+        pool_size: int = 5,
+        pool_timeout: float = 30.0,
+        echo: bool = False,
+        lazy: str = "select",
+        busy_timeout: float = 5.0,
+        connect_args: dict[str, Any] | None = None,
+    ) -> None:
+        if lazy not in _LAZY:
+            msg = f"Database(lazy={lazy!r}): use one of {_LAZY}"
+            raise errors.ConfigurationError(msg)
+        self.lazy = lazy
+        self.registry = Registry(mappers)
+        self.engine = Engine(
+            url,
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            isolation_level=isolation_level,
+            echo=echo,
+            busy_timeout=busy_timeout,
+            connect_args=connect_args,
+        )
+        self._runtimes: dict[ClassMapping[Any], tuple[SnapshotSpec, Loader, Persister]] = {}
+        self._after_commit_hooks: list[Callable[[Session], None]] = []
+
+    @property
+    def url(self) -> str:
+        """The URL, with any password masked."""
+        return self.engine.url.safe()
+
+    @property
+    def backend(self) -> str:
+        """The backend's name: ``sqlite``, ``postgresql`` or ``mysql``."""
+        return self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"<Database {self.url}>"
+
+    def _runtime(self, m: ClassMapping[Any]) -> tuple[SnapshotSpec, Loader, Persister]:
+        rt = self._runtimes.get(m)
+        if rt is None:
+            spec = SnapshotSpec(m)
+            dialect = self.engine.dialect
+            rt = self._runtimes[m] = (spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
+        return rt
+
+    def _after_commit(self, session: Session) -> None:
+        for hook in self._after_commit_hooks:
+            hook(session)
+
+    def session(self, *, autoflush: bool = True, lazy: str | None = None) -> Session:
+        """A new Session (use it as a context manager).
+
+        Args:
+            autoflush: flush pending changes before each query.
+            lazy: overrides the Database's ``lazy`` setting for this session.
+        """
+        if lazy is not None and lazy not in _LAZY:
+            msg = f"session(lazy={lazy!r}): use one of {_LAZY}"
+            raise errors.ConfigurationError(msg)
+        return Session(self, autoflush=autoflush, lazy=lazy)
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def create_all(self) -> list[str]:
+        """Create the mapped tables that do not exist yet, with keys, constraints and indexes.
+
+        Existing tables are left alone. Returns the names of the tables created.
+        """
+        conn = self.engine.connect()
+        try:
+            compiler = conn.compiler
+            existing = {r[0] for r in conn.fetchall(conn.dialect.existing_tables_sql())}
+            tables = self.registry.tables
+            order = table_order(tables)
+            created: list[str] = []
+            later: list[ForeignKeyConstraint] = []
+            seen: set[str] = set(existing)
+            for name in order:
+                table = tables[name]
+                seen.add(name)
+                if name in existing:
+                    continue
+                # A reference to a table created after this one (a cycle) is added afterwards.
+                deferred = [
+                    fk for fk in table.foreign_keys
+                    if fk.ref_table not in seen and fk.ref_table != name and not conn.dialect.inline_forward_fks
+                ]
+                later += deferred
+                conn.execute(compiler.create_table(table, deferred))
+                for ix in table.indexes:
+                    conn.execute(conn.dialect.create_index_sql(ix.name, ix.table, ix.columns, ix.unique))
+                created.append(name)
+            for fk in later:
+                conn.execute(compiler.add_foreign_key(fk))
+            conn.commit()
+            return created
+        finally:
+            conn.close()
+
+    def drop_all(self) -> None:
+        """Drop every mapped table (children first), whatever rows they hold."""
+        conn = self.engine.connect()
+        try:
+            names = list(reversed(table_order(self.registry.tables)))
+            for sql in conn.dialect.drop_tables_sql(names):
+                conn.execute(sql)
+            conn.commit()
+        finally:
+            conn.close()
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every pooled connection. Sessions still open keep theirs until they close."""
+        self.engine.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

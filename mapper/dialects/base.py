@@ -1,0 +1,391 @@
+"""What every backend has in common, and the knobs by which they differ.
+
+Differences are data on the class (parameter marker, quoting, capability flags, DDL
+type names); hook methods exist only where the shape of the SQL or the driver call
+differs. A dialect never imports the mapping or the session.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit, parse_qsl
+
+from .. import errors
+from .._typing import DBAPIConnection
+from ..schema import Column, Table
+from ..types import ColumnType, Enum, Numeric, String, DateTime
+
+__all__ = ["Dialect", "URL", "Processor", "parse_url", "json_dumps"]
+
+Processor = Callable[[Any], Any]
+
+
+def json_dumps(value: Any) -> str:
+    """JSON text for a value; compact, unicode kept as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class URL:
+    """A parsed database URL. ``repr`` and ``str`` never show the password."""
+
+    def __init__(
+        self,
+        scheme: str,
+        username: str | None,
+        password: str | None,
+        host: str | None,
+        port: int | None,
+        database: str,
+        query: dict[str, str],
+        raw: str,
+    ) -> None:
+        self.scheme = scheme
+        self.username = username
+        self.password = password
+        self.host = host
+        self.port = port
+        self.database = database
+        self.query = query
+        self._raw = raw
+
+    @property
+    def raw(self) -> str:
+        """The URL exactly as given (password included): only for the driver."""
+        return self._raw
+
+    def safe(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        if self.password is None:
+            return self._raw
+        userinfo = f"{self.username or ''}:***@"
+        host = self.host or ""
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme}://{userinfo}{host}{port}/{self.database}"
+
+    def __repr__(self) -> str:
+        return f"URL({self.safe()!r})"
+
+    __str__ = safe
+
+
+def parse_url(url: str) -> URL:
+    """Split a database URL into its parts.
+
+    Raises:
+        ConfigurationError: for a URL that is not ``scheme://...``.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        msg = (
+            f"database URL {url!r} is not valid; use sqlite:///file.db, sqlite:///:memory:, "
+            "postgresql://user@host:5432/db or mysql://user@host:3306/db"
+        )
+        raise errors.ConfigurationError(msg)
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme.startswith("sqlite"):
+        # sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory:
+        path, _, query = rest.partition("?")
+        if path.startswith("/"):
+            path = path[1:]
+        return URL(scheme, None, None, None, None, path, dict(parse_qsl(query)), url)
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        msg = f"database URL has an invalid port: {_mask(url)}"
+        raise errors.ConfigurationError(msg) from exc
+    return URL(
+        scheme,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password is not None else None,
+        parts.hostname,
+        port,
+        unquote(parts.path.lstrip("/")),
+        dict(parse_qsl(parts.query)),
+        url,
+    )
+
+
+def _mask(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        userinfo, _, host = rest.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        return f"{scheme}{sep}{userinfo}@{host}"
+    return url
+
+
+# -- value conversion shared by the dialects ----------------------------------------------------
+
+
+def _to_utc_naive(value: _dt.datetime) -> _dt.datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _enum_bind(enum_class: type[enum.Enum]) -> Processor:
+    def bind(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, enum_class):
+            return value.name
+        try:
+            return enum_class[value].name
+        except KeyError:
+            msg = f"{value!r} is not a member of {enum_class.__name__}"
+            raise errors.DataError(msg) from None
+
+    return bind
+
+
+def _enum_result(enum_class: type[enum.Enum]) -> Processor:
+    def result(value: Any) -> Any:
+        return None if value is None else enum_class[value]
+
+    return result
+
+
+class Dialect:
+    """Base class of the backends.
+
+    Class attributes are the differences as data; an instance is created per Database
+    and refined by ``initialize()`` from the first live connection (server version,
+    parameter limits).
+    """
+
+    name: ClassVar[str] = "base"
+    #: The pip extra that installs the driver.
+    install_extra: ClassVar[str] = ""
+    #: The driver's placeholder for a positional parameter.
+    marker: ClassVar[str] = "?"
+    #: Character used to quote identifiers.
+    quote_char: ClassVar[str] = '"'
+    #: INSERT ... RETURNING, UPDATE ... RETURNING, DELETE ... RETURNING.
+    insert_returning: bool = True
+    update_returning: bool = True
+    delete_returning: bool = True
+    #: Bind an IN list as one array parameter (``= ANY(%s)``).
+    array_in: ClassVar[bool] = False
+    #: Most bound parameters in one statement (refined from the live connection).
+    max_params: int = 999
+    #: Rows per multi-row INSERT at most (keeps statements and packets reasonable).
+    max_insert_rows: ClassVar[int] = 1000
+    #: The driver understands executemany efficiently for INSERTs with no RETURNING.
+    executemany_insert: ClassVar[bool] = True
+    #: Operator for case-insensitive LIKE, or None to compare lower() of both sides.
+    ilike_operator: ClassVar[str | None] = None
+    #: DDL type names by ColumnType.kind; entries may use {length}, {precision}, {scale}.
+    type_names: ClassVar[dict[str, str]] = {}
+    #: SQLSTATE / error codes that mean "retry the transaction".
+    retryable_codes: ClassVar[frozenset[str]] = frozenset()
+    #: Row-locking suffix for SELECT (SQLite locks the whole database instead).
+    for_update_sql: ClassVar[str] = " FOR UPDATE"
+    #: How to insert a row that takes every column's default.
+    default_values_sql: ClassVar[str] = "DEFAULT VALUES"
+    #: Foreign keys may name tables that do not exist yet (no ALTER needed for cycles).
+    inline_forward_fks: ClassVar[bool] = False
+    #: Words after CREATE TABLE (...), such as the engine and charset on MySQL.
+    table_suffix: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._bind_cache: dict[ColumnType, Processor | None] = {}
+        self._result_cache: dict[ColumnType, Processor | None] = {}
+        self.server_version: tuple[int, ...] = ()
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def connect(self, url: URL, options: dict[str, Any]) -> DBAPIConnection:
+        """Open a new DB-API connection (the driver is imported here, not at module import)."""
+        raise NotImplementedError
+
+    def needs_keeper(self, url: URL) -> bool:
+        """Whether the database disappears when its last connection closes (in-memory SQLite)."""
+        return False
+
+    def initialize(self, raw: DBAPIConnection) -> None:
+        """Read version and limits from the first live connection."""
+
+    def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
+        """Prepare a fresh connection (session settings, isolation level)."""
+
+    def begin(self, raw: DBAPIConnection) -> None:
+        """Start a transaction explicitly; drivers that begin implicitly do nothing."""
+
+    def commit(self, raw: DBAPIConnection) -> None:
+        """Commit the current transaction."""
+        raw.commit()
+
+    def rollback(self, raw: DBAPIConnection) -> None:
+        """Roll the current transaction back."""
+        raw.rollback()
+
+    def server_cursor(self, raw: DBAPIConnection) -> Any:
+        """A cursor that streams rows from the server instead of buffering them all."""
+        return raw.cursor()
+
+    def close_server_cursor(self, cursor: Any) -> None:
+        """Release a streaming cursor, even if it was not read to the end."""
+        cursor.close()
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Whether a driver error means the connection is unusable."""
+        return False
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's exception classes, translated into mapper.errors by the engine."""
+        return ()
+
+    def error_code(self, exc: BaseException) -> str | None:
+        """The SQLSTATE or vendor code of a driver error, as a string."""
+        return None
+
+    # -- errors -----------------------------------------------------------------------------------
+
+    def error_class(self, exc: BaseException) -> type[errors.DatabaseError]:
+        """Our DatabaseError subclass for a driver exception, by DB-API class name."""
+        for klass in type(exc).__mro__:
+            found = errors.DBAPI_ERRORS.get(klass.__name__)
+            if found is not None:
+                return found
+        return errors.DatabaseError
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether a driver error is a serialization failure or deadlock."""
+        return self.error_code(exc) in self.retryable_codes
+
+    # -- identifiers and values -----------------------------------------------------------------
+
+    def quote(self, name: str) -> str:
+        """Quote an identifier (names are validated by the mapping registry as well)."""
+        q = self.quote_char
+        return f"{q}{name.replace(q, q + q)}{q}"
+
+    def bind_processor(self, type_: ColumnType) -> Processor | None:
+        """A function converting Python values to driver values for this type, or None."""
+        try:
+            return self._bind_cache[type_]
+        except KeyError:
+            proc = self._bind_cache[type_] = self._make_bind(type_)
+            return proc
+
+    def result_processor(self, type_: ColumnType) -> Processor | None:
+        """A function converting driver values to Python values for this type, or None."""
+        try:
+            return self._result_cache[type_]
+        except KeyError:
+            proc = self._result_cache[type_] = self._make_result(type_)
+            return proc
+
+    def _make_bind(self, type_: ColumnType) -> Processor | None:
+        if isinstance(type_, Enum):
+            return _enum_bind(type_.enum_class)
+        if type_.kind == "json":
+            return lambda v: None if v is None else json_dumps(v)
+        if type_.kind == "uuid":
+            return lambda v: None if v is None else str(v)
+        return None
+
+    def _make_result(self, type_: ColumnType) -> Processor | None:
+        kind = type_.kind
+        if isinstance(type_, Enum):
+            return _enum_result(type_.enum_class)
+        if kind == "json":
+            return lambda v: json.loads(v) if isinstance(v, (str, bytes)) else v
+        if kind == "uuid":
+            return lambda v: v if v is None or isinstance(v, uuid.UUID) else uuid.UUID(str(v))
+        if kind == "boolean":
+            return lambda v: v if v is None or isinstance(v, bool) else bool(v)
+        if kind == "numeric":
+            return lambda v: v if v is None or isinstance(v, Decimal) else Decimal(str(v))
+        if kind == "float":
+            return lambda v: v if v is None or isinstance(v, float) else float(v)
+        return None
+
+    # -- DDL --------------------------------------------------------------------------------------
+
+    def type_sql(self, col: Column, autoincrement: bool) -> str:
+        """The DDL type of a column (with the autoincrement spelling where it is one)."""
+        t = col.type
+        template = self.type_names[t.kind]
+        if isinstance(t, String) and t.length is None:
+            template = self.type_names["text"]
+        return template.format(
+            length=getattr(t, "length", None) or 255,
+            precision=(t.precision if isinstance(t, Numeric) and t.precision else 38),
+            scale=(t.scale if isinstance(t, Numeric) and t.scale is not None else 10),
+        )
+
+    def autoincrement_clause(self, col: Column) -> str:
+        """Words after the type that make the database generate the key."""
+        return ""
+
+    def inline_primary_key(self, table: Table) -> bool:
+        """Whether the primary key is declared on the column (SQLite rowid alias)."""
+        return False
+
+    def existing_tables_sql(self) -> str:
+        """SQL returning the names of the tables that exist (one column)."""
+        raise NotImplementedError
+
+    def create_index_sql(self, name: str, table: str, columns: Sequence[str], unique: bool) -> str:
+        """CREATE INDEX statement."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        return f"CREATE {kind} {self.quote(name)} ON {self.quote(table)} ({cols})"
+
+    def drop_tables_sql(self, tables: Sequence[str]) -> list[str]:
+        """Statements that drop these tables (given child-first), whatever references them."""
+        return [f"DROP TABLE IF EXISTS {self.quote(t)}" for t in tables]
+
+    def limit_sql(self, limit: int | None, offset: int | None) -> str:
+        """The LIMIT/OFFSET clause, with numbers validated as ints by the query."""
+        out = ""
+        if limit is not None:
+            out += f" LIMIT {int(limit)}"
+        if offset:
+            if limit is None:
+                out += f" LIMIT {self.no_limit}"
+            out += f" OFFSET {int(offset)}"
+        return out
+
+    #: What LIMIT means "no limit" where OFFSET needs a LIMIT.
+    no_limit: ClassVar[str] = "-1"
+
+    def savepoint_sql(self, name: str) -> str:
+        """SAVEPOINT statement."""
+        return f"SAVEPOINT {name}"
+
+    def release_savepoint_sql(self, name: str) -> str:
+        """RELEASE SAVEPOINT statement."""
+        return f"RELEASE SAVEPOINT {name}"
+
+    def rollback_savepoint_sql(self, name: str) -> str:
+        """ROLLBACK TO SAVEPOINT statement."""
+        return f"ROLLBACK TO SAVEPOINT {name}"
+
+    def now(self) -> _dt.datetime:
+        """The timestamp the flush writes for created_at/updated_at (aware UTC)."""
+        return _dt.datetime.now(_dt.timezone.utc)
+
+    def iter_stream(self, cursor: Any, batch_size: int) -> Iterator[Sequence[Any]]:
+        """Batches of rows from a streaming cursor."""
+        while True:
+            rows = cursor.fetchmany(batch_size)
+            if not rows:
+                return
+            yield rows
+
+
+def utc_naive_bind(type_: DateTime) -> Processor | None:
+    """Bind aware datetimes as naive UTC (for backends without a zone-aware type)."""
+    if not type_.timezone:
+        return None
+    return lambda v: None if v is None else _to_utc_naive(v)

@@ -1,0 +1,185 @@
+"""MySQL and MariaDB through PyMySQL (MariaDB 10.5+ has INSERT/DELETE ... RETURNING)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, ClassVar
+
+from .. import errors
+from .._typing import DBAPIConnection
+from ..types import ColumnType, DateTime
+from .base import Dialect, Processor, URL, utc_naive_bind
+
+__all__ = ["MySQLDialect"]
+
+# Vendor codes PyMySQL files under a class other backends would not use for the same fault.
+_CODE_CLASSES: dict[int, type[errors.DatabaseError]] = {
+    1054: errors.ProgrammingError,  # unknown column
+    1064: errors.ProgrammingError,  # syntax error
+    1146: errors.ProgrammingError,  # unknown table
+    1048: errors.IntegrityError,  # column cannot be null
+    1062: errors.IntegrityError,  # duplicate key
+    1364: errors.IntegrityError,  # field has no default value (NOT NULL without a value)
+    1451: errors.IntegrityError,  # row is referenced
+    1452: errors.IntegrityError,  # referenced row missing
+    1264: errors.DataError,  # out of range
+    1265: errors.DataError,  # data truncated
+    1292: errors.DataError,  # incorrect date/time value
+    1366: errors.DataError,  # incorrect value for column
+    1406: errors.DataError,  # data too long
+}
+
+_LEVELS = frozenset({"READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"})
+
+
+def _time_result(v: Any) -> Any:
+    # PyMySQL returns TIME columns as timedelta.
+    if v is None or isinstance(v, _dt.time):
+        return v
+    seconds = int(v.total_seconds())
+    return _dt.time(seconds // 3600, (seconds // 60) % 60, seconds % 60, v.microseconds)
+
+
+def _aware_result(v: Any) -> Any:
+    return None if v is None else v.replace(tzinfo=_dt.timezone.utc)
+
+
+class MySQLDialect(Dialect):
+    """MySQL 8 / MariaDB 10.5+ via PyMySQL, with CLIENT.FOUND_ROWS so rowcount counts matches."""
+
+    name = "mysql"
+    install_extra = "mysql"
+    marker = "%s"
+    quote_char = "`"
+    insert_returning = False  # refined to True on MariaDB 10.5+
+    update_returning = False
+    delete_returning = False
+    max_params = 65535
+    ilike_operator = None
+    no_limit = "18446744073709551615"
+    default_values_sql = "() VALUES ()"
+    retryable_codes = frozenset({"1213", "1020", "40001"})
+    type_names: ClassVar[dict[str, str]] = {
+        "integer": "INT",
+        "biginteger": "BIGINT",
+        "smallinteger": "SMALLINT",
+        "string": "VARCHAR({length})",
+        "text": "LONGTEXT",
+        "boolean": "BOOL",
+        "float": "DOUBLE",
+        "numeric": "DECIMAL({precision}, {scale})",
+        "date": "DATE",
+        "datetime": "DATETIME(6)",
+        "time": "TIME(6)",
+        "uuid": "CHAR(36)",
+        "json": "JSON",
+        "enum": "VARCHAR({length})",
+        "binary": "LONGBLOB",
+    }
+    table_suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.is_mariadb = False
+
+    def connect(self, url: URL, options: dict[str, Any]) -> DBAPIConnection:
+        import pymysql
+        from pymysql.constants import CLIENT
+
+        kwargs: dict[str, Any] = {
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 3306,
+            "user": url.username or "root",
+            "password": url.password or "",
+            "database": url.database or None,
+            "charset": "utf8mb4",
+            "autocommit": False,
+            # Matched rows, not changed rows: a version check must not mistake "same value" for "gone".
+            "client_flag": CLIENT.FOUND_ROWS,
+            "init_command": "SET time_zone = '+00:00'",
+        }
+        kwargs.update(options.get("connect_args", {}))
+        return pymysql.connect(**kwargs)  # type: ignore[no-any-return]
+
+    def initialize(self, raw: DBAPIConnection) -> None:
+        info = raw.get_server_info()  # type: ignore[attr-defined]
+        self.is_mariadb = "mariadb" in info.lower()
+        digits = info.split("-")
+        # MariaDB reports "5.5.5-10.11.6-MariaDB" through the MySQL protocol.
+        if self.is_mariadb and digits[0] == "5.5.5" and len(digits) > 1:
+            digits = digits[1:]
+        try:
+            self.server_version = tuple(int(p) for p in digits[0].split(".")[:3])
+        except ValueError:
+            self.server_version = ()
+        if self.is_mariadb and self.server_version >= (10, 5):
+            self.insert_returning = True
+            self.delete_returning = True
+
+    def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
+        if isolation_level is None:
+            return
+        level = isolation_level.upper().replace("_", " ")
+        if level not in _LEVELS:
+            msg = f"isolation_level={isolation_level!r} is not one of {sorted(_LEVELS)}"
+            raise errors.ConfigurationError(msg)
+        cur = raw.cursor()
+        cur.execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {level}")
+        cur.close()
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        import pymysql
+
+        return (pymysql.err.Error,)
+
+    def error_class(self, exc: BaseException) -> type[errors.DatabaseError]:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in _CODE_CLASSES:
+            return _CODE_CLASSES[code]
+        return super().error_class(exc)
+
+    def error_code(self, exc: BaseException) -> str | None:
+        if exc.args and isinstance(exc.args[0], int):
+            return str(exc.args[0])
+        return None
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        import pymysql
+
+        return isinstance(exc, pymysql.err.InterfaceError) or code in (2006, 2013, 2014, 2045, 2055, 1927)
+
+    def server_cursor(self, raw: DBAPIConnection) -> Any:
+        import pymysql.cursors
+
+        return raw.cursor(pymysql.cursors.SSCursor)
+
+    def _make_bind(self, type_: ColumnType) -> Processor | None:
+        if isinstance(type_, DateTime):
+            return utc_naive_bind(type_)
+        return super()._make_bind(type_)
+
+    def _make_result(self, type_: ColumnType) -> Processor | None:
+        kind = type_.kind
+        if kind == "time":
+            return _time_result
+        if isinstance(type_, DateTime):
+            return _aware_result if type_.timezone else None
+        if kind in ("numeric", "float"):
+            return None
+        return super()._make_result(type_)
+
+    def autoincrement_clause(self, col: Any) -> str:
+        return " AUTO_INCREMENT"
+
+    def existing_tables_sql(self) -> str:
+        return "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+
+    def drop_tables_sql(self, tables: list[str]) -> list[str]:  # type: ignore[override]
+        if not tables:
+            return []
+        return [
+            "SET FOREIGN_KEY_CHECKS = 0",
+            "DROP TABLE IF EXISTS " + ", ".join(self.quote(t) for t in tables),
+            "SET FOREIGN_KEY_CHECKS = 1",
+        ]

@@ -1,0 +1,199 @@
+"""SQLite through the standard library's sqlite3 (the embedded default)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sqlite3
+import uuid
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from .. import errors
+from .._typing import DBAPIConnection
+from ..schema import Column, Table
+from ..types import ColumnType, DateTime
+from .base import Dialect, Processor, URL
+
+__all__ = ["SQLiteDialect"]
+
+# Messages sqlite3 reports as OperationalError that other backends call programming errors.
+_PROGRAMMING_MESSAGES = ("no such table", "no such column", "syntax error", "has no column named", "no such function")
+
+_ISOLATION = {"SERIALIZABLE": "DEFERRED", "IMMEDIATE": "IMMEDIATE", "EXCLUSIVE": "EXCLUSIVE"}
+
+
+def _decimal_bind(v: Any) -> Any:
+    if v is None:
+        return None
+    return str(v if isinstance(v, Decimal) else Decimal(str(v)))
+
+
+def _aware_bind(v: Any) -> Any:
+    if v is None:
+        return None
+    if v.tzinfo is not None:
+        v = v.astimezone(_dt.timezone.utc)
+    return v.isoformat(" ")
+
+
+def _aware_result(v: Any) -> Any:
+    if v is None:
+        return None
+    d = _dt.datetime.fromisoformat(v)
+    return d if d.tzinfo is not None else d.replace(tzinfo=_dt.timezone.utc)
+
+
+class SQLiteDialect(Dialect):
+    """SQLite 3.35+ (RETURNING). Dates, times, decimals and UUIDs are stored as text."""
+
+    name = "sqlite"
+    marker = "?"
+    quote_char = '"'
+    insert_returning = True
+    update_returning = True
+    delete_returning = True
+    max_params = 999
+    ilike_operator = None
+    for_update_sql = ""
+    inline_forward_fks = True
+    type_names: ClassVar[dict[str, str]] = {
+        "integer": "INTEGER",
+        "biginteger": "BIGINT",
+        "smallinteger": "SMALLINT",
+        "string": "VARCHAR({length})",
+        "text": "TEXT",
+        "boolean": "BOOLEAN",
+        "float": "REAL",
+        # Text affinity keeps every digit; NUMERIC affinity would round to 15 digits.
+        "numeric": "DECIMAL_TEXT({precision}, {scale})",
+        "date": "DATE",
+        "datetime": "DATETIME",
+        "time": "TIME",
+        "uuid": "CHAR(36)",
+        "json": "JSON_TEXT",
+        "enum": "VARCHAR({length})",
+        "binary": "BLOB",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.begin_sql = "BEGIN"
+
+    def connect(self, url: URL, options: dict[str, Any]) -> DBAPIConnection:
+        path = url.database
+        uri = False
+        if path in ("", ":memory:"):
+            # One in-memory database shared by every connection of this Database.
+            path = f"file:mapper-mem-{options['memory_name']}?mode=memory&cache=shared"
+            uri = True
+        elif path.startswith("file:"):
+            uri = True
+        conn = sqlite3.connect(
+            path,
+            timeout=float(options.get("busy_timeout", 5.0)),
+            isolation_level=None,  # we issue BEGIN ourselves, reads included
+            check_same_thread=False,
+            uri=uri,
+        )
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def needs_keeper(self, url: URL) -> bool:
+        return url.database in ("", ":memory:")
+
+    def initialize(self, raw: DBAPIConnection) -> None:
+        self.server_version = sqlite3.sqlite_version_info
+        if self.server_version < (3, 35):
+            self.insert_returning = self.update_returning = self.delete_returning = False
+        try:
+            self.max_params = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover - Python < 3.11
+            self.max_params = 999
+
+    def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
+        if isolation_level is None:
+            return
+        level = isolation_level.upper().replace("_", " ")
+        if level == "READ UNCOMMITTED":
+            raw.execute("PRAGMA read_uncommitted=1")  # type: ignore[attr-defined]
+            return
+        mode = _ISOLATION.get(level)
+        if mode is None:
+            msg = (
+                f"isolation_level={isolation_level!r} is not available on SQLite; use None, "
+                "'SERIALIZABLE', 'READ UNCOMMITTED', 'IMMEDIATE' or 'EXCLUSIVE'"
+            )
+            raise errors.ConfigurationError(msg)
+        self.begin_sql = f"BEGIN {mode}"
+
+    def begin(self, raw: DBAPIConnection) -> None:
+        raw.execute(self.begin_sql)  # type: ignore[attr-defined]
+
+    def commit(self, raw: DBAPIConnection) -> None:
+        if raw.in_transaction:  # type: ignore[attr-defined]
+            raw.execute("COMMIT")  # type: ignore[attr-defined]
+
+    def rollback(self, raw: DBAPIConnection) -> None:
+        if raw.in_transaction:  # type: ignore[attr-defined]
+            raw.execute("ROLLBACK")  # type: ignore[attr-defined]
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.Error, OverflowError)
+
+    def error_class(self, exc: BaseException) -> type[errors.DatabaseError]:
+        if isinstance(exc, OverflowError):
+            return errors.DataError
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc).lower()
+            if any(m in text for m in _PROGRAMMING_MESSAGES):
+                return errors.ProgrammingError
+        return super().error_class(exc)
+
+    def error_code(self, exc: BaseException) -> str | None:
+        return getattr(exc, "sqlite_errorname", None)
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc)
+
+    def _make_bind(self, type_: ColumnType) -> Processor | None:
+        kind = type_.kind
+        if kind == "numeric":
+            return _decimal_bind
+        if kind == "datetime":
+            if isinstance(type_, DateTime) and type_.timezone:
+                return _aware_bind
+            return lambda v: None if v is None else v.isoformat(" ")
+        if kind in ("date", "time"):
+            return lambda v: None if v is None else v.isoformat()
+        return super()._make_bind(type_)
+
+    def _make_result(self, type_: ColumnType) -> Processor | None:
+        kind = type_.kind
+        if kind == "datetime":
+            if isinstance(type_, DateTime) and type_.timezone:
+                return _aware_result
+            return lambda v: None if v is None else _dt.datetime.fromisoformat(v)
+        if kind == "date":
+            return lambda v: None if v is None else _dt.date.fromisoformat(v)
+        if kind == "time":
+            return lambda v: None if v is None else _dt.time.fromisoformat(v)
+        if kind == "uuid":
+            return lambda v: None if v is None else uuid.UUID(v)
+        return super()._make_result(type_)
+
+    def type_sql(self, col: Column, autoincrement: bool) -> str:
+        if autoincrement:
+            # Only exactly "INTEGER PRIMARY KEY" makes the column the rowid alias.
+            return "INTEGER"
+        return super().type_sql(col, autoincrement)
+
+    def inline_primary_key(self, table: Table) -> bool:
+        return table.autoincrement_column is not None
+
+    def existing_tables_sql(self) -> str:
+        return "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+    def drop_tables_sql(self, tables: list[str]) -> list[str]:  # type: ignore[override]
+        # Dropping tables that reference each other would trip the foreign keys one drop at a
+        # time; deferring the check to commit lets the whole set go in one transaction.
+        return ["PRAGMA defer_foreign_keys = ON", *super().drop_tables_sql(tables)]

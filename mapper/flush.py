@@ -1,0 +1,461 @@
+"""The flush: plan the writes (pure), then emit them in batches, then finalize.
+
+Stages follow SQLAlchemy's persistence naming: *organize* the states by table and kind,
+*collect* the rows and parameters, *emit* one statement per (table, column set) chunk,
+*finalize* snapshots and the identity map. Nothing in the session changes until finalize;
+every attribute the flush writes before that (generated keys, defaults, versions) is
+journaled, so a failure can put each object back exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from . import errors
+from .changes import ChangeSet, compute_changes
+from .dialects.base import Dialect, Processor
+from .engine import Connection
+from .identity import IdentityMap
+from .mapping import ClassMapping
+from .ordering import table_order
+from .schema import Column, Table
+from .sql import Compiler
+from .state import DELETED, PERSISTENT, ObjectState, SnapshotSpec
+
+__all__ = ["Persister", "Journal", "UnitOfWork"]
+
+
+class Persister:
+    """Per-mapping data the flush needs, computed once per Database."""
+
+    def __init__(self, mapping: ClassMapping[Any], dialect: Dialect, spec: SnapshotSpec) -> None:
+        self.mapping = mapping
+        self.spec = spec
+        self.binds: dict[str, Processor | None] = {c.key: dialect.bind_processor(c.type) for c in mapping.columns}
+        self.hooks = mapping.hooks
+        ts = mapping.timestamps
+        self.created_at = mapping.by_key.get("created_at") if ts else None
+        self.updated_at = mapping.by_key.get("updated_at") if ts else None
+
+    def bind(self, col: Column, value: Any) -> Any:
+        """The driver value of one column value."""
+        b = self.binds[col.key]
+        return value if b is None or value is None else b(value)
+
+
+class Journal:
+    """Attribute writes made during a flush, undone in reverse if the flush fails."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[SnapshotSpec, ObjectState, str, Any]] = []
+
+    def set(self, spec: SnapshotSpec, state: ObjectState, key: str, value: Any) -> None:
+        """Set a column value on an object (attribute or hidden), remembering the old one."""
+        self.entries.append((spec, state, key, spec.get(state, key)))
+        spec.set(state, key, value)
+
+    def undo(self) -> None:
+        """Put back every value this journal wrote."""
+        for spec, state, key, old in reversed(self.entries):
+            spec.set(state, key, old)
+        self.entries.clear()
+
+
+class _InsertRow:
+    __slots__ = ("state", "columns", "values", "returning")
+
+    def __init__(self, state: ObjectState, columns: tuple[str, ...], values: list[Any], returning: tuple[str, ...]) -> None:
+        self.state = state
+        self.columns = columns
+        self.values = values
+        self.returning = returning
+
+
+class UnitOfWork:
+    """One flush of a session's pending, changed and deleted objects.
+
+    Attributes:
+        conn: the session's connection.
+        identity: the session's identity map (read here; written in finalize).
+        persisters: mapping -> Persister.
+        inserted / updated / deleted: what the emit stage wrote, for finalize.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        compiler: Compiler,
+        dialect: Dialect,
+        tables: dict[str, Table],
+        identity: IdentityMap,
+        persister_for: Callable[[ClassMapping[Any]], Persister],
+    ) -> None:
+        self.conn = conn
+        self.compiler = compiler
+        self.dialect = dialect
+        self.tables = tables
+        self.identity = identity
+        self.persister_for = persister_for
+        self.journal = Journal()
+        self.inserted: list[ObjectState] = []
+        self.updated: list[ChangeSet] = []
+        self.deleted: list[ObjectState] = []
+        self.now = dialect.now()
+
+    # -- organize ---------------------------------------------------------------------------------
+
+    def run(self, pending: Sequence[ObjectState], persistent: Iterable[ObjectState], deleted: Sequence[ObjectState]) -> bool:
+        """Plan and emit the flush; returns whether anything was written.
+
+        Raises:
+            FlushError, StaleDataError, DuplicateIdentityError, DatabaseError: with every
+            attribute the flush wrote put back (the caller rolls the transaction back).
+        """
+        try:
+            inserts: dict[str, list[ObjectState]] = {}
+            updates: dict[str, list[ChangeSet]] = {}
+            deletes: dict[str, list[ObjectState]] = {}
+            for st in pending:
+                inserts.setdefault(st.mapping.table.name, []).append(st)
+            for st in persistent:
+                p = self.persister_for(st.mapping)
+                cs = compute_changes(st, p.spec)
+                if cs is not None:
+                    updates.setdefault(st.mapping.table.name, []).append(cs)
+            for st in deleted:
+                deletes.setdefault(st.mapping.table.name, []).append(st)
+            if not (inserts or updates or deletes):
+                return False
+            order = table_order(self.tables, set(inserts) | set(updates) | set(deletes))
+            for table in order:
+                if table in inserts:
+                    self._emit_inserts(self.tables[table], inserts[table])
+                if table in updates:
+                    self._emit_updates(self.tables[table], updates[table])
+            for table in reversed(order):
+                if table in deletes:
+                    self._emit_deletes(self.tables[table], deletes[table])
+            return True
+        except BaseException:
+            self.journal.undo()
+            raise
+
+    # -- inserts ----------------------------------------------------------------------------------
+
+    def _collect_insert(self, st: ObjectState, p: Persister) -> _InsertRow:
+        m = st.mapping
+        spec = p.spec
+        j = self.journal
+        hook = p.hooks.get("before_insert")
+        if hook is not None:
+            hook(st.obj)
+        cols: list[str] = []
+        values: list[Any] = []
+        returning: list[str] = []
+        now = self.now
+        for col in m.columns:
+            v = spec.get(st, col.key)
+            if v is None:
+                if col.has_default:
+                    v = col.default_value()
+                    j.set(spec, st, col.key, v)
+                elif col.version:
+                    v = 1
+                    j.set(spec, st, col.key, v)
+                elif col is p.created_at or col is p.updated_at:
+                    v = now
+                    j.set(spec, st, col.key, v)
+                elif col is m.autoinc or col.server_default is not None:
+                    returning.append(col.name)
+                    continue
+                elif col.primary_key:
+                    msg = (
+                        f"{m.cls.__name__}.{col.key} is part of the primary key of {m.name} and is None; "
+                        "set it before flushing (only a lone integer key is generated by the database)"
+                    )
+                    raise errors.FlushError(msg)
+            cols.append(col.name)
+            values.append(v if v is None else p.bind(col, v))
+        if returning and not any(c.name in returning for c in m.pk):
+            # Rows are matched back by key when the key is not generated.
+            returning = [c.name for c in m.pk] + returning
+        return _InsertRow(st, tuple(cols), values, tuple(returning))
+
+    def _emit_inserts(self, table: Table, states: list[ObjectState]) -> None:
+        p = self.persister_for(states[0].mapping)
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_InsertRow]] = {}
+        for st in states:
+            row = self._collect_insert(st, p)
+            if st.key is None:
+                key = p.spec.key_of(st)
+                if key is not None:
+                    other = self.identity.get(st.mapping, key)
+                    if other is not None and other is not st:
+                        msg = (
+                            f"{st.mapping.cls.__name__} with key {key!r} is already in the session; "
+                            "two objects cannot share a primary key (use session.get() to reuse the existing one)"
+                        )
+                        raise errors.DuplicateIdentityError(msg)
+            groups.setdefault((row.columns, row.returning), []).append(row)
+        for (columns, returning), rows in groups.items():
+            self._insert_group(table, p, columns, returning, rows)
+        hook = p.hooks.get("after_insert")
+        for st in states:
+            self.inserted.append(st)
+            if hook is not None:
+                hook(st.obj)
+
+    def _chunk(self, ncols: int) -> int:
+        d = self.dialect
+        return max(1, min(d.max_insert_rows, d.max_params // max(1, ncols)))
+
+    def _insert_group(
+        self,
+        table: Table,
+        p: Persister,
+        columns: tuple[str, ...],
+        returning: tuple[str, ...],
+        rows: list[_InsertRow],
+    ) -> None:
+        conn, compiler, d = self.conn, self.compiler, self.dialect
+        if not columns:
+            # Every value comes from a default: one row per statement is all SQL allows.
+            for r in rows:
+                sql = compiler.insert(table.name, columns, 1, returning if d.insert_returning else ())
+                cur = conn.execute(sql, [])
+                if returning:
+                    self._apply_returned(table, p, returning, [r], cur.fetchall() if d.insert_returning else None, cur)
+            return
+        if not returning:
+            if d.executemany_insert:
+                conn.executemany(compiler.insert(table.name, columns, 1), [r.values for r in rows])
+                return
+            step = self._chunk(len(columns))
+            for i in range(0, len(rows), step):
+                chunk = rows[i : i + step]
+                params = [v for r in chunk for v in r.values]
+                conn.execute(compiler.insert(table.name, columns, len(chunk)), params)
+            return
+        step = self._chunk(len(columns))
+        for i in range(0, len(rows), step):
+            chunk = rows[i : i + step]
+            params = [v for r in chunk for v in r.values]
+            if d.insert_returning:
+                sql = compiler.insert(table.name, columns, len(chunk), returning)
+                self._apply_returned(table, p, returning, chunk, conn.fetchall(sql, params), None)
+            else:
+                cur = conn.execute(compiler.insert(table.name, columns, len(chunk)), params)
+                self._apply_returned(table, p, returning, chunk, None, cur)
+
+    def _apply_returned(
+        self,
+        table: Table,
+        p: Persister,
+        returning: tuple[str, ...],
+        chunk: list[_InsertRow],
+        returned: Sequence[Sequence[Any]] | None,
+        cur: Any,
+    ) -> None:
+        m = p.mapping
+        spec = p.spec
+        auto = m.autoinc
+        cols = [table.column(n) for n in returning]
+        if returned is None:
+            # No RETURNING (MySQL): consecutive generated keys from lastrowid, then read
+            # server defaults back by key.
+            if auto is not None and auto.name in returning:
+                first = int(cur.lastrowid)
+                for k, r in enumerate(chunk):
+                    self.journal.set(spec, r.state, auto.key, first + k)
+                    r.state.generated = True
+            extra = [c for c in cols if c is not None and c is not auto and not c.primary_key]
+            if extra:
+                keys = [spec.key_of(r.state) for r in chunk]
+                sel_cols = list(m.pk) + extra
+                sql = self.compiler.select_by_keys(table, sel_cols, m.pk, len(keys))
+                fetched = self.conn.fetchall(sql, self._key_params(m.pk, keys))
+                self._assign_by_key(p, sel_cols, chunk, fetched)
+            return
+        if auto is not None and auto.name in returning:
+            # Generated keys rise in VALUES order, so sorting by key pairs rows with objects.
+            pos = returning.index(auto.name)
+            ordered = sorted(returned, key=lambda row: row[pos])
+            if len(ordered) != len(chunk):
+                msg = f"INSERT into {table.name} returned {len(ordered)} rows for {len(chunk)} objects"
+                raise errors.FlushError(msg)
+            for r, row in zip(chunk, ordered):
+                for c, v in zip(cols, row):
+                    assert c is not None
+                    self.journal.set(spec, r.state, c.key, self._result(c, v))
+                r.state.generated = True
+            return
+        self._assign_by_key(p, [c for c in cols if c is not None], chunk, returned)
+
+    def _result(self, col: Column, value: Any) -> Any:
+        proc = self.dialect.result_processor(col.type)
+        return value if proc is None else proc(value)
+
+    def _assign_by_key(self, p: Persister, cols: list[Column], chunk: list[_InsertRow], rows: Sequence[Sequence[Any]]) -> None:
+        m = p.mapping
+        npk = len(m.pk)
+        by_key: dict[Any, Sequence[Any]] = {}
+        for row in rows:
+            conv = [self._result(c, v) for c, v in zip(cols, row)]
+            key = conv[0] if npk == 1 else tuple(conv[:npk])
+            by_key[key] = conv
+        for r in chunk:
+            found = by_key.get(p.spec.key_of(r.state))
+            if found is None:
+                continue
+            for c, v in zip(cols[npk:], found[npk:]):
+                self.journal.set(p.spec, r.state, c.key, v)
+
+    def _key_params(self, pk: Sequence[Column], keys: Sequence[Any]) -> list[Any]:
+        binds = [self.dialect.bind_processor(c.type) for c in pk]
+        if len(pk) == 1:
+            b = binds[0]
+            vals = [k if b is None or k is None else b(k) for k in keys]
+            return [vals] if self.dialect.array_in else vals
+        out: list[Any] = []
+        for key in keys:
+            for b, v in zip(binds, key):
+                out.append(v if b is None or v is None else b(v))
+        return out
+
+    # -- updates ----------------------------------------------------------------------------------
+
+    def _emit_updates(self, table: Table, changes: list[ChangeSet]) -> None:
+        p = self.persister_for(changes[0].state.mapping)
+        m = p.mapping
+        spec = p.spec
+        version = m.version
+        groups: dict[tuple[str, ...], list[tuple[ChangeSet, list[Any]]]] = {}
+        before = p.hooks.get("before_update")
+        for cs in changes:
+            if before is not None:
+                before(cs.state.obj)
+                cs2 = compute_changes(cs.state, spec)
+                if cs2 is None:
+                    continue
+                cs = cs2
+            st = cs.state
+            cols = list(cs.columns)
+            vals = list(cs.values)
+            if p.updated_at is not None and p.updated_at not in cols:
+                self.journal.set(spec, st, p.updated_at.key, self.now)
+                cols.append(p.updated_at)
+                vals.append(self.now)
+            old_version = None
+            if version is not None:
+                old_version = self._old_value(st, spec, version)
+                if version in cols:
+                    pass  # the domain set the next version itself
+                else:
+                    new_version = (old_version or 0) + 1
+                    self.journal.set(spec, st, version.key, new_version)
+                    cols.append(version)
+                    vals.append(new_version)
+            params = [p.bind(c, v) for c, v in zip(cols, vals)]
+            params += [p.bind(k, self._old_value(st, spec, k)) for k in m.pk]
+            if version is not None:
+                params.append(p.bind(version, old_version))
+            groups.setdefault(tuple(c.name for c in cols), []).append((cs, params))
+            self.updated.append(cs)
+        key_names = [k.name for k in m.pk]
+        for set_names, items in groups.items():
+            sql = self.compiler.update_row(table.name, set_names, key_names, version.name if version is not None else None)
+            count = self.conn.executemany(sql, [params for _, params in items])
+            if count != len(items):
+                keys = [cs.state.key for cs, _ in items][:10]
+                why = "their version changed (updated elsewhere)" if version is not None else "the rows are gone"
+                msg = (
+                    f"UPDATE of {m.cls.__name__} matched {count} of {len(items)} rows ({why}); keys {keys}. "
+                    "Roll back, reload the objects and apply the change again"
+                )
+                raise errors.StaleDataError(msg)
+        after = p.hooks.get("after_update")
+        if after is not None:
+            for cs in changes:
+                after(cs.state.obj)
+
+    @staticmethod
+    def _old_value(st: ObjectState, spec: SnapshotSpec, col: Column) -> Any:
+        pos = spec.position.get(col.key)
+        if pos is not None:
+            assert st.snap is not None
+            return st.snap[pos]
+        assert st.hsnap is not None
+        return st.hsnap[spec.hidden_position[col.key]]
+
+    # -- deletes ----------------------------------------------------------------------------------
+
+    def _emit_deletes(self, table: Table, states: list[ObjectState]) -> None:
+        p = self.persister_for(states[0].mapping)
+        m = p.mapping
+        before = p.hooks.get("before_delete")
+        if before is not None:
+            for st in states:
+                before(st.obj)
+        version = m.version
+        pk = list(m.pk)
+        ncols = len(pk) + (1 if version is not None else 0)
+        single_array = self.dialect.array_in and version is None and len(pk) == 1
+        step = len(states) if single_array else max(1, self.dialect.max_params // ncols)
+        for i in range(0, len(states), step):
+            chunk = states[i : i + step]
+            keys = [self._old_key(st, p.spec) for st in chunk]
+            sql = self.compiler.delete_rows(table, pk, len(chunk), version)
+            if version is None:
+                params = self._key_params(pk, keys)
+            else:
+                params = []
+                for st, key in zip(chunk, keys):
+                    parts = [key] if len(pk) == 1 else list(key)
+                    params += [p.bind(c, v) for c, v in zip(pk, parts)]
+                    params.append(p.bind(version, self._old_value(st, p.spec, version)))
+            cur = self.conn.execute(sql, params)
+            if version is not None and cur.rowcount != len(chunk):
+                msg = (
+                    f"DELETE of {m.cls.__name__} matched {cur.rowcount} of {len(chunk)} rows (their version "
+                    "changed, or they were deleted elsewhere). Roll back, reload and try again"
+                )
+                raise errors.StaleDataError(msg)
+        self.deleted.extend(states)
+        after = p.hooks.get("after_delete")
+        if after is not None:
+            for st in states:
+                after(st.obj)
+
+    def _old_key(self, st: ObjectState, spec: SnapshotSpec) -> Any:
+        pk = st.mapping.pk
+        if len(pk) == 1:
+            return self._old_value(st, spec, pk[0])
+        return tuple(self._old_value(st, spec, c) for c in pk)
+
+    # -- finalize ---------------------------------------------------------------------------------
+
+    def finalize(self, states: dict[int, ObjectState], take: Callable[[ObjectState], None]) -> None:
+        """Make what was written the new baseline: statuses, keys, snapshots, identity map."""
+        identity = self.identity
+        for st in self.inserted:
+            st.status = PERSISTENT
+            st.key = self.persister_for(st.mapping).spec.key_of(st)
+            take(st)
+            identity.add(st)
+        for cs in self.updated:
+            st = cs.state
+            take(st)
+            new_key = self.persister_for(st.mapping).spec.key_of(st)
+            if new_key != st.key:
+                identity.discard(st)
+                st.key = new_key
+                identity.add(st)
+        for st in self.deleted:
+            st.status = DELETED
+            st.deleted_flushed = True
+            identity.discard(st)
+        self.journal.entries.clear()
+

@@ -1,0 +1,246 @@
+"""Tables, columns and keys: pure metadata, no SQL and no I/O."""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from .expressions import ValueExpr
+from .types import ColumnType, resolve_type
+
+__all__ = [
+    "Column",
+    "ForeignKey",
+    "ForeignKeyConstraint",
+    "Index",
+    "Table",
+    "NO_DEFAULT",
+    "IDENTIFIER",
+    "FK_ACTIONS",
+]
+
+
+class _NoDefault:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT: Final = _NoDefault()
+
+#: What a table or column name may be. Names are always quoted as well; the pattern keeps
+#: a mapping from smuggling SQL through an identifier and keeps names portable.
+IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+FK_ACTIONS: Final = frozenset({"CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"})
+
+
+class ForeignKey:
+    """A database-level reference from a column to ``"table.column"`` (database names).
+
+    Args:
+        target: ``"table.column"`` using database names.
+        on_delete: the ON DELETE rule (CASCADE, SET NULL, SET DEFAULT, RESTRICT, NO ACTION).
+        on_update: the ON UPDATE rule, same choices.
+    """
+
+    __slots__ = ("target", "on_delete", "on_update")
+
+    def __init__(self, target: str, on_delete: str | None = None, on_update: str | None = None) -> None:
+        self.target = target
+        self.on_delete = on_delete.upper() if isinstance(on_delete, str) else on_delete
+        self.on_update = on_update.upper() if isinstance(on_update, str) else on_update
+
+    @property
+    def table(self) -> str:
+        """The referenced table's name."""
+        return self.target.rpartition(".")[0]
+
+    @property
+    def column(self) -> str:
+        """The referenced column's name."""
+        return self.target.rpartition(".")[2]
+
+    def __repr__(self) -> str:
+        return f"ForeignKey({self.target!r})"
+
+
+class Column(ValueExpr):
+    """A mapped column, declared as an attribute of a Mapper class.
+
+    The attribute name is the domain attribute it stores; if the domain class has no
+    such attribute the column is *hidden*: its value lives in the session.
+
+    Args:
+        type: a type from ``mapper.types`` (class or instance).
+        *foreign_keys: ``ForeignKey`` constraints on this column.
+        primary_key: part of the primary key. A lone Integer/BigInteger key is generated
+            by the database when the object's value is None.
+        nullable: NULL allowed; defaults to ``not primary_key``.
+        unique: a UNIQUE constraint on this column alone.
+        index: an index on this column.
+        default: a value, or a zero-argument callable, used at insert when the value is None.
+        server_default: SQL text for the column's DDL DEFAULT, used when the value is None.
+        name: the database column name (defaults to the attribute name).
+        version: an optimistic-lock counter checked by every UPDATE and DELETE.
+    """
+
+    # Not slotted: ValueExpr is, but columns are few and carry configuration.
+
+    def __init__(
+        self,
+        type: type[ColumnType] | ColumnType,
+        *foreign_keys: ForeignKey,
+        primary_key: bool = False,
+        nullable: bool | None = None,
+        unique: bool = False,
+        index: bool = False,
+        default: Any = NO_DEFAULT,
+        server_default: str | None = None,
+        name: str | None = None,
+        version: bool = False,
+    ) -> None:
+        self.type_arg = type
+        self.type: ColumnType = resolve_type(type) or ColumnType()
+        self.foreign_keys: tuple[ForeignKey, ...] = foreign_keys
+        self.primary_key = bool(primary_key)
+        self.nullable = (not primary_key) if nullable is None else bool(nullable)
+        self.unique = bool(unique)
+        self.index = bool(index)
+        self.default = default
+        self.server_default = server_default
+        self.name_arg = name
+        self.version = bool(version)
+        #: The mapper attribute name; set by ``__set_name__`` or by the mapper.
+        self.key: str = name or ""
+        #: The database column name.
+        self.name: str = name or ""
+        #: The Mapper class the column was declared on.
+        self.owner: builtins.type | None = None
+        #: The database table name, set when the mapper class is created.
+        self.table: str = ""
+
+    def __set_name__(self, owner: type, key: str) -> None:
+        self.bind(owner, key)
+
+    def bind(self, owner: type, key: str) -> None:
+        """Attach the column to a mapper class under attribute ``key``."""
+        self.owner = owner
+        self.key = key
+        self.name = self.name_arg or key
+
+    @property
+    def has_default(self) -> bool:
+        """Whether a Python-side default is declared."""
+        return self.default is not NO_DEFAULT
+
+    def default_value(self) -> Any:
+        """The default for a new row: the value, or the callable's result."""
+        d = self.default
+        return d() if callable(d) else d
+
+    def value_type(self) -> ColumnType:
+        return self.type
+
+    def copy(self) -> Column:
+        """An unbound copy with the same options (for columns a mapper generates)."""
+        c = Column(
+            self.type,
+            *self.foreign_keys,
+            primary_key=self.primary_key,
+            nullable=self.nullable,
+            unique=self.unique,
+            index=self.index,
+            default=self.default,
+            server_default=self.server_default,
+            name=self.name_arg,
+            version=self.version,
+        )
+        return c
+
+    def __repr__(self) -> str:
+        owner = self.owner.__name__ if self.owner is not None else "?"
+        return f"<Column {owner}.{self.key or '?'} {self.type!r}>"
+
+
+class ForeignKeyConstraint:
+    """A (possibly composite) foreign key between two tables, by database names."""
+
+    __slots__ = ("table", "columns", "ref_table", "ref_columns", "on_delete", "on_update", "name")
+
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[str],
+        ref_table: str,
+        ref_columns: Sequence[str],
+        on_delete: str | None = None,
+        on_update: str | None = None,
+    ) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.ref_table = ref_table
+        self.ref_columns = tuple(ref_columns)
+        self.on_delete = on_delete
+        self.on_update = on_update
+        self.name = f"fk_{table}_{'_'.join(self.columns)}"[:63]
+
+    def __repr__(self) -> str:
+        return f"<FK {self.table}({', '.join(self.columns)}) -> {self.ref_table}({', '.join(self.ref_columns)})>"
+
+
+class Index:
+    """An index on one or more columns of a table."""
+
+    __slots__ = ("name", "table", "columns", "unique")
+
+    def __init__(self, name: str, table: str, columns: Sequence[str], unique: bool = False) -> None:
+        self.name = name
+        self.table = table
+        self.columns = tuple(columns)
+        self.unique = unique
+
+
+class Table:
+    """A table's resolved metadata, built by the mapping registry from a mapper.
+
+    Attributes:
+        name: the database table name.
+        columns: every column, in declaration order (hidden ones included).
+        primary_key: the key columns, in declaration order.
+        foreign_keys: outgoing foreign-key constraints.
+        uniques: column-name tuples with a UNIQUE constraint.
+        indexes: non-unique and unique indexes.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.columns: list[Column] = []
+        self.primary_key: list[Column] = []
+        self.foreign_keys: list[ForeignKeyConstraint] = []
+        self.uniques: list[tuple[str, ...]] = []
+        self.indexes: list[Index] = []
+
+    def column(self, name: str) -> Column | None:
+        """The column with database name ``name``, or None."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def autoincrement_column(self) -> Column | None:
+        """The lone integer primary key the database generates, if the table has one."""
+        if len(self.primary_key) != 1:
+            return None
+        pk = self.primary_key[0]
+        if pk.type.autoincrement_capable and not pk.has_default and pk.server_default is None:
+            return pk
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Table {self.name}>"
+

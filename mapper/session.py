@@ -1,0 +1,658 @@
+"""The Session: the unit of work over one connection.
+
+It tracks every object it manages (state kept outside the object), flushes changes in
+batches, and keeps memory in line with the database across commit, rollback and
+savepoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import errors
+from .engine import Budget, Connection, Row, row_class
+from .expressions import BoolExpr
+from .flush import Persister, UnitOfWork
+from .identity import IdentityMap
+from .loading import Loader
+from .mapping import ClassMapping
+from .query import Query
+from .schema import Column
+from .sql import bind_named
+from .state import DELETED, DETACHED, PENDING, PERSISTENT, ObjectState, SnapshotSpec
+
+if TYPE_CHECKING:
+    from .database import Database
+
+__all__ = ["Session"]
+
+T = TypeVar("T")
+
+
+class _Frame:
+    """What a savepoint must restore: the snapshot of every state when it was opened."""
+
+    __slots__ = ("name", "snaps", "states", "deleted", "new")
+
+    def __init__(self, name: str, session: Session) -> None:
+        self.name = name
+        self.snaps = {k: (st.snap, st.hsnap, st.status, st.deleted_flushed) for k, st in session._states.items()}
+        self.states = set(session._states)
+        self.deleted = dict(session._deleted)
+        self.new = dict(session._new)
+
+
+class Session:
+    """A unit of work: use as ``with db.session() as s:``.
+
+    A clean exit commits, an exception rolls back, and the session is closed either way.
+    The session holds one pooled connection from its first statement until it is closed.
+    """
+
+    def __init__(self, db: Database, *, autoflush: bool = True, lazy: str | None = None) -> None:
+        self._db = db
+        self.autoflush = autoflush
+        self.lazy = lazy if lazy is not None else db.lazy
+        self._conn: Connection | None = None
+        #: Every managed state by id(obj): pending, persistent and deleted.
+        self._states: dict[int, ObjectState] = {}
+        #: Pending states in add() order.
+        self._new: dict[int, ObjectState] = {}
+        #: Persistent states marked for deletion, not yet flushed.
+        self._deleted: dict[int, ObjectState] = {}
+        self._identity = IdentityMap()
+        #: States added since the last commit (rollback expunges them).
+        self._tx_new: dict[int, ObjectState] = {}
+        self._frames: list[_Frame] = []
+        self._pending_rollback: BaseException | None = None
+        self._closed = False
+        self._budgets: list[Budget] = []
+        self._flushing = False
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+            elif not self._closed:
+                self.rollback()
+        finally:
+            self.close()
+
+    def _check(self) -> None:
+        if self._closed:
+            msg = "this session is closed; open a new one with db.session()"
+            raise errors.SessionClosedError(msg)
+        if self._pending_rollback is not None:
+            msg = (
+                f"a flush failed ({type(self._pending_rollback).__name__}: {self._pending_rollback}); "
+                "call session.rollback() before using the session again"
+            )
+            raise errors.PendingRollbackError(msg)
+
+    @property
+    def connection(self) -> Connection:
+        """The session's connection (acquired from the pool on first use)."""
+        self._check()
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._db.engine.connect()
+            conn.budgets = self._budgets
+        return conn
+
+    @property
+    def query_count(self) -> int:
+        """Statements this session has sent (BEGIN, COMMIT and savepoints not counted)."""
+        return self._conn.count if self._conn is not None else 0
+
+    def _mapping(self, cls: Any) -> ClassMapping[Any]:
+        return self._db.registry.mapping_for(cls)
+
+    def _mapping_of(self, obj: Any) -> ClassMapping[Any]:
+        try:
+            return self._db.registry.mapping_of(obj)
+        except errors.MapperError:
+            msg = (
+                f"{obj!r} is a {type(obj).__name__}, which is not mapped in this Database; "
+                "add its mapper to Database(mappers=[...])"
+            )
+            raise errors.MapperError(msg) from None
+
+    def _spec(self, m: ClassMapping[Any]) -> SnapshotSpec:
+        return self._db._runtime(m)[0]
+
+    def _loader(self, m: ClassMapping[Any]) -> Loader:
+        return self._db._runtime(m)[1]
+
+    def _persister(self, m: ClassMapping[Any]) -> Persister:
+        return self._db._runtime(m)[2]
+
+    def _prepare_read(self) -> Connection:
+        self._check()
+        if self.autoflush and not self._flushing:
+            self.flush()
+        return self.connection
+
+    def _load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]]) -> list[T]:
+        return self._loader(m).load(rows, self._identity.for_mapping(m), self._states)
+
+    def _state(self, obj: Any, what: str) -> ObjectState:
+        st = self._states.get(id(obj))
+        if st is None or st.obj is not obj:
+            msg = (
+                f"{type(obj).__name__} {obj!r} is not in this session ({what}); "
+                "add() it or load it through this session first"
+            )
+            raise errors.SessionError(msg)
+        return st
+
+    # -- adding and removing ----------------------------------------------------------------------
+
+    def add(self, obj: Any) -> None:
+        """Manage ``obj``: a new object is inserted at the next flush.
+
+        Adding an object already in the session does nothing; adding one marked for
+        deletion cancels the deletion.
+
+        Raises:
+            MapperError: the object's class is not mapped.
+            DuplicateIdentityError: another managed object has the same primary key.
+        """
+        self._check()
+        st = self._states.get(id(obj))
+        if st is not None and st.obj is obj:
+            if st.status == DELETED and not st.deleted_flushed:
+                st.status = PERSISTENT
+                self._deleted.pop(id(obj), None)
+            return
+        m = self._mapping_of(obj)
+        hidden = [None] * len(m.hidden_columns) if m.hidden_columns else None
+        st = ObjectState(obj, m, None, None, hidden, PENDING)
+        key = self._spec(m).key_of(st)
+        if key is not None:
+            other = self._identity.get(m, key)
+            if other is not None:
+                msg = (
+                    f"{m.cls.__name__} with key {key!r} is already in this session; "
+                    "use session.get() to work on the existing object instead of adding another"
+                )
+                raise errors.DuplicateIdentityError(msg)
+        self._states[id(obj)] = st
+        self._new[id(obj)] = st
+        self._tx_new[id(obj)] = st
+
+    def add_all(self, objs: Iterable[Any]) -> None:
+        """``add()`` each object, in order."""
+        for obj in objs:
+            self.add(obj)
+
+    def delete(self, obj: Any) -> None:
+        """Delete ``obj`` at the next flush (a pending object is simply dropped).
+
+        Raises:
+            SessionError: the object is not in this session.
+        """
+        self._check()
+        st = self._state(obj, "delete()")
+        if st.status == PENDING:
+            self._forget(st)
+            return
+        if st.status == PERSISTENT:
+            st.status = DELETED
+            self._deleted[id(obj)] = st
+
+    def expunge(self, obj: Any) -> None:
+        """Stop managing ``obj``: its changes are no longer tracked or flushed.
+
+        Raises:
+            SessionError: the object is not in this session.
+        """
+        self._check()
+        self._forget(self._state(obj, "expunge()"))
+
+    def clear(self) -> None:
+        """Stop managing every object (pending changes are dropped, nothing is written)."""
+        self._check()
+        for st in self._states.values():
+            st.status = DETACHED
+        self._states.clear()
+        self._new.clear()
+        self._deleted.clear()
+        self._tx_new.clear()
+        self._identity.clear()
+
+    def _forget(self, st: ObjectState) -> None:
+        k = id(st.obj)
+        self._states.pop(k, None)
+        self._new.pop(k, None)
+        self._deleted.pop(k, None)
+        self._tx_new.pop(k, None)
+        if st.key is not None:
+            self._identity.discard(st)
+        st.status = DETACHED
+
+    def _release_unused(self, states: list[ObjectState], refcount: Callable[[Any], int]) -> None:
+        # Streamed objects referenced only by their state (refcount: state.obj + the call
+        # argument) and unchanged are let go, so memory stays flat.
+        for st in states:
+            if st.status == PERSISTENT and refcount(st.obj) <= 2:
+                if st.snap == self._spec(st.mapping).current(st.obj) and (st.hidden is None or tuple(st.hidden) == st.hsnap):
+                    self._forget(st)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _key_arg(self, m: ClassMapping[Any], pk: Any) -> Any:
+        if len(m.pk) == 1:
+            if isinstance(pk, tuple):
+                if len(pk) != 1:
+                    msg = f"{m.cls.__name__} has a one-column key ({m.pk[0].key}); got {pk!r}"
+                    raise errors.QueryError(msg)
+                pk = pk[0]
+            if pk is None:
+                msg = f"get({m.cls.__name__}, None): a primary key value is required"
+                raise errors.QueryError(msg)
+            return pk
+        if not isinstance(pk, tuple) or len(pk) != len(m.pk) or any(v is None for v in pk):
+            names = ", ".join(c.key for c in m.pk)
+            msg = f"{m.cls.__name__} has a composite key ({names}); pass a tuple of {len(m.pk)} values, got {pk!r}"
+            raise errors.QueryError(msg)
+        return pk
+
+    def get(self, cls: type[T], pk: Any) -> T | None:
+        """The object with this primary key: from the identity map with no query, else one SELECT.
+
+        Args:
+            cls: a mapped domain class.
+            pk: the key value, or a tuple in column order for a composite key.
+
+        Returns:
+            The object, or None when no row has that key (or it is deleted in this session).
+        """
+        self._check()
+        m = self._mapping(cls)
+        key = self._key_arg(m, pk)
+        st = self._identity.get(m, key)
+        if st is not None:
+            return None if st.status == DELETED else st.obj
+        conn = self._prepare_read()
+        st = self._identity.get(m, key)
+        if st is not None:
+            return None if st.status == DELETED else st.obj
+        loader = self._loader(m)
+        sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
+        rows = conn.fetchall(sql, self._key_params(m, [key]))
+        found = self._load_rows(m, rows)
+        return found[0] if found else None
+
+    def get_one(self, cls: type[T], pk: Any) -> T:
+        """Like get(), but a missing row raises NotFoundError.
+
+        Raises:
+            NotFoundError: no row has that key.
+        """
+        obj = self.get(cls, pk)
+        if obj is None:
+            m = self._mapping(cls)
+            msg = f"no {m.cls.__name__} with {', '.join(c.key for c in m.pk)} = {pk!r}"
+            raise errors.NotFoundError(msg)
+        return obj
+
+    def _key_params(self, m: ClassMapping[Any], keys: Sequence[Any]) -> list[Any]:
+        d = self._db.engine.dialect
+        binds = [d.bind_processor(c.type) for c in m.pk]
+        if len(m.pk) == 1:
+            b = binds[0]
+            vals = [k if b is None else b(k) for k in keys]
+            return [vals] if d.array_in else vals
+        out: list[Any] = []
+        for key in keys:
+            out += [v if b is None else b(v) for b, v in zip(binds, key)]
+        return out
+
+    def query(self, cls: type[T]) -> Query[T]:
+        """A Query over a mapped class."""
+        self._check()
+        return Query(self, self._mapping(cls))
+
+    def refresh(self, obj: Any) -> None:
+        """Reload ``obj``'s columns from the database, discarding its unflushed changes.
+
+        Raises:
+            SessionError: the object is not persistent in this session.
+            NotFoundError: its row no longer exists.
+        """
+        self._check()
+        st = self._state(obj, "refresh()")
+        if st.status != PERSISTENT:
+            msg = f"refresh() needs a persistent object; {type(obj).__name__} {obj!r} is pending or deleted (flush first)"
+            raise errors.SessionError(msg)
+        m = st.mapping
+        conn = self.connection
+        loader = self._loader(m)
+        sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
+        rows = conn.fetchall(sql, self._key_params(m, [st.key]))
+        if not rows:
+            msg = f"{m.cls.__name__} with key {st.key!r} no longer exists in the database"
+            raise errors.NotFoundError(msg)
+        values = loader.convert_row(rows[0])
+        spec = self._spec(m)
+        by_key = dict(zip((c.key for c in loader.columns), values))
+        for c in m.attr_columns:
+            spec.setattr(obj, c.key, by_key[c.key])
+        if st.hidden is not None:
+            st.hidden[:] = [by_key[c.key] for c in m.hidden_columns]
+        st.snap = spec.take(obj)
+        st.hsnap = tuple(st.hidden) if st.hidden is not None else None
+
+    def identity(self, obj: Any) -> Any:
+        """The primary key of a managed object (hidden or not): a value, or a tuple for composite keys.
+
+        Raises:
+            SessionError: the object is not in this session.
+        """
+        self._check()
+        st = self._state(obj, "identity()")
+        if st.key is not None:
+            return st.key
+        return self._spec(st.mapping).key_of(st)
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """Run raw SQL in the session's transaction, with ``:name`` parameters bound.
+
+        Pending changes are flushed first. Returns the result rows (tuples that also allow
+        access by column name); statements without a result return an empty list.
+
+        Raises:
+            QueryError: a ``:name`` has no value.
+            DatabaseError: the database rejected the statement.
+        """
+        conn = self._prepare_read()
+        text, values = bind_named(sql, params, conn.dialect.marker)
+        cur = conn.execute(text, values)
+        if cur.description is None:
+            return []
+        rows = cur.fetchall()
+        klass = row_class([d[0] for d in cur.description])
+        return [klass(r) for r in rows]
+
+    # -- budgets ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def budget(self, queries: int) -> Iterator[Budget]:
+        """Allow at most ``queries`` statements inside the block (budgets nest).
+
+        Raises:
+            QueryBudgetExceeded: at the first statement over the budget, before it is sent.
+        """
+        if isinstance(queries, bool) or not isinstance(queries, int) or queries < 0:
+            msg = f"budget(queries=...) takes an int >= 0, got {queries!r}"
+            raise errors.QueryError(msg)
+        b = Budget(queries)
+        self._budgets.append(b)
+        try:
+            yield b
+        finally:
+            self._budgets.remove(b)
+
+    # -- flush ------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write pending inserts, updates and deletes, in batches and in foreign-key order.
+
+        Raises:
+            FlushError, StaleDataError, DuplicateIdentityError, DatabaseError: the
+            transaction (or the innermost savepoint) is rolled back, every object is as it
+            was before the flush, and the session waits for rollback().
+        """
+        self._check()
+        if self._flushing:
+            return
+        persistent = [st for st in self._identity.states() if st.status == PERSISTENT]
+        if not (self._new or self._deleted or persistent):
+            return
+        conn = self.connection
+        db = self._db
+        uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister)
+        self._flushing = True
+        try:
+            uow.run(list(self._new.values()), persistent, list(self._deleted.values()))
+            uow.finalize(self._states, self._take)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        finally:
+            self._flushing = False
+        self._new.clear()
+        self._deleted.clear()
+
+    def _take(self, st: ObjectState) -> None:
+        st.snap = self._spec(st.mapping).take(st.obj)
+        st.hsnap = tuple(st.hidden) if st.hidden is not None else None
+
+    def _fail(self, exc: BaseException) -> None:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            try:
+                if self._frames:
+                    conn.rollback_to_savepoint(self._frames[-1].name)
+                else:
+                    conn.rollback()
+            except errors.DatabaseError:
+                conn.broken = conn.broken or True
+        self._pending_rollback = exc
+
+    # -- transactions -----------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Flush, then commit. The session stays usable; objects keep their values."""
+        self._check()
+        self.flush()
+        if self._frames:
+            msg = "commit() inside begin_nested(): leave the nested block first"
+            raise errors.SessionError(msg)
+        if self._conn is not None:
+            self._conn.commit()
+        for k, st in list(self._states.items()):
+            if st.status == DELETED and st.deleted_flushed:
+                self._states.pop(k, None)
+                st.status = DETACHED
+            else:
+                st.committed = (st.snap, st.hsnap)
+                st.generated = False
+        self._tx_new.clear()
+        self._db._after_commit(self)
+
+    def rollback(self) -> None:
+        """Roll back to the last commit, in the database and in memory.
+
+        Objects added since are expunged (keys the database generated for them are
+        cleared), objects deleted since are persistent again, and persistent objects get
+        their last committed values back.
+        """
+        if self._closed:
+            msg = "this session is closed; open a new one with db.session()"
+            raise errors.SessionClosedError(msg)
+        self._frames.clear()
+        try:
+            if self._conn is not None:
+                self._conn.rollback()
+        finally:
+            self._pending_rollback = None
+            self._restore_committed()
+
+    def _clear_generated(self, st: ObjectState) -> None:
+        if st.generated and st.mapping.autoinc is not None:
+            self._spec(st.mapping).set(st, st.mapping.autoinc.key, None)
+            st.generated = False
+
+    def _restore_committed(self) -> None:
+        for st in list(self._tx_new.values()):
+            self._clear_generated(st)
+            self._forget(st)
+        self._tx_new.clear()
+        self._new.clear()
+        self._deleted.clear()
+        self._identity.clear()
+        for st in self._states.values():
+            if st.committed is None:
+                continue
+            snap, hsnap = st.committed
+            self._restore_values(st, snap, hsnap)
+            st.status = PERSISTENT
+            st.deleted_flushed = False
+            st.key = self._spec(st.mapping).key_of(st)
+            self._identity.add(st)
+
+    def _restore_values(self, st: ObjectState, snap: tuple[Any, ...] | None, hsnap: tuple[Any, ...] | None) -> None:
+        spec = self._spec(st.mapping)
+        if snap is not None and spec.current(st.obj) != snap:
+            spec.restore(st.obj, snap)
+        st.snap = snap
+        if hsnap is not None and st.hidden is not None:
+            st.hidden[:] = list(hsnap)
+        st.hsnap = hsnap
+
+    @contextmanager
+    def begin_nested(self) -> Iterator[Session]:
+        """A savepoint: if the block raises, the database and memory return to its start.
+
+        Pending changes are flushed when the block starts and when it ends.
+        """
+        self.flush()
+        conn = self.connection
+        name = conn.savepoint()
+        frame = _Frame(name, self)
+        self._frames.append(frame)
+        try:
+            yield self
+            self.flush()
+        except BaseException:
+            self._frames.remove(frame)
+            try:
+                if not conn.closed:
+                    conn.rollback_to_savepoint(name)
+                    conn.release_savepoint(name)
+            finally:
+                self._pending_rollback = None
+                self._restore_frame(frame)
+            raise
+        self._frames.remove(frame)
+        conn.release_savepoint(name)
+
+    def _restore_frame(self, frame: _Frame) -> None:
+        for k, st in list(self._states.items()):
+            if k not in frame.states:
+                self._clear_generated(st)
+                self._forget(st)
+        self._new = {k: st for k, st in frame.new.items() if k in self._states}
+        self._deleted = dict(frame.deleted)
+        self._identity.clear()
+        for k, st in self._states.items():
+            snap, hsnap, status, deleted_flushed = frame.snaps[k]
+            if status == PENDING:
+                st.status = PENDING
+                continue
+            self._restore_values(st, snap, hsnap)
+            st.status = status
+            st.deleted_flushed = deleted_flushed
+            st.key = self._spec(st.mapping).key_of(st)
+            if status == PERSISTENT or (status == DELETED and not deleted_flushed):
+                self._identity.add(st)
+
+    def close(self) -> None:
+        """Release the connection (rolling back anything uncommitted). Objects keep their values."""
+        if self._closed:
+            return
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._closed
+
+    # -- set-based writes (used by Query) ---------------------------------------------------------
+
+    def _matching_keys(self, m: ClassMapping[Any], where: BoolExpr | None) -> list[Any]:
+        conn = self.connection
+        from .sql import Select
+
+        sql, params = conn.compiler.select(Select(m.table.name, list(m.pk), where, for_update=True))
+        procs = [conn.dialect.result_processor(c.type) for c in m.pk]
+        keys = []
+        for row in conn.fetchall(sql, params):
+            vals = [v if p is None else p(v) for p, v in zip(procs, row)]
+            keys.append(vals[0] if len(vals) == 1 else tuple(vals))
+        return keys
+
+    def _returned_keys(self, m: ClassMapping[Any], rows: Sequence[Sequence[Any]]) -> list[Any]:
+        d = self._db.engine.dialect
+        procs = [d.result_processor(c.type) for c in m.pk]
+        out = []
+        for row in rows:
+            vals = [v if p is None else p(v) for p, v in zip(procs, row)]
+            out.append(vals[0] if len(vals) == 1 else tuple(vals))
+        return out
+
+    def _bulk_update(self, m: ClassMapping[Any], assignments: list[tuple[Column, Any]], where: BoolExpr | None) -> int:
+        conn = self._prepare_read()
+        held = self._identity.for_mapping(m)
+        keys: list[Any] | None = None
+        if held and not conn.dialect.update_returning:
+            keys = self._matching_keys(m, where)
+        returning = list(m.pk) if held and conn.dialect.update_returning else []
+        sql, params = conn.compiler.update_where(m.table.name, assignments, where, returning)
+        if returning:
+            rows = conn.fetchall(sql, params)
+            keys = self._returned_keys(m, rows)
+            count = len(rows)
+        else:
+            count = int(conn.execute(sql, params).rowcount)
+        if keys:
+            spec = self._spec(m)
+            for key in keys:
+                st = held.get(key)
+                if st is None:
+                    continue
+                for col, value in assignments:
+                    spec.set(st, col.key, value)
+                self._take(st)
+        return count
+
+    def _bulk_delete(self, m: ClassMapping[Any], where: BoolExpr | None) -> int:
+        conn = self._prepare_read()
+        held = self._identity.for_mapping(m)
+        keys: list[Any] | None = None
+        if held and not conn.dialect.delete_returning:
+            keys = self._matching_keys(m, where)
+        returning = list(m.pk) if held and conn.dialect.delete_returning else []
+        sql, params = conn.compiler.delete_where(m.table.name, where, returning)
+        if returning:
+            rows = conn.fetchall(sql, params)
+            keys = self._returned_keys(m, rows)
+            count = len(rows)
+        else:
+            count = int(conn.execute(sql, params).rowcount)
+        for key in keys or ():
+            st = held.get(key)
+            if st is not None:
+                st.status = DELETED
+                st.deleted_flushed = True
+                self._identity.discard(st)
+        return count
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._states)} objects"
+        return f"<Session {state}>"
+
+    def __contains__(self, obj: Any) -> bool:
+        st = self._states.get(id(obj))
+        return st is not None and st.obj is obj and st.status != DETACHED

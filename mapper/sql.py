@@ -1,0 +1,404 @@
+"""Statements rendered through a dialect into ``(sql, params)``.
+
+Every value becomes a bound parameter; identifiers come only from the mapping and are
+quoted. Shapes that the flush sends over and over (INSERT of n rows, UPDATE of a column
+set) are cached per compiler, so building SQL costs nothing on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .dialects.base import Dialect
+from .expressions import (
+    And,
+    Between,
+    BoolExpr,
+    Compare,
+    Expr,
+    InList,
+    IsNull,
+    Like,
+    Literal,
+    Not,
+    Or,
+    Ordering,
+    RawBool,
+    ValueExpr,
+)
+from .schema import Column, ForeignKeyConstraint, Table
+
+__all__ = ["Select", "Compiler", "CountStar"]
+
+
+class CountStar(ValueExpr):
+    """``count(*)`` as a selectable value."""
+
+    __slots__ = ()
+
+
+class Select:
+    """A SELECT over one table.
+
+    Attributes:
+        table: the table name.
+        columns: the columns (or ``CountStar``) to return, in order.
+        where: the condition, or None.
+        order_by: ordering items.
+        limit / offset: row window (ints, validated by the query).
+        for_update: lock the selected rows.
+    """
+
+    __slots__ = ("table", "columns", "where", "order_by", "limit", "offset", "for_update")
+
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[ValueExpr],
+        where: BoolExpr | None = None,
+        order_by: Sequence[Ordering] = (),
+        limit: int | None = None,
+        offset: int | None = None,
+        for_update: bool = False,
+    ) -> None:
+        self.table = table
+        self.columns = list(columns)
+        self.where = where
+        self.order_by = list(order_by)
+        self.limit = limit
+        self.offset = offset
+        self.for_update = for_update
+
+
+class Compiler:
+    """Renders statements for one dialect instance."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.marker = dialect.marker
+        self.quote = dialect.quote
+        self._cache: dict[tuple[Any, ...], str] = {}
+
+    # -- expressions ------------------------------------------------------------------------------
+
+    def column(self, col: Column) -> str:
+        """A qualified column reference."""
+        return f"{self.quote(col.table)}.{self.quote(col.name)}"
+
+    def value(self, e: ValueExpr, params: list[Any]) -> str:
+        """Render a value expression, appending bound parameters to ``params``."""
+        if isinstance(e, Column):
+            return self.column(e)
+        if isinstance(e, Literal):
+            params.append(self.bind(e))
+            return self.marker
+        if isinstance(e, CountStar):
+            return "count(*)"
+        msg = f"cannot render {e!r} as a value"
+        raise TypeError(msg)
+
+    def bind(self, lit: Literal) -> Any:
+        """The driver value of a literal."""
+        v = lit.value
+        if lit.type is not None and v is not None:
+            proc = self.dialect.bind_processor(lit.type)
+            if proc is not None:
+                return proc(v)
+        return v
+
+    def condition(self, e: Expr, params: list[Any]) -> str:
+        """Render a condition, appending bound parameters to ``params``."""
+        if isinstance(e, Compare):
+            return f"{self.value(e.left, params)} {e.op} {self.value(e.right, params)}"
+        if isinstance(e, And):
+            if not e.items:
+                return "1 = 1"
+            return "(" + " AND ".join(self.condition(i, params) for i in e.items) + ")"
+        if isinstance(e, Or):
+            if not e.items:
+                return "1 = 0"
+            return "(" + " OR ".join(self.condition(i, params) for i in e.items) + ")"
+        if isinstance(e, Not):
+            return f"NOT ({self.condition(e.item, params)})"
+        if isinstance(e, IsNull):
+            return f"{self.value(e.left, params)} IS {'NOT ' if e.negate else ''}NULL"
+        if isinstance(e, InList):
+            return self._in(e, params)
+        if isinstance(e, Like):
+            left = self.value(e.left, params)
+            pattern = self.value(e.pattern, params)
+            if not e.insensitive:
+                return f"{left} LIKE {pattern}"
+            op = self.dialect.ilike_operator
+            if op:
+                return f"{left} {op} {pattern}"
+            return f"lower({left}) LIKE lower({pattern})"
+        if isinstance(e, Between):
+            return (
+                f"{self.value(e.left, params)} BETWEEN {self.value(e.low, params)} "
+                f"AND {self.value(e.high, params)}"
+            )
+        if isinstance(e, RawBool):
+            return "1 = 1" if e.value else "1 = 0"
+        msg = f"cannot render {e!r} as a condition"
+        raise TypeError(msg)
+
+    def _in(self, e: InList, params: list[Any]) -> str:
+        if not e.values:
+            return "1 = 1" if e.negate else "1 = 0"
+        left = self.value(e.left, params)
+        if self.dialect.array_in and all(isinstance(v, Literal) for v in e.values):
+            params.append([self.bind(v) for v in e.values])  # type: ignore[arg-type]
+            return f"{left} <> ALL({self.marker})" if e.negate else f"{left} = ANY({self.marker})"
+        items = ", ".join(self.value(v, params) for v in e.values)
+        return f"{left} {'NOT IN' if e.negate else 'IN'} ({items})"
+
+    def ordering(self, items: Sequence[Ordering], params: list[Any]) -> str:
+        """The ORDER BY clause (empty when there is nothing to order by)."""
+        if not items:
+            return ""
+        parts = [f"{self.value(o.expr, params)}{' DESC' if o.descending else ''}" for o in items]
+        return " ORDER BY " + ", ".join(parts)
+
+    # -- SELECT -----------------------------------------------------------------------------------
+
+    def select(self, s: Select) -> tuple[str, list[Any]]:
+        """Render a SELECT."""
+        params: list[Any] = []
+        cols = ", ".join(self.value(c, params) for c in s.columns)
+        sql = f"SELECT {cols} FROM {self.quote(s.table)}"
+        if s.where is not None:
+            sql += " WHERE " + self.condition(s.where, params)
+        sql += self.ordering(s.order_by, params)
+        sql += self.dialect.limit_sql(s.limit, s.offset)
+        if s.for_update:
+            sql += self.dialect.for_update_sql
+        return sql, params
+
+    def count(self, s: Select) -> tuple[str, list[Any]]:
+        """``SELECT count(*)`` of what a Select would return."""
+        if s.limit is None and not s.offset:
+            inner = Select(s.table, [CountStar()], s.where)
+            return self.select(inner)
+        sub, params = self.select(Select(s.table, s.columns[:1], s.where, s.order_by, s.limit, s.offset))
+        return f"SELECT count(*) FROM ({sub}) AS sub", params
+
+    def exists(self, s: Select) -> tuple[str, list[Any]]:
+        """``SELECT 1 ... LIMIT 1``: whether a Select would return any row."""
+        params: list[Any] = []
+        sql = f"SELECT 1 FROM {self.quote(s.table)}"
+        if s.where is not None:
+            sql += " WHERE " + self.condition(s.where, params)
+        sql += self.dialect.limit_sql(1, s.offset)
+        return sql, params
+
+    def key_condition(self, keys: Sequence[Column], n: int) -> tuple[str, int]:
+        """A WHERE clause matching ``n`` key values; returns the SQL and the parameter count.
+
+        One column: ``= ANY(%s)`` with one array parameter where the dialect has arrays,
+        else an IN list. Several columns: a row-value IN list.
+        """
+        if len(keys) == 1:
+            col = self.column(keys[0])
+            if self.dialect.array_in:
+                return f"{col} = ANY({self.marker})", 1
+            return f"{col} IN ({', '.join([self.marker] * n)})", n
+        row = "(" + ", ".join([self.marker] * len(keys)) + ")"
+        cols = "(" + ", ".join(self.column(k) for k in keys) + ")"
+        return f"{cols} IN ({', '.join([row] * n)})", n * len(keys)
+
+    def select_by_keys(self, table: Table, columns: Sequence[Column], keys: Sequence[Column], n: int) -> str:
+        """SELECT ``columns`` of the rows whose ``keys`` match ``n`` values (cached)."""
+        ck = ("sk", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys), n if not (self.dialect.array_in and len(keys) == 1) else 0)
+        sql = self._cache.get(ck)
+        if sql is None:
+            cols = ", ".join(self.column(c) for c in columns)
+            cond, _ = self.key_condition(keys, n)
+            sql = self._cache[ck] = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+        return sql
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def insert(self, table: str, columns: Sequence[str], nrows: int, returning: Sequence[str] = ()) -> str:
+        """A multi-row INSERT of ``nrows`` rows, with RETURNING when asked (cached)."""
+        ck = ("ins", table, tuple(columns), nrows, tuple(returning))
+        sql = self._cache.get(ck)
+        if sql is None:
+            q = self.quote
+            if columns:
+                row = "(" + ", ".join([self.marker] * len(columns)) + ")"
+                cols = "(" + ", ".join(q(c) for c in columns) + ")"
+                sql = f"INSERT INTO {q(table)} {cols} VALUES " + ", ".join([row] * nrows)
+            else:
+                sql = f"INSERT INTO {q(table)} {self.dialect.default_values_sql}"
+            if returning:
+                sql += " RETURNING " + ", ".join(q(c) for c in returning)
+            self._cache[ck] = sql
+        return sql
+
+    def update_row(self, table: str, set_columns: Sequence[str], keys: Sequence[str], version: str | None) -> str:
+        """``UPDATE t SET a = ?, b = ? WHERE key = ? [AND version = ?]`` for executemany (cached)."""
+        ck = ("upd", table, tuple(set_columns), tuple(keys), version)
+        sql = self._cache.get(ck)
+        if sql is None:
+            q, m = self.quote, self.marker
+            sets = ", ".join(f"{q(c)} = {m}" for c in set_columns)
+            conds = [f"{q(k)} = {m}" for k in keys]
+            if version is not None:
+                conds.append(f"{q(version)} = {m}")
+            sql = self._cache[ck] = f"UPDATE {q(table)} SET {sets} WHERE " + " AND ".join(conds)
+        return sql
+
+    def delete_rows(self, table: Table, keys: Sequence[Column], n: int, version: Column | None) -> str:
+        """DELETE of ``n`` rows by key (and version, when checked) (cached)."""
+        ck = ("del", table.name, tuple(k.name for k in keys), n, version.name if version is not None else None)
+        sql = self._cache.get(ck)
+        if sql is None:
+            cols = list(keys) + ([version] if version is not None else [])
+            if version is None:
+                cond, _ = self.key_condition(cols, n)
+            else:
+                # Row values carry the version check per row, on every backend.
+                row = "(" + ", ".join([self.marker] * len(cols)) + ")"
+                cond = "(" + ", ".join(self.column(k) for k in cols) + ") IN (" + ", ".join([row] * n) + ")"
+            sql = self._cache[ck] = f"DELETE FROM {self.quote(table.name)} WHERE {cond}"
+        return sql
+
+    def update_where(
+        self,
+        table: str,
+        assignments: Sequence[tuple[Column, Any]],
+        where: BoolExpr | None,
+        returning: Sequence[Column] = (),
+    ) -> tuple[str, list[Any]]:
+        """A set-based UPDATE."""
+        params: list[Any] = []
+        sets = []
+        for col, value in assignments:
+            sets.append(f"{self.quote(col.name)} = {self.marker}")
+            params.append(self.bind(Literal(value, col.type)))
+        sql = f"UPDATE {self.quote(table)} SET {', '.join(sets)}"
+        if where is not None:
+            sql += " WHERE " + self.condition(where, params)
+        if returning:
+            sql += " RETURNING " + ", ".join(self.column(c) for c in returning)
+        return sql, params
+
+    def delete_where(self, table: str, where: BoolExpr | None, returning: Sequence[Column] = ()) -> tuple[str, list[Any]]:
+        """A set-based DELETE."""
+        params: list[Any] = []
+        sql = f"DELETE FROM {self.quote(table)}"
+        if where is not None:
+            sql += " WHERE " + self.condition(where, params)
+        if returning:
+            sql += " RETURNING " + ", ".join(self.column(c) for c in returning)
+        return sql, params
+
+    # -- DDL --------------------------------------------------------------------------------------
+
+    def create_table(self, table: Table, skip_fks: Sequence[ForeignKeyConstraint] = ()) -> str:
+        """CREATE TABLE with keys, uniques and the foreign keys not in ``skip_fks``."""
+        d, q = self.dialect, self.quote
+        auto = table.autoincrement_column
+        inline_pk = d.inline_primary_key(table)
+        lines = []
+        for col in table.columns:
+            is_auto = col is auto
+            line = f"{q(col.name)} {d.type_sql(col, is_auto)}"
+            if is_auto and inline_pk:
+                line += " PRIMARY KEY"
+            elif is_auto:
+                line += d.autoincrement_clause(col)
+            if not col.nullable and not (is_auto and inline_pk):
+                line += " NOT NULL"
+            if col.server_default is not None:
+                line += f" DEFAULT {col.server_default}"
+            lines.append(line)
+        if not inline_pk:
+            lines.append("PRIMARY KEY (" + ", ".join(q(c.name) for c in table.primary_key) + ")")
+        for cols in table.uniques:
+            name = f"uq_{table.name}_{'_'.join(cols)}"[:63]
+            lines.append(f"CONSTRAINT {q(name)} UNIQUE (" + ", ".join(q(c) for c in cols) + ")")
+        skipped = {id(fk) for fk in skip_fks}
+        for fk in table.foreign_keys:
+            if id(fk) not in skipped:
+                lines.append(self.foreign_key(fk))
+        body = ",\n  ".join(lines)
+        return f"CREATE TABLE {q(table.name)} (\n  {body}\n){d.table_suffix}"
+
+    def foreign_key(self, fk: ForeignKeyConstraint) -> str:
+        """A FOREIGN KEY table constraint."""
+        q = self.quote
+        sql = (
+            f"CONSTRAINT {q(fk.name)} FOREIGN KEY (" + ", ".join(q(c) for c in fk.columns) + ") "
+            f"REFERENCES {q(fk.ref_table)} (" + ", ".join(q(c) for c in fk.ref_columns) + ")"
+        )
+        if fk.on_delete:
+            sql += f" ON DELETE {fk.on_delete}"
+        if fk.on_update:
+            sql += f" ON UPDATE {fk.on_update}"
+        return sql
+
+    def add_foreign_key(self, fk: ForeignKeyConstraint) -> str:
+        """ALTER TABLE ... ADD a foreign key (for cycles, after both tables exist)."""
+        return f"ALTER TABLE {self.quote(fk.table)} ADD {self.foreign_key(fk)}"
+
+
+def bind_named(sql: str, params: dict[str, Any] | Sequence[Any] | None, marker: str) -> tuple[str, list[Any]]:
+    """Turn ``:name`` placeholders into the driver's marker, with positional parameters.
+
+    Quoted strings, quoted identifiers and PostgreSQL ``::type`` casts are left alone; with
+    the ``%s`` marker a literal ``%`` is doubled so the driver does not read it as a marker.
+
+    Raises:
+        QueryError: a ``:name`` has no value in ``params``, or params is not a mapping.
+    """
+    from .errors import QueryError
+
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        msg = f"execute() takes its parameters as a dict for :name placeholders, got {type(params).__name__}"
+        raise QueryError(msg)
+    out: list[str] = []
+    values: list[Any] = []
+    i, n = 0, len(sql)
+    percent = marker == "%s"
+    while i < n:
+        ch = sql[i]
+        if ch in ("'", '"', "`"):
+            j = i + 1
+            while j < n:
+                if sql[j] == ch:
+                    if j + 1 < n and sql[j + 1] == ch:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            chunk = sql[i : j + 1]
+            out.append(chunk.replace("%", "%%") if percent else chunk)
+            i = j + 1
+            continue
+        if ch == ":" and i + 1 < n and sql[i + 1] == ":":
+            out.append("::")
+            i += 2
+            continue
+        if ch == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
+            j = i + 1
+            while j < n and (sql[j].isalnum() or sql[j] == "_"):
+                j += 1
+            name = sql[i + 1 : j]
+            if name not in params:
+                msg = f"execute(): no value for :{name}; pass it in the parameters dict"
+                raise QueryError(msg)
+            values.append(params[name])
+            out.append(marker)
+            i = j
+            continue
+        if ch == "%" and percent:
+            out.append("%%")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out), values
