@@ -1,0 +1,155 @@
+"""The import direction of DESIGN.md section 3, read from the source: no module imports upward."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PKG = ROOT / "mapper"
+
+# Lower rank = lower layer. A module may import only modules of strictly lower rank
+# (dialect modules may import dialects.base, which shares their rank).
+RANK = {
+    "errors": 0,
+    "_typing": 0,
+    "types": 1,
+    "expressions": 2,
+    "schema": 3,
+    "relations": 4,
+    "dialects": 4,
+    "mapping": 5,
+    "sql": 5,
+    "engine": 6,
+    "state": 6,
+    "identity": 7,
+    "changes": 8,
+    "cascade": 8,
+    "ordering": 8,
+    "flush": 9,
+    "loading": 9,
+    "lazy": 9,
+    "query": 10,
+    "accessors": 11,
+    "session": 12,
+    "database": 13,
+    "__init__": 14,
+    "__main__": 14,
+}
+# Branch rules from DESIGN.md: (importer, forbidden import).
+FORBIDDEN = [
+    ("relations", "sql"), ("relations", "engine"), ("relations", "session"), ("relations", "dialects"),
+    ("mapping", "sql"), ("mapping", "engine"), ("mapping", "session"), ("mapping", "dialects"),
+    ("dialects", "mapping"), ("dialects", "session"), ("dialects", "relations"),
+    ("changes", "engine"), ("changes", "sql"), ("changes", "dialects"), ("changes", "session"),
+    ("cascade", "engine"), ("cascade", "sql"), ("cascade", "dialects"), ("cascade", "session"),
+    ("ordering", "engine"), ("ordering", "sql"), ("ordering", "dialects"), ("ordering", "session"),
+]
+
+
+def _top(module: str) -> str:
+    """'mapper.dialects.sqlite' -> 'dialects'; 'mapper.session' -> 'session'."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (annotation-only imports are allowed)."""
+    out: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def imports_of(src: str, package: list[str]) -> set[str]:
+    """Every mapper-internal module that source in ``package`` imports at run time."""
+    found: set[str] = set()
+    for node in _runtime_nodes(ast.parse(src)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "mapper"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                if node.module is None:
+                    found |= {".".join(base + [a.name]) for a in node.names}
+                else:
+                    found.add(".".join(base + [node.module]))
+            elif node.module and node.module.split(".")[0] == "mapper":
+                found.add(node.module)
+    return found
+
+
+def violations(me: str, imported: set[str]) -> list[str]:
+    """Why each import of layer ``me`` breaks the direction rules (empty when none does)."""
+    out = []
+    for module in sorted(imported):
+        target = _top(module)
+        if target == me:
+            continue
+        if (me, target) in FORBIDDEN:
+            out.append(f"imports {module}: forbidden by DESIGN.md")
+        elif RANK[target] >= RANK[me]:
+            out.append(f"(rank {RANK[me]}) imports {module} (rank {RANK[target]}): imports must point down")
+    return out
+
+
+def _layer_and_imports(path: pathlib.Path) -> tuple[str, set[str]]:
+    rel = path.relative_to(ROOT).with_suffix("")
+    package = list(rel.parts[:-1])
+    return _top(".".join(rel.parts)), imports_of(path.read_text(), package)
+
+
+def _modules() -> list[pathlib.Path]:
+    return sorted(PKG.rglob("*.py"))
+
+
+def test_every_module_has_a_rank():
+    for path in _modules():
+        name = _top(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        assert name in RANK, f"{path.relative_to(ROOT)} has no layer in RANK; place it in the import order"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_point_down(path):
+    me, imported = _layer_and_imports(path)
+    problems = violations(me, imported)
+    assert not problems, f"{path.relative_to(ROOT)} (layer {me}): " + "; ".join(problems)
+
+
+def test_mapper_never_imports_domain():
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n == "domain" or n.startswith("domain.") for n in names), path
+
+
+def test_a_wrong_way_import_is_caught():
+    # The checker must flag an upward import, a forbidden branch import, and ignore TYPE_CHECKING.
+    upward = imports_of("from .session import Session\n", ["mapper"])
+    assert violations("relations", upward)
+    assert violations("mapping", imports_of("from . import sql\n", ["mapper"]))
+    assert violations("dialects", imports_of("from ..mapping import Mapper\n", ["mapper", "dialects"]))
+    guarded = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .session import Session\n"
+    assert not violations("query", imports_of(guarded, ["mapper"]))
+
+
+def test_import_mapper_needs_no_driver():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mapper; "
+        "bad = [m for m in ('psycopg', 'pymysql', 'psycopg_pool') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
