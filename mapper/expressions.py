@@ -27,6 +27,7 @@ __all__ = [
     "Not",
     "Ordering",
     "RawBool",
+    "RelationFilter",
     "as_bool_expr",
 ]
 
@@ -291,6 +292,20 @@ class RawBool(BoolExpr):
 
     def __init__(self, value: bool) -> None:
         self.value = value
+
+
+class RelationFilter(BoolExpr):
+    """``EXISTS`` over a relation: its target matches ``conditions`` and ``equals``.
+
+    ``relation`` is the declaration (a mapper attribute); the query resolves it.
+    """
+
+    __slots__ = ("relation", "conditions", "equals")
+
+    def __init__(self, relation: Any, conditions: tuple[Any, ...], equals: dict[str, Any]) -> None:
+        self.relation = relation
+        self.conditions = conditions
+        self.equals = equals
 
 
 class Ordering(Expr):

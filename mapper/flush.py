@@ -187,13 +187,14 @@ class UnitOfWork:
     def _emit_inserts(self, table: Table, states: list[ObjectState]) -> None:
         p = self.persister_for(states[0].mapping)
         groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_InsertRow]] = {}
+        seen: dict[Any, ObjectState] = {}
         for st in states:
             row = self._collect_insert(st, p)
             if st.key is None:
                 key = p.spec.key_of(st)
                 if key is not None:
-                    other = self.identity.get(st.mapping, key)
-                    if other is not None and other is not st:
+                    other = self.identity.get(st.mapping, key) or seen.setdefault(key, st)
+                    if other is not st:
                         msg = (
                             f"{st.mapping.cls.__name__} with key {key!r} is already in the session; "
                             "two objects cannot share a primary key (use session.get() to reuse the existing one)"
@@ -344,16 +345,15 @@ class UnitOfWork:
             st = cs.state
             cols = list(cs.columns)
             vals = list(cs.values)
-            if p.updated_at is not None and p.updated_at not in cols:
+            # Columns overload ==, so membership is tested by identity.
+            if p.updated_at is not None and not any(c is p.updated_at for c in cols):
                 self.journal.set(spec, st, p.updated_at.key, self.now)
                 cols.append(p.updated_at)
                 vals.append(self.now)
             old_version = None
             if version is not None:
                 old_version = self._old_value(st, spec, version)
-                if version in cols:
-                    pass  # the domain set the next version itself
-                else:
+                if not any(c is version for c in cols):  # else the domain set the next version itself
                     new_version = (old_version or 0) + 1
                     self.journal.set(spec, st, version.key, new_version)
                     cols.append(version)

@@ -15,11 +15,11 @@ from typing import Any
 from .dialects.base import Dialect
 from .mapping import ClassMapping
 from .schema import Column
-from .state import PERSISTENT, ObjectState, SnapshotSpec
+from .state import GHOST, PERSISTENT, ObjectState, SnapshotSpec
 
 __all__ = ["Loader", "LoadFn"]
 
-LoadFn = Callable[[Sequence[Sequence[Any]], dict[Any, ObjectState], dict[int, ObjectState]], list[Any]]
+LoadFn = Callable[[Sequence[Sequence[Any]], dict[Any, ObjectState], dict[int, ObjectState], list[ObjectState]], list[Any]]
 
 
 class Loader:
@@ -27,7 +27,8 @@ class Loader:
 
     Attributes:
         columns: the columns a SELECT must return, in order.
-        load: ``load(rows, identity_dict, states) -> objects`` (generated).
+        load: ``load(rows, identity_dict, states, fresh) -> objects`` (generated); states
+            built or filled from these rows are appended to ``fresh``.
     """
 
     def __init__(self, mapping: ClassMapping[Any], dialect: Dialect, spec: SnapshotSpec) -> None:
@@ -46,6 +47,7 @@ class Loader:
         ns: dict[str, Any] = {
             "ObjectState": ObjectState,
             "PERSISTENT": PERSISTENT,
+            "GHOST": GHOST,
             "mapping": m,
             "cls": m.cls,
             "new": object.__new__ if m.plain_new else m.cls.__new__,
@@ -55,7 +57,7 @@ class Loader:
         }
         index = {c.key: i for i, c in enumerate(self.columns)}
         lines = [
-            "def load(rows, imap, states):",
+            "def load(rows, imap, states, fresh):",
             "    out = []",
             "    append = out.append",
             "    get = imap.get",
@@ -70,20 +72,13 @@ class Loader:
                 lines.append(f"        v{i} = row[{i}]")
         pk_idx = [index[c.key] for c in m.pk]
         key_expr = f"v{pk_idx[0]}" if len(pk_idx) == 1 else "(" + ", ".join(f"v{i}" for i in pk_idx) + ")"
-        lines += [
-            f"        key = {key_expr}",
-            "        st = get(key)",
-            "        if st is not None:",
-            "            append(st.obj)",
-            "            continue",
-            "        obj = new(cls)",
-        ]
+        fill: list[str] = []
         for c in m.attr_columns:
             i = index[c.key]
             if m.direct_setattr:
-                lines.append(f"        obj.{c.key} = v{i}")
+                fill.append(f"obj.{c.key} = v{i}")
             else:
-                lines.append(f"        _setattr(obj, {c.key!r}, v{i})")
+                fill.append(f"_setattr(obj, {c.key!r}, v{i})")
         for j, d in enumerate(m.field_defaults):
             if d.factory is not None:
                 ns[f"f{j}"] = d.factory
@@ -92,19 +87,35 @@ class Loader:
                 ns[f"d{j}"] = d.value
                 value = f"d{j}"
             if m.direct_setattr:
-                lines.append(f"        obj.{d.name} = {value}")
+                fill.append(f"obj.{d.name} = {value}")
             else:
-                lines.append(f"        _setattr(obj, {d.name!r}, {value})")
-        snap_items = []
-        for k, c in enumerate(m.attr_columns):
-            i = index[c.key]
-            snap_items.append(f"deepcopy(v{i})" if c.type.mutable else f"v{i}")
-        snap = "(" + "".join(f"{s}, " for s in snap_items) + ")"
+                fill.append(f"_setattr(obj, {d.name!r}, {value})")
+        snap_items = [f"deepcopy(v{index[c.key]})" if c.type.mutable else f"v{index[c.key]}" for c in m.attr_columns]
+        snap = "(" + "".join(f"{x}, " for x in snap_items) + ")"
         hidden = "[" + ", ".join(f"v{index[c.key]}" for c in m.hidden_columns) + "]" if m.hidden_columns else "None"
         lines += [
-            f"        st = ObjectState(obj, mapping, key, {snap}, {hidden}, PERSISTENT)",
-            "        imap[key] = st",
-            "        states[id(obj)] = st",
+            f"        key = {key_expr}",
+            "        st = get(key)",
+            "        if st is not None:",
+            "            if st.status != GHOST:",
+            "                append(st.obj)",
+            "                continue",
+            # A stand-in created for a reference: make it the real class and fill it.
+            "            obj = st.obj",
+            "            _setattr(obj, '__class__', cls)",
+            *(f"            {line}" for line in fill),
+            f"            st.snap = {snap}",
+            f"            st.hidden = {hidden}",
+            "            st.hsnap = None if st.hidden is None else tuple(st.hidden)",
+            "            st.committed = (st.snap, st.hsnap)",
+            "            st.status = PERSISTENT",
+            "        else:",
+            "            obj = new(cls)",
+            *(f"            {line}" for line in fill),
+            f"            st = ObjectState(obj, mapping, key, {snap}, {hidden}, PERSISTENT)",
+            "            imap[key] = st",
+            "            states[id(obj)] = st",
+            "        fresh.append(st)",
         ]
         if m.on_load is not None:
             lines.append("        on_load(obj)")

@@ -11,10 +11,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 import attrs
 
 from .errors import ConfigurationError, MapperError
+from .relations import BelongsTo, BelongsToMany, HasMany, HasOne, Relation, parse_cascade, LAZY
 from .schema import FK_ACTIONS, IDENTIFIER, Column, ForeignKeyConstraint, Index, Table
 from .types import ColumnType, DateTime, Integer, BigInteger, SmallInteger
 
-__all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault"]
+__all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault", "RelationInfo"]
 
 T = TypeVar("T")
 
@@ -48,19 +49,25 @@ class Mapper(Generic[T]):
     table: ClassVar[str]
     timestamps: ClassVar[bool] = False
     __columns__: ClassVar[dict[str, Column]] = {}
+    __relations__: ClassVar[dict[str, Relation]] = {}
     __domain__: ClassVar[Any] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         columns: dict[str, Column] = {}
+        relations: dict[str, Relation] = {}
         for base in reversed(cls.__mro__[1:]):
             columns.update(getattr(base, "__columns__", {}))
+            relations.update(getattr(base, "__relations__", {}))
         for key, value in list(vars(cls).items()):
             if isinstance(value, Column):
                 if value.owner is not cls:
                     value.bind(cls, key)
                 columns[key] = value
+            elif isinstance(value, Relation):
+                relations[key] = value
         cls.__columns__ = columns
+        cls.__relations__ = relations
         table = vars(cls).get("table")
         for col in columns.values():
             if col.owner is cls and isinstance(table, str):
@@ -175,6 +182,22 @@ class ClassMapping(Generic[T]):
         self.hooks: dict[str, Callable[[Any], None]] = {}
         #: Index of each column in ``columns`` (the snapshot and row order).
         self.index: dict[str, int] = {}
+        #: Resolved relations by attribute name, in declaration order.
+        self.relations: dict[str, RelationInfo] = {}
+        #: Relations of other mappings whose foreign key references this one (for deletes).
+        self.referenced_by: list[RelationInfo] = []
+        self.lazy: str | None = getattr(mapper_class, "lazy", None)
+
+    def add_hidden_column(self, key: str, col: Column) -> Column:
+        """Add a column the mapper did not declare (a derived foreign key)."""
+        col.bind(self.mapper_class, key)
+        col.table = self.table.name
+        self.index[key] = len(self.columns)
+        self.columns.append(col)
+        self.by_key[key] = col
+        self.table.columns.append(col)
+        self.hidden_columns.append(col)
+        return col
 
     @property
     def pk_single(self) -> bool:
@@ -183,6 +206,79 @@ class ClassMapping(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<ClassMapping {self.cls.__name__} by {self.name}>"
+
+
+class RelationInfo:
+    """A relation resolved in one Database.
+
+    Attributes:
+        decl: the declaration (BelongsTo, HasMany, HasOne, BelongsToMany).
+        key: the attribute name on the source class.
+        kind: "belongs_to", "has_many", "has_one" or "belongs_to_many".
+        source / target: the mappings on either side.
+        cascade: the set of "save", "delete", "orphan".
+        holder: the mapping whose table holds the foreign key (None for a string junction).
+        fk_cols: the foreign-key columns on the holder (or the junction columns to the source).
+        ref_cols: the columns they reference (the parent's key).
+        parent: the mapping the foreign key references.
+        junction: the junction table of a BelongsToMany through a string.
+        through: the association mapping of a BelongsToMany through a class.
+        other_cols: junction/association columns referencing the target (BelongsToMany).
+        edge: (holder table, fk column names): relations on one edge describe the same key.
+        inverse: the mirrored relation on the target, if declared.
+        order: ordering of collection members as (column, descending).
+    """
+
+    def __init__(self, decl: Relation, source: ClassMapping[Any], target: ClassMapping[Any]) -> None:
+        self.decl = decl
+        self.key = decl.key
+        self.kind = decl.kind
+        self.to_many = decl.to_many
+        self.source = source
+        self.target = target
+        self.name = f"{source.cls.__name__}.{decl.key}"
+        self.cascade: frozenset[str] = frozenset()
+        self.lazy: str | None = decl.lazy
+        self.collection: type = getattr(decl, "collection", list)
+        self.holder: ClassMapping[Any] | None = None
+        self.fk_cols: list[Column] = []
+        self.ref_cols: list[Column] = []
+        self.parent: ClassMapping[Any] = target
+        self.junction: Table | None = None
+        self.through: ClassMapping[Any] | None = None
+        self.other_cols: list[Column] = []
+        self.other_ref_cols: list[Column] = []
+        self.edge: tuple[str, tuple[str, ...]] = ("", ())
+        self.inverse: RelationInfo | None = None
+        self.order: list[tuple[Column, bool]] = []
+
+    @property
+    def fk_nullable(self) -> bool:
+        """Whether every foreign-key column may be NULL."""
+        return all(c.nullable for c in self.fk_cols)
+
+    def fk_rule(self, which: str = "on_delete") -> str | None:
+        """The database ON DELETE / ON UPDATE rule of this relation's foreign key, if any."""
+        names = tuple(c.name for c in self.fk_cols)
+        table = self.junction if self.junction is not None else (self.holder.table if self.holder else None)
+        if table is None:
+            return None
+        for fk in table.foreign_keys:
+            if fk.columns == names:
+                return getattr(fk, which)  # type: ignore[no-any-return]
+        return None
+
+    def __repr__(self) -> str:
+        return f"<RelationInfo {self.name} {self.kind}>"
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
 
 
 def _hook_overridden(mapper_class: type, name: str) -> bool:
@@ -202,11 +298,22 @@ class Registry:
         self.by_class: dict[type, ClassMapping[Any]] = {}
         self.by_mapper: dict[type, ClassMapping[Any]] = {}
         self.tables: dict[str, Table] = {}
+        #: Junction tables created for BelongsToMany relations through a table name.
+        self.junctions: dict[str, Table] = {}
         mapper_list = list(mappers)
         for m in mapper_list:
             self._add(m)
         for cm in self.mappings:
+            self._resolve_relations(cm)
+        for cm in self.mappings:
             self._resolve_foreign_keys(cm)
+        for cm in self.mappings:
+            for info in cm.relations.values():
+                holder = info.junction.name if info.junction is not None else (info.holder.table.name if info.holder else "")
+                info.edge = (holder, tuple(c.name for c in info.fk_cols))
+        for cm in self.mappings:
+            for info in cm.relations.values():
+                self._finish_relation(info)
 
     def _add(self, mapper_class: Any) -> None:
         if not (isinstance(mapper_class, type) and issubclass(mapper_class, Mapper)):
@@ -323,7 +430,7 @@ class Registry:
                 cm.table.uniques.append((col.name,))
             if col.index and not col.unique and not col.primary_key:
                 cm.table.indexes.append(Index(f"ix_{table}_{col.name}"[:63], table, (col.name,)))
-        mapped = set(cm.by_key)
+        mapped = set(cm.by_key) | set(mapper_class.__relations__)
         cm.field_defaults = [d for d in defaults if d.name not in mapped]
         if _hook_overridden(mapper_class, "on_load"):
             cm.on_load = cm.mapper.on_load
@@ -343,7 +450,7 @@ class Registry:
             for key, value in vars(klass).items():
                 if key.startswith("_") or key in MAPPER_OPTIONS or key in MAPPER_HOOKS:
                     continue
-                if isinstance(value, Column):
+                if isinstance(value, (Column, Relation)):
                     continue
                 if isinstance(value, ColumnType) or (isinstance(value, type) and issubclass(value, ColumnType)):
                     msg = f"{name}.{key} is a bare type; wrap it in a column: `{key} = Column({getattr(value, '__name__', type(value).__name__)})`"
@@ -377,6 +484,198 @@ class Registry:
                 cm.table.foreign_keys.append(
                     ForeignKeyConstraint(cm.table.name, (col.name,), fk.table, (fk.column,), fk.on_delete, fk.on_update)
                 )
+
+    # -- relations --------------------------------------------------------------------------------
+
+    def _target(self, cm: ClassMapping[Any], decl: Relation, what: Any = None) -> ClassMapping[Any]:
+        target = decl.target if what is None else what
+        where = f"{cm.name}.{decl.key}"
+        if isinstance(target, str):
+            found = [m for m in self.mappings if m.cls.__name__ == target or m.name == target]
+            if len(found) != 1:
+                msg = (
+                    f"{where}: target {target!r} names no mapped class; mapped classes are "
+                    f"{sorted(m.cls.__name__ for m in self.mappings)}"
+                )
+                raise ConfigurationError(msg)
+            return found[0]
+        found_cm = self.by_class.get(target) if isinstance(target, type) else None
+        if found_cm is None:
+            label = target.__name__ if isinstance(target, type) else repr(target)
+            msg = f"{where}: target {label} is not mapped in this Database; add its mapper to Database(mappers=[...])"
+            raise ConfigurationError(msg)
+        return found_cm
+
+    def _key_columns(
+        self,
+        holder: ClassMapping[Any],
+        names: tuple[str, ...] | None,
+        parent: ClassMapping[Any],
+        default_prefix: str,
+        where: str,
+        nullable: bool = True,
+    ) -> list[Column]:
+        """The holder's foreign-key columns for a reference to ``parent``'s key (created hidden if absent)."""
+        pk = parent.pk
+        if names is None:
+            names = (f"{default_prefix}_id",) if len(pk) == 1 else tuple(f"{default_prefix}_{c.key}" for c in pk)
+        if len(names) != len(pk):
+            msg = f"{where}: foreign_key {names!r} has {len(names)} columns but {parent.cls.__name__}'s key has {len(pk)}"
+            raise ConfigurationError(msg)
+        cols = []
+        for name, ref in zip(names, pk):
+            col = holder.by_key.get(name)
+            if col is None:
+                if not IDENTIFIER.match(name):
+                    msg = f"{where}: foreign_key {name!r} is not a valid column name"
+                    raise ConfigurationError(msg)
+                col = holder.add_hidden_column(name, Column(ref.type, nullable=nullable, index=True))
+            cols.append(col)
+        return cols
+
+    def _resolve_relations(self, cm: ClassMapping[Any]) -> None:
+        attrs_ = set(cm.domain_attributes)
+        for key, decl in cm.mapper_class.__relations__.items():
+            where = f"{cm.name}.{key}"
+            if key not in attrs_:
+                msg = (
+                    f"{where}: {cm.cls.__name__} has no attribute {key!r} to hold the relation; "
+                    f"add `{key}` to the class (relations live in domain attributes)"
+                )
+                raise ConfigurationError(msg)
+            if key in cm.by_key:
+                msg = f"{where} is both a column and a relation; rename one"
+                raise ConfigurationError(msg)
+            target = self._target(cm, decl)
+            info = RelationInfo(decl, cm, target)
+            info.cascade = parse_cascade(decl.cascade_arg, where, decl.allowed_cascades)
+            if decl.lazy is not None and decl.lazy not in LAZY:
+                msg = f"{where}: lazy={decl.lazy!r}; use one of {LAZY}"
+                raise ConfigurationError(msg)
+            if isinstance(decl, BelongsTo):
+                info.holder = cm
+                info.parent = target
+                info.fk_cols = self._key_columns(cm, decl.foreign_key, target, key, where)
+                info.ref_cols = list(target.pk)
+            elif isinstance(decl, (HasMany, HasOne)):
+                info.holder = target
+                info.parent = cm
+                fk_names = decl.foreign_key
+                if fk_names is None and decl.inverse:
+                    inv = target.mapper_class.__relations__.get(decl.inverse)
+                    if isinstance(inv, BelongsTo):
+                        fk_names = inv.foreign_key or (
+                            (f"{decl.inverse}_id",) if len(cm.pk) == 1 else tuple(f"{decl.inverse}_{c.key}" for c in cm.pk)
+                        )
+                info.fk_cols = self._key_columns(target, fk_names, cm, _snake(cm.cls.__name__), where)
+                info.ref_cols = list(cm.pk)
+            elif isinstance(decl, BelongsToMany):
+                self._resolve_junction(info, decl, where)
+            if info.collection not in (list, set):
+                msg = f"{where}: collection must be list or set, got {info.collection!r}"
+                raise ConfigurationError(msg)
+            cm.relations[key] = info
+        for key, info in cm.relations.items():
+            for item in info.decl.order_by:
+                desc = item.startswith("-")
+                name = item[1:] if desc else item
+                col = info.target.by_key.get(name)
+                if col is None:
+                    msg = f"{cm.name}.{key}: order_by {item!r} is not an attribute of {info.target.name}"
+                    raise ConfigurationError(msg)
+                info.order.append((col, desc))
+
+    def _resolve_junction(self, info: RelationInfo, decl: BelongsToMany, where: str) -> None:
+        cm, target = info.source, info.target
+        through = decl.through
+        through_cm = None
+        if isinstance(through, type) or (isinstance(through, str) and any(m.cls.__name__ == through for m in self.mappings)):
+            through_cm = self._target(cm, decl, through)
+        if through_cm is not None:
+            info.through = through_cm
+            info.holder = through_cm
+            info.fk_cols = self._key_columns(through_cm, decl.foreign_key, cm, _snake(cm.cls.__name__), where, nullable=False)
+            info.other_cols = self._key_columns(through_cm, decl.other_key, target, _snake(target.cls.__name__), where, nullable=False)
+        elif isinstance(through, str):
+            if not IDENTIFIER.match(through):
+                msg = f"{where}: through={through!r} is not a valid table name"
+                raise ConfigurationError(msg)
+            src_names = decl.foreign_key or ((f"{_snake(cm.cls.__name__)}_id",) if len(cm.pk) == 1 else tuple(f"{_snake(cm.cls.__name__)}_{c.key}" for c in cm.pk))
+            dst_names = decl.other_key or ((f"{_snake(target.cls.__name__)}_id",) if len(target.pk) == 1 else tuple(f"{_snake(target.cls.__name__)}_{c.key}" for c in target.pk))
+            if set(src_names) & set(dst_names):
+                msg = f"{where}: the junction columns {src_names} and {dst_names} collide; give foreign_key= and other_key="
+                raise ConfigurationError(msg)
+            table = self.tables.get(through)
+            if table is None:
+                table = Table(through)
+                cols = []
+                for names, parent in ((src_names, cm), (dst_names, target)):
+                    for name, ref in zip(names, parent.pk):
+                        col = Column(ref.type, primary_key=True)
+                        col.key = col.name = name
+                        col.table = through
+                        cols.append(col)
+                table.columns = cols
+                table.primary_key = list(cols)
+                table.foreign_keys.append(ForeignKeyConstraint(through, src_names, cm.table.name, [c.name for c in cm.pk], "CASCADE"))
+                table.foreign_keys.append(ForeignKeyConstraint(through, dst_names, target.table.name, [c.name for c in target.pk], "CASCADE"))
+                table.indexes.append(Index(f"ix_{through}_{'_'.join(dst_names)}"[:63], through, dst_names))
+                self.tables[through] = table
+                self.junctions[through] = table
+            elif through not in self.junctions:
+                msg = f"{where}: through={through!r} is the table of a mapped class; pass the class itself"
+                raise ConfigurationError(msg)
+            by_name = {c.name: c for c in table.columns}
+            for names in (src_names, dst_names):
+                for name in names:
+                    if name not in by_name:
+                        msg = f"{where}: junction {through!r} has no column {name!r} (another relation declared it with other keys)"
+                        raise ConfigurationError(msg)
+            info.junction = table
+            info.fk_cols = [by_name[n] for n in src_names]
+            info.other_cols = [by_name[n] for n in dst_names]
+        else:
+            msg = f"{where}: through= takes a junction table name or a mapped association class, got {through!r}"
+            raise ConfigurationError(msg)
+        info.ref_cols = list(cm.pk)
+        info.other_ref_cols = list(target.pk)
+        info.parent = cm
+
+    def _finish_relation(self, info: RelationInfo) -> None:
+        where = info.name
+        # Deleting a parent must visit every relation whose key points at it.
+        info.parent.referenced_by.append(info)
+        # A relation whose key column has no FOREIGN KEY gets one, so the schema and the flush
+        # order know about it.
+        tables = [(info.junction or (info.holder.table if info.holder else None), info.fk_cols, info.parent)]
+        if info.kind == "belongs_to_many":
+            tables.append((info.junction or (info.holder.table if info.holder else None), info.other_cols, info.target))
+        for table, cols, parent in tables:
+            if table is None:
+                continue
+            names = tuple(c.name for c in cols)
+            if not any(fk.columns == names for fk in table.foreign_keys):
+                rule = "CASCADE" if info.kind == "belongs_to_many" else None
+                table.foreign_keys.append(
+                    ForeignKeyConstraint(table.name, names, parent.table.name, [c.name for c in parent.pk], rule)
+                )
+        if info.decl.inverse:
+            inv = info.target.relations.get(info.decl.inverse)
+            if inv is None:
+                msg = (
+                    f"{where}: inverse={info.decl.inverse!r} is not a relation of {info.target.name}; "
+                    f"its relations are {sorted(info.target.relations)}"
+                )
+                raise ConfigurationError(msg)
+            if inv.edge != info.edge and not (info.kind == inv.kind == "belongs_to_many"):
+                msg = (
+                    f"{where} and its inverse {inv.name} use different keys "
+                    f"({info.edge[0]}.{info.edge[1]} vs {inv.edge[0]}.{inv.edge[1]}); give them the same foreign_key"
+                )
+                raise ConfigurationError(msg)
+            info.inverse = inv
+            if inv.inverse is None:
+                inv.inverse = info
 
     def mapping_for(self, cls: Any) -> ClassMapping[Any]:
         """The mapping of a domain class (or of a mapper class), else a MapperError naming the fix."""

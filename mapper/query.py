@@ -11,6 +11,7 @@ from .expressions import And, BoolExpr, Compare, Expr, IsNull, Literal, Ordering
 from .mapping import ClassMapping
 from .schema import Column
 from .sql import Select
+from .graph import PathTree, resolve_paths
 
 if TYPE_CHECKING:
     from .session import Session
@@ -27,7 +28,7 @@ class Query(Generic[T]):
     strings must be mapper attributes; anything else raises QueryError before SQL is sent.
     """
 
-    __slots__ = ("_session", "_mapping", "_where", "_order", "_limit", "_offset")
+    __slots__ = ("_session", "_mapping", "_where", "_order", "_limit", "_offset", "_include")
 
     def __init__(self, session: Session, mapping: ClassMapping[T]) -> None:
         self._session = session
@@ -36,6 +37,7 @@ class Query(Generic[T]):
         self._order: tuple[Ordering, ...] = ()
         self._limit: int | None = None
         self._offset: int | None = None
+        self._include: PathTree = {}
 
     def _copy(self) -> Query[T]:
         q: Query[T] = Query.__new__(Query)
@@ -45,6 +47,7 @@ class Query(Generic[T]):
         q._order = self._order
         q._limit = self._limit
         q._offset = self._offset
+        q._include = self._include
         return q
 
     # -- validation -------------------------------------------------------------------------------
@@ -122,6 +125,17 @@ class Query(Generic[T]):
         q._order = self._order + tuple(out)
         return q
 
+    def include(self, *paths: str) -> Query[T]:
+        """Load these relation paths with the results: one query per path segment per chunk.
+
+        Raises:
+            QueryError: a segment names no relation.
+        """
+        tree = resolve_paths(self._mapping, paths)
+        q = self._copy()
+        q._include = _merge(dict(self._include), tree)
+        return q
+
     def limit(self, n: int | None) -> Query[T]:
         """Return at most ``n`` rows."""
         q = self._copy()
@@ -158,7 +172,14 @@ class Query(Generic[T]):
         conn = s._prepare_read()
         sql, params = conn.compiler.select(self._select())
         rows = conn.fetchall(sql, params)
-        return s._load_rows(self._mapping, rows)
+        return self._finish(s._load_rows(self._mapping, rows))
+
+    def _finish(self, objs: list[T]) -> list[T]:
+        if self._include and objs:
+            s = self._session
+            states = list({id(o): s._states[id(o)] for o in objs}.values())
+            s._graph.load_tree(states, self._include)
+        return objs
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.all())
@@ -168,7 +189,7 @@ class Query(Generic[T]):
         s = self._session
         conn = s._prepare_read()
         sql, params = conn.compiler.select(self._select(limit=1))
-        found = s._load_rows(self._mapping, conn.fetchall(sql, params))
+        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params)))
         return found[0] if found else None
 
     def one_or_none(self) -> T | None:
@@ -181,7 +202,7 @@ class Query(Generic[T]):
         conn = s._prepare_read()
         limit = 2 if self._limit is None else min(2, self._limit)
         sql, params = conn.compiler.select(self._select(limit=limit))
-        found = s._load_rows(self._mapping, conn.fetchall(sql, params))
+        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params)))
         if len(found) > 1:
             msg = f"expected at most one {self._mapping.cls.__name__}, found several; add conditions or use first()"
             raise errors.MultipleResultsError(msg)
@@ -250,7 +271,7 @@ class Query(Generic[T]):
         sql, params = conn.compiler.select(self._select())
         for rows in conn.stream(sql, params, batch_size):
             before = set(s._states)
-            objs = s._load_rows(self._mapping, rows)
+            objs = self._finish(s._load_rows(self._mapping, rows))
             fresh = [s._states[id(o)] for o in objs if id(o) not in before]
             yield from objs
             del objs
@@ -306,3 +327,9 @@ def _count_arg(n: Any, what: str) -> int | None:
         msg = f"{what}() takes an int >= 0, got {n!r}"
         raise errors.QueryError(msg)
     return n
+
+
+def _merge(a: PathTree, b: PathTree) -> PathTree:
+    for k, v in b.items():
+        a[k] = _merge(dict(a.get(k, {})), v)
+    return a

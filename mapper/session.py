@@ -15,6 +15,7 @@ from . import errors
 from .engine import Budget, Connection, Row, row_class
 from .expressions import BoolExpr
 from .flush import Persister, UnitOfWork
+from .graph import GraphLoader, resolve_paths
 from .identity import IdentityMap
 from .loading import Loader
 from .mapping import ClassMapping
@@ -70,6 +71,9 @@ class Session:
         self._closed = False
         self._budgets: list[Budget] = []
         self._flushing = False
+        self._graph = GraphLoader(self)
+        #: Keys of pending objects known at add(), to refuse a second object with the same key.
+        self._pending_keys: dict[tuple[ClassMapping[Any], Any], ObjectState] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -140,7 +144,11 @@ class Session:
         return self.connection
 
     def _load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]]) -> list[T]:
-        return self._loader(m).load(rows, self._identity.for_mapping(m), self._states)
+        fresh: list[ObjectState] = []
+        objs = self._loader(m).load(rows, self._identity.for_mapping(m), self._states, fresh)
+        if fresh:
+            self._graph.wire(m, fresh)
+        return objs
 
     def _state(self, obj: Any, what: str) -> ObjectState:
         st = self._states.get(id(obj))
@@ -177,6 +185,10 @@ class Session:
         key = self._spec(m).key_of(st)
         if key is not None:
             other = self._identity.get(m, key)
+            if other is None:
+                pend = self._pending_keys.get((m, key))
+                if pend is not None and pend.status == PENDING and self._spec(m).key_of(pend) == key:
+                    other = pend
             if other is not None:
                 msg = (
                     f"{m.cls.__name__} with key {key!r} is already in this session; "
@@ -186,6 +198,8 @@ class Session:
         self._states[id(obj)] = st
         self._new[id(obj)] = st
         self._tx_new[id(obj)] = st
+        if key is not None:
+            self._pending_keys[(m, key)] = st
 
     def add_all(self, objs: Iterable[Any]) -> None:
         """``add()`` each object, in order."""
@@ -320,6 +334,30 @@ class Session:
         self._check()
         return Query(self, self._mapping(cls))
 
+    def load(self, objs: Any, *paths: str) -> None:
+        """Load relation paths onto objects already loaded: one query per segment per chunk.
+
+        Args:
+            objs: one managed object or an iterable of them (of one class).
+            paths: dotted relation paths, such as ``"pugs"`` or ``"items.product"``.
+
+        Raises:
+            QueryError: a path segment is not a relation.
+            SessionError: an object is not in this session.
+        """
+        self._check()
+        items = [objs] if not isinstance(objs, (list, tuple, set, frozenset)) else list(objs)
+        if not items or not paths:
+            return
+        states = [self._state(o, "load()") for o in items]
+        by_mapping: dict[ClassMapping[Any], list[ObjectState]] = {}
+        for st in states:
+            by_mapping.setdefault(st.mapping, []).append(st)
+        trees = [(sts, resolve_paths(m, paths)) for m, sts in by_mapping.items()]
+        self._prepare_read()
+        for sts, tree in trees:
+            self._graph.load_tree(sts, tree)
+
     def refresh(self, obj: Any) -> None:
         """Reload ``obj``'s columns from the database, discarding its unflushed changes.
 
@@ -430,6 +468,7 @@ class Session:
             self._flushing = False
         self._new.clear()
         self._deleted.clear()
+        self._pending_keys.clear()
 
     def _take(self, st: ObjectState) -> None:
         st.snap = self._spec(st.mapping).take(st.obj)

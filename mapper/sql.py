@@ -208,14 +208,61 @@ class Compiler:
         cols = "(" + ", ".join(self.column(k) for k in keys) + ")"
         return f"{cols} IN ({', '.join([row] * n)})", n * len(keys)
 
-    def select_by_keys(self, table: Table, columns: Sequence[Column], keys: Sequence[Column], n: int) -> str:
-        """SELECT ``columns`` of the rows whose ``keys`` match ``n`` values (cached)."""
-        ck = ("sk", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys), n if not (self.dialect.array_in and len(keys) == 1) else 0)
+    def select_by_keys(
+        self,
+        table: Table,
+        columns: Sequence[Column],
+        keys: Sequence[Column],
+        n: int,
+        order: Sequence[tuple[Column, bool]] = (),
+    ) -> str:
+        """SELECT ``columns`` of the rows whose ``keys`` match ``n`` values, in ``order`` (cached)."""
+        one_array = self.dialect.array_in and len(keys) == 1
+        ck = ("sk", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys), 0 if one_array else n,
+              tuple((c.name, d) for c, d in order))
         sql = self._cache.get(ck)
         if sql is None:
             cols = ", ".join(self.column(c) for c in columns)
             cond, _ = self.key_condition(keys, n)
-            sql = self._cache[ck] = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+            sql = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+            if order:
+                sql += " ORDER BY " + ", ".join(f"{self.column(c)}{' DESC' if d else ''}" for c, d in order)
+            self._cache[ck] = sql
+        return sql
+
+    def select_through(
+        self,
+        junction: str,
+        local: Sequence[Column],
+        remote: Sequence[Column],
+        target: Table,
+        columns: Sequence[Column],
+        n: int,
+        order: Sequence[tuple[Column, bool]] = (),
+    ) -> str:
+        """Targets joined through a junction: ``SELECT j.local..., t.* ... WHERE j.local IN (n keys)``."""
+        one_array = self.dialect.array_in and len(local) == 1
+        ck = ("st", junction, tuple(c.name for c in local), target.name, 0 if one_array else n, tuple((c.name, d) for c, d in order))
+        sql = self._cache.get(ck)
+        if sql is None:
+            q = self.quote
+            j = q(junction)
+            head = ", ".join(f"{j}.{q(c.name)}" for c in local)
+            cols = ", ".join(self.column(c) for c in columns)
+            on = " AND ".join(
+                f"{self.column(t)} = {j}.{q(r.name)}" for r, t in zip(remote, target.primary_key)
+            )
+            if one_array:
+                cond = f"{j}.{q(local[0].name)} = ANY({self.marker})"
+            elif len(local) == 1:
+                cond = f"{j}.{q(local[0].name)} IN ({', '.join([self.marker] * n)})"
+            else:
+                row = "(" + ", ".join([self.marker] * len(local)) + ")"
+                cond = "(" + ", ".join(f"{j}.{q(c.name)}" for c in local) + f") IN ({', '.join([row] * n)})"
+            sql = f"SELECT {head}, {cols} FROM {j} JOIN {q(target.name)} ON {on} WHERE {cond}"
+            if order:
+                sql += " ORDER BY " + ", ".join(f"{self.column(c)}{' DESC' if d else ''}" for c, d in order)
+            self._cache[ck] = sql
         return sql
 
     # -- writes -----------------------------------------------------------------------------------

@@ -29,14 +29,15 @@ RANK = {
     "cascade": 8,
     "ordering": 8,
     "flush": 9,
+    "lazy": 3,
     "loading": 9,
-    "lazy": 9,
-    "query": 10,
-    "accessors": 11,
-    "session": 12,
-    "database": 13,
-    "__init__": 14,
-    "__main__": 14,
+    "graph": 10,
+    "query": 11,
+    "accessors": 12,
+    "session": 13,
+    "database": 14,
+    "__init__": 15,
+    "__main__": 15,
 }
 # Branch rules from DESIGN.md: (importer, forbidden import).
 FORBIDDEN = [

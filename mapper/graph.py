@@ -1,0 +1,326 @@
+"""Loading relations for many objects at once: includes, cohort lazy loads and references.
+
+Every relation is loaded for a whole set of parents with one query per chunk of keys
+(``= ANY(array)`` on PostgreSQL, IN lists sized to the parameter limit elsewhere), so no
+access pattern costs one query per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .lazy import fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
+from .mapping import ClassMapping, RelationInfo
+from .schema import Column
+from .state import DELETED, GHOST, PERSISTENT, ObjectState
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["GraphLoader", "resolve_paths", "PathTree"]
+
+PathTree = dict[RelationInfo, "PathTree"]
+
+
+def resolve_paths(m: ClassMapping[Any], paths: Iterable[str]) -> PathTree:
+    """Turn dotted relation paths into a tree of relations (shared prefixes load once).
+
+    Raises:
+        QueryError: a segment names no relation of the class it applies to.
+    """
+    tree: PathTree = {}
+    for path in paths:
+        if not isinstance(path, str) or not path:
+            msg = f"include()/load() take dotted relation names such as 'pugs' or 'items.product', got {path!r}"
+            raise errors.QueryError(msg)
+        node = tree
+        current = m
+        for segment in path.split("."):
+            info = current.relations.get(segment)
+            if info is None:
+                msg = (
+                    f"{current.cls.__name__} has no relation {segment!r} (in path {path!r}); "
+                    f"its relations are {sorted(current.relations)}"
+                )
+                raise errors.QueryError(msg)
+            node = node.setdefault(info, {})
+            current = info.target
+    return tree
+
+
+class GraphLoader:
+    """Relation loading for one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self._ghost_classes: dict[ClassMapping[Any], type] = {}
+        #: Stand-ins created per mapping, by key (their rows are loaded together on first touch).
+        self.ghosts: dict[ClassMapping[Any], dict[Any, ObjectState]] = {}
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def _values(self, st: ObjectState, cols: Sequence[Column]) -> Any:
+        spec = self.s._spec(st.mapping)
+        if len(cols) == 1:
+            return spec.get(st, cols[0].key)
+        vals = tuple(spec.get(st, c.key) for c in cols)
+        return None if any(v is None for v in vals) else vals
+
+    def _parent_key(self, st: ObjectState, info: RelationInfo) -> Any:
+        if [c.key for c in info.ref_cols] == [c.key for c in st.mapping.pk]:
+            return st.key
+        return self._values(st, info.ref_cols)
+
+    # -- wiring freshly built objects -----------------------------------------------------------
+
+    def wire(self, m: ClassMapping[Any], fresh: list[ObjectState]) -> None:
+        """Give new objects their relation attributes: references, unloaded collections, HasOne rows."""
+        if not fresh:
+            return
+        for st in fresh:
+            st.cohort = fresh
+        if not m.relations:
+            return
+        setattr_ = self.s._spec(m).setattr
+        for info in m.relations.values():
+            key = info.key
+            if info.kind == "belongs_to":
+                tmap = self.s._identity.for_mapping(info.target)
+                for st in fresh:
+                    k = self._values(st, info.fk_cols)
+                    if k is None:
+                        target = None
+                    else:
+                        t = tmap.get(k)
+                        target = t.obj if t is not None else self._ghost(info.target, k, info)
+                    setattr_(st.obj, key, target)
+                    st.rels[key] = target
+            elif info.to_many:
+                loader = self.lazy_collection
+                for st in fresh:
+                    setattr_(st.obj, key, new_unloaded(info.collection, loader, info.name, st, info))
+            else:
+                for st in fresh:
+                    setattr_(st.obj, key, None)
+                # HasOne is loaded with its parents: an absent row must read as None.
+                self.load([st for st in fresh if st.status == PERSISTENT], info)
+
+    def _ghost(self, m: ClassMapping[Any], key: Any, info: RelationInfo) -> Any:
+        klass = self._ghost_classes.get(m)
+        if klass is None:
+            klass = self._ghost_classes[m] = ghost_class(m.cls, self._load_ghost)
+        obj: Any = object.__new__(klass)
+        st = ObjectState(obj, m, key, None, None, GHOST)
+        st.cohort = info
+        self.s._identity.add(st)
+        self.s._states[id(obj)] = st
+        self.ghosts.setdefault(m, {})[key] = st
+        return obj
+
+    def _load_ghost(self, obj: Any) -> None:
+        s = self.s
+        st = s._states.get(id(obj))
+        if s.closed or st is None or st.status != GHOST:
+            name = type(obj).__mro__[1].__name__
+            raise not_loaded_error(f"this {name} (a reference from another object)", "<relation>", True)
+        info: RelationInfo = st.cohort
+        if (info.lazy or s.lazy) == "raise":
+            raise not_loaded_error(info.name, info.key, False)
+        m = st.mapping
+        pending = self.ghosts.get(m, {})
+        keys = [k for k, g in pending.items() if g.status == GHOST]
+        s._prepare_read()
+        self.fetch(m, m.pk, keys)
+        pending.clear()
+        if st.status == GHOST:
+            # The referenced row does not exist (no foreign-key constraint kept it).
+            self.s._forget(st)
+            object.__setattr__(obj, "__class__", m.cls)
+            msg = f"{info.name} refers to {m.cls.__name__} with key {st.key!r}, which does not exist"
+            raise errors.NotFoundError(msg)
+
+    # -- batched queries ------------------------------------------------------------------------
+
+    def _chunks(self, keys: list[Any], ncols: int) -> list[list[Any]]:
+        d = self.s._db.engine.dialect
+        if d.array_in and ncols == 1:
+            return [keys] if keys else []
+        step = max(1, d.max_params // max(1, ncols))
+        return [keys[i : i + step] for i in range(0, len(keys), step)]
+
+    def _params(self, cols: Sequence[Column], keys: list[Any]) -> list[Any]:
+        d = self.s._db.engine.dialect
+        binds = [d.bind_processor(c.type) for c in cols]
+        if len(cols) == 1:
+            b = binds[0]
+            vals = [k if b is None or k is None else b(k) for k in keys]
+            return [vals] if d.array_in else vals
+        out: list[Any] = []
+        for key in keys:
+            out += [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
+        return out
+
+    def fetch(
+        self,
+        m: ClassMapping[Any],
+        cols: Sequence[Column],
+        keys: list[Any],
+        order: Sequence[tuple[Column, bool]] = (),
+    ) -> list[Any]:
+        """Objects of ``m`` whose ``cols`` match any of ``keys``, one query per chunk."""
+        s = self.s
+        conn = s.connection
+        loader = s._loader(m)
+        out: list[Any] = []
+        for chunk in self._chunks(keys, len(cols)):
+            sql = conn.compiler.select_by_keys(m.table, loader.columns, cols, len(chunk), order)
+            out += s._load_rows(m, conn.fetchall(sql, self._params(cols, chunk)))
+        return out
+
+    def load(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
+        """Load one relation for ``states``; returns the states of the loaded members."""
+        states = [st for st in states if st.status in (PERSISTENT, DELETED)]
+        if not states:
+            return []
+        s = self.s
+        setattr_ = s._spec(info.source).setattr
+        key = info.key
+        if info.kind == "belongs_to":
+            tm = info.target
+            tmap = s._identity.for_mapping(tm)
+            wanted: dict[Any, None] = {}
+            for st in states:
+                k = self._values(st, info.fk_cols)
+                if k is not None:
+                    t = tmap.get(k)
+                    if t is None or t.status == GHOST:
+                        wanted[k] = None
+            if wanted:
+                self.fetch(tm, tm.pk, list(wanted))
+            members: dict[int, ObjectState] = {}
+            for st in states:
+                k = self._values(st, info.fk_cols)
+                t = tmap.get(k) if k is not None else None
+                target = t.obj if t is not None and t.status != GHOST else None
+                setattr_(st.obj, key, target)
+                st.rels[key] = target
+                if t is not None and target is not None:
+                    members[id(target)] = t
+            return list(members.values())
+        parents: dict[Any, ObjectState] = {}
+        for st in states:
+            pk = self._parent_key(st, info)
+            if pk is not None:
+                parents[pk] = st
+        groups: dict[Any, list[Any]] = {}
+        if info.kind in ("has_many", "has_one"):
+            tm = info.target
+            order = list(info.order) + [(c, False) for c in tm.pk]
+            children = self.fetch(tm, info.fk_cols, list(parents), order)
+            for child in children:
+                cst = s._states[id(child)]
+                groups.setdefault(self._values(cst, info.fk_cols), []).append(child)
+        else:
+            children = self._fetch_through(info, list(parents), groups)
+        inverse = info.inverse if info.inverse is not None and not info.inverse.to_many else None
+        for pk, st in parents.items():
+            found = groups.get(pk, [])
+            if info.kind == "has_one":
+                value = found[0] if found else None
+                setattr_(st.obj, key, value)
+                st.rels[key] = value
+            else:
+                current = getattr(st.obj, key, None)
+                if current is not None and is_unloaded(current):
+                    fill(current, found)
+                    value = current
+                else:
+                    value = info.collection(found)
+                    setattr_(st.obj, key, value)
+                st.rels[key] = tuple(found)
+            if inverse is not None:
+                for child in found:
+                    cst = s._states[id(child)]
+                    s._spec(cst.mapping).setattr(child, inverse.key, st.obj)
+                    cst.rels[inverse.key] = st.obj
+        seen: dict[int, ObjectState] = {}
+        for child in children:
+            seen.setdefault(id(child), s._states[id(child)])
+        return list(seen.values())
+
+    def _fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[Any]]) -> list[Any]:
+        s = self.s
+        conn = s.connection
+        tm = info.target
+        loader = s._loader(tm)
+        junction = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]
+        n = len(info.fk_cols)
+        procs = [conn.dialect.result_processor(c.type) for c in info.fk_cols]
+        order = list(info.order) + [(c, False) for c in tm.pk]
+        out: list[Any] = []
+        for chunk in self._chunks(keys, n):
+            sql = conn.compiler.select_through(junction, info.fk_cols, info.other_cols, tm.table, loader.columns, len(chunk), order)
+            rows = conn.fetchall(sql, self._params(info.fk_cols, chunk))
+            objs = s._load_rows(tm, [r[n:] for r in rows])
+            for row, obj in zip(rows, objs):
+                vals = [v if p is None else p(v) for p, v in zip(procs, row[:n])]
+                groups.setdefault(vals[0] if n == 1 else tuple(vals), []).append(obj)
+            out += objs
+        return out
+
+    # -- includes and lazy loads ----------------------------------------------------------------
+
+    def load_tree(self, states: list[ObjectState], tree: PathTree) -> None:
+        """Load every path of ``tree`` below ``states``: one query per segment per chunk."""
+        for info, sub in tree.items():
+            need = []
+            for st in states:
+                if st.status not in (PERSISTENT, DELETED):
+                    continue
+                if info.kind == "belongs_to":
+                    v = st.rels.get(info.key, _MISSING)
+                    if v is _MISSING or (v is not None and is_unloaded(v)):
+                        need.append(st)
+                elif info.key not in st.rels:
+                    need.append(st)
+            self.load(need, info)
+            if sub:
+                self.load_tree(self._members(states, info), sub)
+
+    def _members(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
+        out: dict[int, ObjectState] = {}
+        st_map = self.s._states
+        for st in states:
+            value = getattr(st.obj, info.key, None)
+            if value is None:
+                continue
+            items = value if info.to_many else (value,)
+            for obj in items:
+                found = st_map.get(id(obj))
+                if found is not None:
+                    out.setdefault(id(obj), found)
+        return list(out.values())
+
+    def lazy_collection(self, coll: Any) -> None:
+        """First touch of an unloaded collection: load it for the whole cohort."""
+        s = self.s
+        st: ObjectState = coll.owner_state
+        info: RelationInfo = coll.relation
+        if s.closed or s._states.get(id(st.obj)) is not st:
+            raise not_loaded_error(info.name, info.key, True)
+        if (info.lazy or s.lazy) == "raise":
+            raise not_loaded_error(info.name, info.key, False)
+        cohort = st.cohort if isinstance(st.cohort, list) else [st]
+        targets = [
+            c for c in cohort
+            if c.status in (PERSISTENT, DELETED) and is_unloaded(getattr(c.obj, info.key, None))
+        ]
+        if not any(c is st for c in targets):
+            targets.append(st)
+        s._prepare_read()
+        self.load(targets, info)
+
+
+_MISSING: Any = object()

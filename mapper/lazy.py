@@ -1,0 +1,185 @@
+"""Unloaded relations that load themselves, for the whole cohort, on first use.
+
+The domain class is never touched: an unloaded collection is a list (or set) subclass
+stored in the attribute, and an unloaded to-one reference is an empty instance of a
+generated subclass of the target class that becomes the real class once loaded
+(Python allows assigning ``__class__`` between layout-compatible classes, slotted
+attrs classes included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import RelationNotLoadedError
+
+__all__ = ["LazyList", "LazySet", "ghost_class", "is_unloaded", "GHOST_HOOK"]
+
+#: Name of the class attribute a ghost class uses to find its loader.
+GHOST_HOOK = "__mapper_ghost_load__"
+
+
+class _Unloaded:
+    """Shared behaviour of unloaded collections (mixed into list and set subclasses)."""
+
+    __slots__ = ()
+    _loader: Callable[[Any], None] | None
+    _what: str
+
+    def _ensure(self) -> None:
+        loader = self._loader
+        if loader is not None:
+            loader(self)
+
+    def _describe(self) -> str:
+        return f"<{self._what} not loaded>"
+
+
+def _wrap(base: type, name: str) -> Callable[..., Any]:
+    method = getattr(base, name)
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._loader is not None:
+            self._loader(self)
+        return method(self, *args, **kwargs)
+
+    wrapper.__name__ = name
+    wrapper.__qualname__ = f"{base.__name__}.{name}"
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+_LIST_METHODS = (
+    "__iter__", "__len__", "__getitem__", "__setitem__", "__delitem__", "__contains__",
+    "__reversed__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__",
+    "__iadd__", "__mul__", "__imul__", "__rmul__", "append", "extend", "insert", "remove",
+    "pop", "clear", "index", "count", "sort", "reverse", "copy", "__reduce_ex__",
+)
+_SET_METHODS = (
+    "__iter__", "__len__", "__contains__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__",
+    "__ge__", "__or__", "__and__", "__sub__", "__xor__", "__ror__", "__rand__", "__rsub__",
+    "__rxor__", "__ior__", "__iand__", "__isub__", "__ixor__", "add", "discard", "remove",
+    "pop", "clear", "update", "difference", "difference_update", "intersection",
+    "intersection_update", "symmetric_difference", "symmetric_difference_update", "union",
+    "issubset", "issuperset", "isdisjoint", "copy", "__reduce_ex__",
+)
+
+
+def _make(base: Any, methods: tuple[str, ...], doc: str) -> type:
+    ns: dict[str, Any] = {name: _wrap(base, name) for name in methods}
+    ns["__slots__"] = ("_loader", "_what", "owner_state", "relation")
+    ns["__doc__"] = doc
+    ns["__hash__"] = None
+
+    def __repr__(self: Any) -> str:
+        if self._loader is not None:
+            return str(self._describe())
+        return str(base.__repr__(self))
+
+    ns["__repr__"] = __repr__
+    return type(f"Lazy{base.__name__.capitalize()}", (_Unloaded, base), ns)
+
+
+LazyList: type[list[Any]] = _make(
+    list, _LIST_METHODS, "A list that loads its members (and its cohort's) on first use."
+)
+LazySet: type[set[Any]] = _make(
+    set, _SET_METHODS, "A set that loads its members (and its cohort's) on first use."
+)
+
+
+def new_unloaded(collection: type, loader: Callable[[Any], None], what: str, owner_state: Any, relation: Any) -> Any:
+    """An unloaded collection of the given kind (list or set)."""
+    klass: Any = LazySet if collection is set else LazyList
+    obj = klass()
+    obj._loader = loader
+    obj._what = what
+    obj.owner_state = owner_state
+    obj.relation = relation
+    return obj
+
+
+def fill(collection: Any, members: list[Any]) -> None:
+    """Put the loaded members into an unloaded collection and mark it loaded."""
+    base = set if isinstance(collection, set) else list
+    collection._loader = None
+    if base is set:
+        set.update(collection, members)
+    else:
+        list.extend(collection, members)
+
+
+def is_unloaded(value: Any) -> bool:
+    """Whether a relation attribute still holds something that was never loaded."""
+    if isinstance(value, _Unloaded):
+        return value._loader is not None
+    return GHOST_HOOK in type(value).__dict__
+
+
+_PASSTHROUGH = frozenset({"__class__", "__dict__", "__weakref__", "__slots__", "__attrs_attrs__"})
+
+
+def _ghost_getattribute(self: Any, name: str) -> Any:
+    if name in _PASSTHROUGH:
+        return object.__getattribute__(self, name)
+    hook = type(self).__dict__.get(GHOST_HOOK)
+    if hook is not None:
+        hook(self)
+    return getattr(self, name)
+
+
+def _ghost_setattr(self: Any, name: str, value: Any) -> None:
+    hook = type(self).__dict__.get(GHOST_HOOK)
+    if hook is not None:
+        hook(self)
+    setattr(self, name, value)
+
+
+def _ghost_repr(self: Any) -> str:
+    real = type(self).__mro__[1]
+    return f"<{real.__name__} not loaded>"
+
+
+def ghost_class(cls: type, loader: Callable[[Any], None]) -> type:
+    """A subclass of ``cls`` whose instances load themselves on first attribute access.
+
+    Loading must set ``obj.__class__`` back to ``cls`` (``object.__setattr__``) and fill
+    the attributes; the hook is looked up on the ghost class, so a loaded object is an
+    ordinary instance of ``cls`` again.
+    """
+    ns: dict[str, Any] = {
+        "__getattribute__": _ghost_getattribute,
+        "__setattr__": _ghost_setattr,
+        "__repr__": _ghost_repr,
+        "__eq__": _ghost_eq,
+        "__hash__": cls.__hash__,
+        GHOST_HOOK: staticmethod(loader),
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+    }
+    if "__slots__" in cls.__dict__:
+        ns["__slots__"] = ()  # keep the layout identical so __class__ can be swapped back
+    return type(cls.__name__, (cls,), ns)
+
+
+def _ghost_eq(self: Any, other: Any) -> Any:
+    hook = type(self).__dict__.get(GHOST_HOOK)
+    if hook is not None:
+        hook(self)
+    return self == other
+
+
+def not_loaded_error(what: str, path: str, closed: bool) -> RelationNotLoadedError:
+    """The error for touching an unloaded relation that may not load now."""
+    if closed:
+        msg = (
+            f"{what} is not loaded and the session is closed; load it while the session is open "
+            f"with .include({path!r}) on the query or session.load(objects, {path!r})"
+        )
+    else:
+        msg = (
+            f"{what} is not loaded and lazy loading is off (lazy='raise'); add .include({path!r}) "
+            f"to the query or call session.load(objects, {path!r}) first"
+        )
+    return RelationNotLoadedError(msg)
