@@ -24,6 +24,7 @@ from .errors import (
 )
 from .mapping import Mapper
 from .query import Query
+from .relations import BelongsTo, BelongsToMany, HasMany, HasOne
 from .schema import Column, ForeignKey
 from .session import Session
 
@@ -32,6 +33,10 @@ __all__ = [
     "Mapper",
     "Column",
     "ForeignKey",
+    "BelongsTo",
+    "HasMany",
+    "HasOne",
+    "BelongsToMany",
     "Session",
     "Query",
     "Row",

@@ -209,10 +209,7 @@ class Engine:
             raise errors.ConfigurationError(msg) from exc
         except driver_errors as exc:
             klass = self.dialect.error_class(exc)
-            text = str(exc)
-            if self.url.password:
-                text = text.replace(self.url.password, "***")
-            msg = f"cannot connect to {self.url.safe()}: {text}"
+            msg = f"cannot connect to {self.url.safe()}: {self.url.mask(str(exc))}"
             raise klass(msg, orig=exc) from None
         try:
             self.dialect.on_connect(raw, self.isolation_level)
@@ -314,7 +311,9 @@ class Connection:
     def _log(self, sql: str, params: Any, started: float, many: int = 0) -> None:
         ms = (time.perf_counter() - started) * 1000
         if many:
-            log.info("%s [executemany x%d] (%.3f ms)", sql, many, ms)
+            shown = list(params[:10]) if params is not None else []
+            more = f" ... and {many - len(shown)} more" if many > len(shown) else ""
+            log.info("%s [executemany x%d] %r%s (%.3f ms)", sql, many, shown, more, ms)
         else:
             log.info("%s %r (%.3f ms)", sql, params, ms)
 
@@ -351,7 +350,7 @@ class Connection:
         except self._errors as exc:
             self._raise(exc, sql, seq[:10])
         if self.echo:
-            self._log(sql, None, started, len(seq))
+            self._log(sql, seq, started, len(seq))
         return int(cur.rowcount)
 
     def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:

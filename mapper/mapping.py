@@ -129,6 +129,7 @@ def _domain_fields(cls: type) -> tuple[list[str], list[FieldDefault]]:
         for n in [slots] if isinstance(slots, str) else slots:
             if n not in ("__weakref__", "__dict__"):
                 seen.add(n)
+    seen |= _init_assignments(cls)
     init = vars(cls).get("__init__") or getattr(cls, "__init__", None)
     if init is not None and init is not object.__init__:
         try:
@@ -140,6 +141,37 @@ def _domain_fields(cls: type) -> tuple[list[str], list[FieldDefault]]:
                 seen.add(p.name)
     names = sorted(seen)
     return names, defaults
+
+
+def _init_assignments(cls: type) -> set[str]:
+    """Names that ``__init__`` (of the class or its bases) assigns as ``self.<name> = ...``."""
+    import ast
+    import textwrap
+
+    found: set[str] = set()
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        fn = tree.body[0]
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or not fn.args.args:
+            continue
+        me = fn.args.args[0].arg
+        for node in ast.walk(fn):
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                targets = [node.target]
+            for t in targets:
+                for leaf in ast.walk(t):
+                    if isinstance(leaf, ast.Attribute) and isinstance(leaf.value, ast.Name) and leaf.value.id == me:
+                        found.add(leaf.attr)
+    return found
 
 
 class ClassMapping(Generic[T]):

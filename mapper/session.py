@@ -659,11 +659,21 @@ class Session:
             spec = self._spec(m)
             for key in keys:
                 st = held.get(key)
-                if st is None:
+                if st is None or st.snap is None:
                     continue
+                # Only the assigned columns are now in the database: other unflushed
+                # changes of the object must still be written by the next flush.
+                snap = list(st.snap)
+                hsnap = list(st.hsnap) if st.hsnap is not None else None
                 for col, value in assignments:
                     spec.set(st, col.key, value)
-                self._take(st)
+                    pos = spec.position.get(col.key)
+                    if pos is not None:
+                        snap[pos] = value
+                    elif hsnap is not None:
+                        hsnap[spec.hidden_position[col.key]] = value
+                st.snap = tuple(snap)
+                st.hsnap = tuple(hsnap) if hsnap is not None else None
         return count
 
     def _bulk_delete(self, m: ClassMapping[Any], where: BoolExpr | None) -> int:

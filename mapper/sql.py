@@ -190,7 +190,7 @@ class Compiler:
         sql = f"SELECT 1 FROM {self.quote(s.table)}"
         if s.where is not None:
             sql += " WHERE " + self.condition(s.where, params)
-        sql += self.dialect.limit_sql(1, s.offset)
+        sql += self.dialect.limit_sql(1 if s.limit is None else min(1, s.limit), s.offset)
         return sql, params
 
     def key_condition(self, keys: Sequence[Column], n: int) -> tuple[str, int]:

@@ -59,14 +59,27 @@ class URL:
         """The URL exactly as given (password included): only for the driver."""
         return self._raw
 
+    @property
+    def secrets(self) -> list[str]:
+        """Every password the URL carries (in the userinfo or as ?password=), for masking."""
+        out = [p for p in (self.password, self.query.get("password")) if p]
+        return out
+
     def safe(self) -> str:
         """The URL with any password masked, for messages and logs."""
-        if self.password is None:
+        if not self.secrets:
             return self._raw
-        userinfo = f"{self.username or ''}:***@"
+        userinfo = f"{self.username or ''}{':***' if self.password else ''}@" if self.username or self.password else ""
         host = self.host or ""
         port = f":{self.port}" if self.port else ""
-        return f"{self.scheme}://{userinfo}{host}{port}/{self.database}"
+        query = "&".join(f"{k}={'***' if k == 'password' else v}" for k, v in self.query.items())
+        return f"{self.scheme}://{userinfo}{host}{port}/{self.database}" + (f"?{query}" if query else "")
+
+    def mask(self, text: str) -> str:
+        """``text`` with every password of the URL replaced by ***."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def __repr__(self) -> str:
         return f"URL({self.safe()!r})"

@@ -171,11 +171,7 @@ class _PsycopgPool:
             try:
                 probe = self._dialect.connect(self._engine.url, self._engine.options)
             except Exception as conn_exc:  # noqa: BLE001
-                text = str(conn_exc)
-                pw = self._engine.url.password
-                if pw:
-                    text = text.replace(pw, "***")
-                msg = f"cannot connect to {self._engine.url.safe()}: {text}"
+                msg = f"cannot connect to {self._engine.url.safe()}: {self._engine.url.mask(str(conn_exc))}"
                 raise errors.OperationalError(msg, orig=conn_exc) from None
             probe.close()
             msg = (

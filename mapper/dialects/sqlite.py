@@ -17,7 +17,10 @@ from .base import Dialect, Processor, URL
 __all__ = ["SQLiteDialect"]
 
 # Messages sqlite3 reports as OperationalError that other backends call programming errors.
-_PROGRAMMING_MESSAGES = ("no such table", "no such column", "syntax error", "has no column named", "no such function")
+_PROGRAMMING_MESSAGES = (
+    "no such table", "no such column", "syntax error", "has no column named", "no such function",
+    "incomplete input", "unrecognized token",
+)
 
 _ISOLATION = {"SERIALIZABLE": "DEFERRED", "IMMEDIATE": "IMMEDIATE", "EXCLUSIVE": "EXCLUSIVE"}
 

@@ -1,0 +1,268 @@
+"""Cascades and relation reconciliation: what a flush must add, delete and link (pure: no I/O).
+
+Both sides of a relation may be edited in memory (``pug.owner = bob``, ``bob.pugs.append(pug)``).
+Each edit is a *claim* about the parent a child row should point at; the claims of one
+foreign key (an *edge*) are reconciled here into *links* that the flush turns into key
+values once the parents have keys. Claims that contradict each other are a FlushError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import FlushError
+from .lazy import is_unloaded
+from .mapping import RelationInfo
+from .schema import Column
+from .state import PENDING, ObjectState
+
+__all__ = ["Link", "JunctionOp", "RelationPlan", "reachable_unmanaged", "reconcile", "delete_targets"]
+
+_MISSING: Any = object()
+
+
+class Link:
+    """A child row's foreign key must reference ``parent``'s key (or be NULL when parent is None)."""
+
+    __slots__ = ("fk_cols", "ref_cols", "parent", "info")
+
+    def __init__(self, fk_cols: list[Column], ref_cols: list[Column], parent: Any, info: RelationInfo) -> None:
+        self.fk_cols = fk_cols
+        self.ref_cols = ref_cols
+        self.parent = parent
+        self.info = info
+
+
+class JunctionOp:
+    """A junction row between ``source`` and ``target`` to insert or delete (BelongsToMany)."""
+
+    __slots__ = ("info", "source", "target")
+
+    def __init__(self, info: RelationInfo, source: Any, target: Any) -> None:
+        self.info = info
+        self.source = source
+        self.target = target
+
+
+class _Claim:
+    __slots__ = ("child", "to_one", "adds", "removes")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.to_one: tuple[Any, RelationInfo] | None = None
+        self.adds: list[tuple[Any, RelationInfo]] = []
+        self.removes: list[tuple[Any, RelationInfo]] = []
+
+
+class RelationPlan:
+    """What the relation edits of one flush amount to.
+
+    Attributes:
+        links: child state id -> links to resolve into foreign-key values.
+        moves: (child state, edge, new parent, old parents) to mirror in memory after the flush.
+        orphans: states removed from a collection with the "orphan" cascade.
+        junction_add / junction_remove: rows of string junction tables.
+        assoc_add / assoc_remove: pairs of a BelongsToMany through an association class.
+    """
+
+    def __init__(self) -> None:
+        self.links: dict[int, list[Link]] = {}
+        self.moves: list[tuple[ObjectState, tuple[str, tuple[str, ...]], Any, list[Any]]] = []
+        self.orphans: list[ObjectState] = []
+        self.junction_add: list[JunctionOp] = []
+        self.junction_remove: list[JunctionOp] = []
+        self.assoc_add: list[JunctionOp] = []
+        self.assoc_remove: list[JunctionOp] = []
+
+
+def _members(value: Any, info: RelationInfo) -> list[Any]:
+    if value is None:
+        return []
+    if not info.to_many:
+        return [value]
+    items = list(value)
+    for item in items:
+        if item is None:
+            msg = f"{info.name} contains None; a collection holds {info.target.cls.__name__} objects only"
+            raise FlushError(msg)
+    return items
+
+
+def _check_type(obj: Any, info: RelationInfo) -> None:
+    if not isinstance(obj, info.target.cls):
+        msg = (
+            f"{info.name} holds {obj!r}, a {type(obj).__name__}; it takes "
+            f"{info.target.cls.__name__} objects"
+        )
+        raise FlushError(msg)
+
+
+def reachable_unmanaged(
+    states: Iterable[ObjectState], is_managed: Callable[[Any], bool]
+) -> list[tuple[Any, RelationInfo]]:
+    """Objects referenced from loaded relations of ``states`` that the session does not manage.
+
+    Returns (object, relation) pairs in discovery order; the caller adds those whose
+    relation has the "save" cascade and reports the others.
+    """
+    out: list[tuple[Any, RelationInfo]] = []
+    seen: set[int] = set()
+    for st in states:
+        rels = st.mapping.relations
+        if not rels:
+            continue
+        obj = st.obj
+        for info in rels.values():
+            value = getattr(obj, info.key, None)
+            if value is None or is_unloaded(value):
+                continue
+            for item in _members(value, info):
+                if id(item) in seen or is_managed(item):
+                    continue
+                _check_type(item, info)
+                seen.add(id(item))
+                out.append((item, info))
+    return out
+
+
+def reconcile(states: Iterable[ObjectState], lookup: Callable[[Any], ObjectState | None]) -> RelationPlan:
+    """Reconcile the relation edits of ``states`` (pending and persistent) into a plan.
+
+    Raises:
+        FlushError: two sides contradict each other, a child is put into two parents'
+            collections, or a collection holds None or a wrong type.
+    """
+    plan = RelationPlan()
+    claims: dict[tuple[int, tuple[str, tuple[str, ...]]], _Claim] = {}
+    pairs: dict[tuple[Any, ...], tuple[str, JunctionOp]] = {}
+
+    def claim(child: Any, edge: tuple[str, tuple[str, ...]]) -> _Claim:
+        c = claims.get((id(child), edge))
+        if c is None:
+            c = claims[(id(child), edge)] = _Claim(child)
+        return c
+
+    for st in states:
+        rels = st.mapping.relations
+        if not rels:
+            continue
+        obj = st.obj
+        pending = st.status == PENDING
+        for info in rels.values():
+            value = getattr(obj, info.key, None)
+            kind = info.kind
+            if kind == "belongs_to":
+                snap = st.rels.get(info.key, _MISSING)
+                changed = value is not None if (pending or snap is _MISSING) else value is not snap
+                if changed:
+                    if value is not None:
+                        _check_type(value, info)
+                    claim(obj, info.edge).to_one = (value, info)
+                continue
+            if value is not None and is_unloaded(value):
+                continue
+            members = _members(value, info)
+            snap_members = st.rels.get(info.key, ())
+            if snap_members is None:
+                snap_members = ()
+            elif not isinstance(snap_members, tuple):
+                snap_members = (snap_members,)
+            snap_ids = {id(x) for x in snap_members}
+            cur_ids = {id(x) for x in members}
+            added = [x for x in members if id(x) not in snap_ids]
+            removed = [x for x in snap_members if id(x) not in cur_ids]
+            if kind in ("has_many", "has_one"):
+                for x in added:
+                    _check_type(x, info)
+                    claim(x, info.edge).adds.append((obj, info))
+                for x in removed:
+                    claim(x, info.edge).removes.append((obj, info))
+                continue
+            # belongs_to_many: one junction row per (source, target) pair.
+            for x, adding in [(x, True) for x in added] + [(x, False) for x in removed]:
+                if adding:
+                    _check_type(x, info)
+                op = JunctionOp(info, obj, x)
+                key = _pair_key(info, obj, x)
+                previous = pairs.get(key)
+                word = "add" if adding else "remove"
+                if previous is not None and previous[0] != word:
+                    msg = (
+                        f"{info.name}: {obj!r} and {x!r} are both linked and unlinked in this flush "
+                        "(one side added the pair, the other removed it); change one side only"
+                    )
+                    raise FlushError(msg)
+                if previous is None:
+                    pairs[key] = (word, op)
+                    through = info.through is not None
+                    if adding:
+                        (plan.assoc_add if through else plan.junction_add).append(op)
+                    else:
+                        (plan.assoc_remove if through else plan.junction_remove).append(op)
+
+    for (_, edge), c in claims.items():
+        child_state = lookup(c.child)
+        if child_state is None:
+            continue  # not managed: reported by the save cascade
+        add_parents: list[tuple[Any, RelationInfo]] = []
+        for parent, info in c.adds:
+            if not any(p is parent for p, _ in add_parents):
+                add_parents.append((parent, info))
+        if len(add_parents) > 1:
+            (a, ia), (b, _) = add_parents[0], add_parents[1]
+            msg = (
+                f"{c.child!r} was put into {ia.name} of two objects ({a!r} and {b!r}); "
+                "a child belongs to one parent: remove it from one collection"
+            )
+            raise FlushError(msg)
+        old_parents = [p for p, _ in c.removes]
+        if c.to_one is not None:
+            new, info = c.to_one
+            if add_parents and add_parents[0][0] is not new:
+                parent, pinfo = add_parents[0]
+                msg = (
+                    f"{info.name} of {c.child!r} is {new!r}, but it was added to {pinfo.name} of "
+                    f"{parent!r}; the two sides contradict each other: change one side only"
+                )
+                raise FlushError(msg)
+            old = child_state.rels.get(info.key, None)
+            if old is not None and old is not new:
+                old_parents.append(old)
+        elif add_parents:
+            new, info = add_parents[0]
+        elif c.removes:
+            new, info = None, c.removes[0][1]
+            if any("orphan" in i.cascade for _, i in c.removes):
+                plan.orphans.append(child_state)
+                continue
+        else:
+            continue
+        plan.links.setdefault(id(child_state), []).append(Link(info.fk_cols, info.ref_cols, new, info))
+        plan.moves.append((child_state, edge, new, old_parents))
+    return plan
+
+
+def _pair_key(info: RelationInfo, source: Any, target: Any) -> tuple[Any, ...]:
+    """The same junction row seen from either side of the relation has the same key."""
+    table = info.edge[0]
+    a = (tuple(c.name for c in info.fk_cols), id(source))
+    b = (tuple(c.name for c in info.other_cols), id(target))
+    return (table, *sorted([a, b]))
+
+
+def delete_targets(st: ObjectState) -> list[tuple[RelationInfo, list[Any] | None]]:
+    """For a state being deleted: its relations with the "delete" cascade and their loaded members.
+
+    A None member list means the relation is not loaded.
+    """
+    out: list[tuple[RelationInfo, list[Any] | None]] = []
+    for info in st.mapping.relations.values():
+        if "delete" not in info.cascade or info.kind not in ("has_many", "has_one"):
+            continue
+        value = getattr(st.obj, info.key, None)
+        if value is not None and is_unloaded(value):
+            out.append((info, None))
+        else:
+            out.append((info, _members(value, info)))
+    return out
