@@ -76,6 +76,19 @@ class RelationPlan:
         self.assoc_remove: list[JunctionOp] = []
 
 
+def label(obj: Any, lookup: Callable[[Any], ObjectState | None] | None = None) -> str:
+    """A short name for an object in messages: ``Pug(1)``, or ``new Pug 'Cody'``."""
+    st = lookup(obj) if lookup is not None else None
+    name = type(obj).__name__
+    if st is not None and st.key is not None:
+        return f"{name}({st.key!r})"
+    for attr in ("name", "title"):
+        value = getattr(obj, attr, None) if not hasattr(type(obj), "__mapper_ghost_load__") else None
+        if isinstance(value, str):
+            return f"new {name} {value[:40]!r}"
+    return f"new {name} at 0x{id(obj):x}"
+
+
 def _members(value: Any, info: RelationInfo) -> list[Any]:
     if value is None:
         return []
@@ -91,10 +104,7 @@ def _members(value: Any, info: RelationInfo) -> list[Any]:
 
 def _check_type(obj: Any, info: RelationInfo) -> None:
     if not isinstance(obj, info.target.cls):
-        msg = (
-            f"{info.name} holds {obj!r}, a {type(obj).__name__}; it takes "
-            f"{info.target.cls.__name__} objects"
-        )
+        msg = f"{info.name} holds {label(obj)}, a {type(obj).__name__}; it takes {info.target.cls.__name__} objects"
         raise FlushError(msg)
 
 
@@ -189,7 +199,7 @@ def reconcile(states: Iterable[ObjectState], lookup: Callable[[Any], ObjectState
                 word = "add" if adding else "remove"
                 if previous is not None and previous[0] != word:
                     msg = (
-                        f"{info.name}: {obj!r} and {x!r} are both linked and unlinked in this flush "
+                        f"{info.name}: {label(obj)} and {label(x)} are both linked and unlinked in this flush "
                         "(one side added the pair, the other removed it); change one side only"
                     )
                     raise FlushError(msg)
@@ -212,8 +222,8 @@ def reconcile(states: Iterable[ObjectState], lookup: Callable[[Any], ObjectState
         if len(add_parents) > 1:
             (a, ia), (b, _) = add_parents[0], add_parents[1]
             msg = (
-                f"{c.child!r} was put into {ia.name} of two objects ({a!r} and {b!r}); "
-                "a child belongs to one parent: remove it from one collection"
+                f"{label(c.child, lookup)} was put into {ia.name} of two objects ({label(a, lookup)} and "
+                f"{label(b, lookup)}); a child belongs to one parent: remove it from one collection"
             )
             raise FlushError(msg)
         old_parents = [p for p, _ in c.removes]
@@ -222,8 +232,8 @@ def reconcile(states: Iterable[ObjectState], lookup: Callable[[Any], ObjectState
             if add_parents and add_parents[0][0] is not new:
                 parent, pinfo = add_parents[0]
                 msg = (
-                    f"{info.name} of {c.child!r} is {new!r}, but it was added to {pinfo.name} of "
-                    f"{parent!r}; the two sides contradict each other: change one side only"
+                    f"{info.name} of {label(c.child, lookup)} is {label(new, lookup)}, but it was added to "
+                    f"{pinfo.name} of {label(parent, lookup)}; the two sides contradict each other: change one side only"
                 )
                 raise FlushError(msg)
             old = child_state.rels.get(info.key, None)

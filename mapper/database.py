@@ -68,6 +68,7 @@ class Database:
         )
         self._runtimes: dict[ClassMapping[Any], tuple[SnapshotSpec, Loader, Persister]] = {}
         self._after_commit_hooks: list[Callable[[Session], None]] = []
+        self._before_flush_hooks: list[Callable[[Session], None]] = []
 
     @property
     def url(self) -> str:
@@ -93,6 +94,23 @@ class Database:
     def _after_commit(self, session: Session) -> None:
         for hook in self._after_commit_hooks:
             hook(session)
+
+    def _before_flush(self, session: Session) -> None:
+        for hook in self._before_flush_hooks:
+            hook(session)
+
+    def before_flush(self, fn: Callable[[Session], None]) -> Callable[[Session], None]:
+        """Register ``fn(session)`` to run at the start of every flush (usable as a decorator).
+
+        A hook that raises aborts the flush with nothing written.
+        """
+        self._before_flush_hooks.append(fn)
+        return fn
+
+    def after_commit(self, fn: Callable[[Session], None]) -> Callable[[Session], None]:
+        """Register ``fn(session)`` to run after every successful commit (usable as a decorator)."""
+        self._after_commit_hooks.append(fn)
+        return fn
 
     def session(self, *, autoflush: bool = True, lazy: str | None = None) -> Session:
         """A new Session (use it as a context manager).

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import errors
+from .cascade import JunctionOp, Link, RelationPlan
 from .changes import ChangeSet, compute_changes
 from .dialects.base import Dialect, Processor
 from .engine import Connection
@@ -21,9 +22,9 @@ from .mapping import ClassMapping
 from .ordering import table_order
 from .schema import Column, Table
 from .sql import Compiler
-from .state import DELETED, PERSISTENT, ObjectState, SnapshotSpec
+from .state import DELETED, PENDING, PERSISTENT, ObjectState, SnapshotSpec
 
-__all__ = ["Persister", "Journal", "UnitOfWork"]
+__all__ = ["Persister", "Journal", "UnitOfWork", "ParentOp"]
 
 
 class Persister:
@@ -74,6 +75,25 @@ class _InsertRow:
         self.returning = returning
 
 
+class ParentOp:
+    """A set-based write on children that the session does not hold, for parents being deleted.
+
+    Attributes:
+        kind: "delete" the rows, "nullify" their foreign key, or "check" that none exist.
+        table: the children's table; cols: their foreign-key columns; keys: the parents' keys.
+        info: the relation, for messages.
+    """
+
+    __slots__ = ("kind", "table", "cols", "keys", "info")
+
+    def __init__(self, kind: str, table: Table, cols: list[Column], keys: list[Any], info: Any) -> None:
+        self.kind = kind
+        self.table = table
+        self.cols = cols
+        self.keys = keys
+        self.info = info
+
+
 class UnitOfWork:
     """One flush of a session's pending, changed and deleted objects.
 
@@ -92,6 +112,7 @@ class UnitOfWork:
         tables: dict[str, Table],
         identity: IdentityMap,
         persister_for: Callable[[ClassMapping[Any]], Persister],
+        states: dict[int, ObjectState] | None = None,
     ) -> None:
         self.conn = conn
         self.compiler = compiler
@@ -104,44 +125,132 @@ class UnitOfWork:
         self.updated: list[ChangeSet] = []
         self.deleted: list[ObjectState] = []
         self.now = dialect.now()
+        #: Every managed state by id(obj), to find the parents that links point at.
+        self.states: dict[int, ObjectState] = states if states is not None else {}
+        self.inserted_ids: set[int] = set()
+        #: (state, link) pairs written as NULL at insert to break a cycle.
+        self.post_updates: list[tuple[ObjectState, Link]] = []
+        self._post_pk: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self.plan = RelationPlan()
 
     # -- organize ---------------------------------------------------------------------------------
 
-    def run(self, pending: Sequence[ObjectState], persistent: Iterable[ObjectState], deleted: Sequence[ObjectState]) -> bool:
-        """Plan and emit the flush; returns whether anything was written.
+    def run(
+        self,
+        pending: Sequence[ObjectState],
+        persistent: Iterable[ObjectState],
+        deleted: Sequence[ObjectState],
+        plan: RelationPlan | None = None,
+        parent_ops: Sequence[ParentOp] = (),
+    ) -> None:
+        """Emit the flush: inserts and updates parent-first, then junction rows, then deletes child-first.
 
         Raises:
             FlushError, StaleDataError, DuplicateIdentityError, DatabaseError: with every
             attribute the flush wrote put back (the caller rolls the transaction back).
         """
+        self.plan = plan if plan is not None else RelationPlan()
         try:
             inserts: dict[str, list[ObjectState]] = {}
-            updates: dict[str, list[ChangeSet]] = {}
+            updates: dict[str, list[ObjectState]] = {}
             deletes: dict[str, list[ObjectState]] = {}
             for st in pending:
                 inserts.setdefault(st.mapping.table.name, []).append(st)
             for st in persistent:
-                p = self.persister_for(st.mapping)
-                cs = compute_changes(st, p.spec)
-                if cs is not None:
-                    updates.setdefault(st.mapping.table.name, []).append(cs)
+                updates.setdefault(st.mapping.table.name, []).append(st)
             for st in deleted:
                 deletes.setdefault(st.mapping.table.name, []).append(st)
-            if not (inserts or updates or deletes):
-                return False
-            order = table_order(self.tables, set(inserts) | set(updates) | set(deletes))
+            ops: dict[str, list[ParentOp]] = {}
+            for op in parent_ops:
+                ops.setdefault(op.table.name, []).append(op)
+            touched = set(inserts) | set(updates) | set(deletes) | set(ops)
+            order = table_order(self.tables, touched)
             for table in order:
                 if table in inserts:
                     self._emit_inserts(self.tables[table], inserts[table])
                 if table in updates:
                     self._emit_updates(self.tables[table], updates[table])
+            self._emit_post_updates()
+            self._emit_junction(self.plan.junction_add, insert=True)
+            self._emit_junction(self.plan.junction_remove + self.plan.assoc_remove, insert=False)
             for table in reversed(order):
                 if table in deletes:
                     self._emit_deletes(self.tables[table], deletes[table])
-            return True
+                for op in ops.get(table, ()):
+                    self._emit_parent_op(op)
         except BaseException:
             self.journal.undo()
             raise
+
+    # -- links ------------------------------------------------------------------------------------
+
+    def _resolve_links(self, st: ObjectState, spec: SnapshotSpec, break_cycles: bool) -> ObjectState | None:
+        """Write the foreign keys that relation edits ask for; returns a parent still waiting to be inserted.
+
+        A parent in another table that is not inserted yet means the tables form a cycle: with
+        ``break_cycles`` the key is written as NULL now and set by a follow-up UPDATE.
+        """
+        links = self.plan.links.get(id(st))
+        if not links:
+            return None
+        waiting: ObjectState | None = None
+        for link in links:
+            parent = link.parent
+            if parent is None:
+                values: list[Any] = [None] * len(link.fk_cols)
+            else:
+                pst = self.states.get(id(parent))
+                if pst is None or pst.obj is not parent:
+                    msg = (
+                        f"{link.info.name}: {parent!r} is not in the session; add it, or give the relation "
+                        "the 'save' cascade"
+                    )
+                    raise errors.FlushError(msg)
+                if pst.status == PENDING and id(pst) not in self.inserted_ids:
+                    same_table = pst.mapping.table is st.mapping.table
+                    if not break_cycles and (same_table or st.status == PENDING):
+                        waiting = pst
+                        continue
+                    if not all(c.nullable for c in link.fk_cols):
+                        names = ", ".join(f"{st.mapping.table.name}.{c.name}" for c in link.fk_cols)
+                        msg = (
+                            f"cannot order the flush: {link.info.name} points at a new "
+                            f"{pst.mapping.cls.__name__} that must be inserted later (tables "
+                            f"{st.mapping.table.name} and {pst.mapping.table.name} reference each other), "
+                            f"and {names} is NOT NULL; make it nullable or flush the parent first"
+                        )
+                        raise errors.FlushError(msg)
+                    self.post_updates.append((st, link))
+                    values = [None] * len(link.fk_cols)
+                else:
+                    pspec = self.persister_for(pst.mapping).spec
+                    values = [pspec.get(pst, c.key) for c in link.ref_cols]
+            for col, v in zip(link.fk_cols, values):
+                old = spec.get(st, col.key)
+                if old is not v and old != v:
+                    self.journal.set(spec, st, col.key, v)
+        return waiting
+
+    def _emit_post_updates(self) -> None:
+        """Set the foreign keys that a cycle forced to NULL at insert, now that parents have keys."""
+        if not self.post_updates:
+            return
+        groups: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
+        for st, link in self.post_updates:
+            p = self.persister_for(st.mapping)
+            pst = self.states[id(link.parent)]
+            pspec = self.persister_for(pst.mapping).spec
+            values = [pspec.get(pst, c.key) for c in link.ref_cols]
+            for col, v in zip(link.fk_cols, values):
+                self.journal.set(p.spec, st, col.key, v)
+            params = [p.bind(c, v) for c, v in zip(link.fk_cols, values)]
+            params += [p.bind(k, p.spec.get(st, k.key)) for k in st.mapping.pk]
+            key = (st.mapping.table.name, tuple(c.name for c in link.fk_cols))
+            groups.setdefault(key, []).append(params)
+            self._post_pk[key] = [k.name for k in st.mapping.pk]
+        for (table, cols), rows in groups.items():
+            sql = self.compiler.update_row(table, cols, self._post_pk[(table, cols)], None)
+            self.conn.executemany(sql, rows)
 
     # -- inserts ----------------------------------------------------------------------------------
 
@@ -149,9 +258,6 @@ class UnitOfWork:
         m = st.mapping
         spec = p.spec
         j = self.journal
-        hook = p.hooks.get("before_insert")
-        if hook is not None:
-            hook(st.obj)
         cols: list[str] = []
         values: list[Any] = []
         returning: list[str] = []
@@ -186,28 +292,47 @@ class UnitOfWork:
 
     def _emit_inserts(self, table: Table, states: list[ObjectState]) -> None:
         p = self.persister_for(states[0].mapping)
-        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_InsertRow]] = {}
-        seen: dict[Any, ObjectState] = {}
-        for st in states:
-            row = self._collect_insert(st, p)
-            if st.key is None:
-                key = p.spec.key_of(st)
-                if key is not None:
-                    other = self.identity.get(st.mapping, key) or seen.setdefault(key, st)
-                    if other is not st:
-                        msg = (
-                            f"{st.mapping.cls.__name__} with key {key!r} is already in the session; "
-                            "two objects cannot share a primary key (use session.get() to reuse the existing one)"
-                        )
-                        raise errors.DuplicateIdentityError(msg)
-            groups.setdefault((row.columns, row.returning), []).append(row)
-        for (columns, returning), rows in groups.items():
-            self._insert_group(table, p, columns, returning, rows)
-        hook = p.hooks.get("after_insert")
-        for st in states:
-            self.inserted.append(st)
-            if hook is not None:
+        hook = p.hooks.get("before_insert")
+        if hook is not None:
+            for st in states:
                 hook(st.obj)
+        seen: dict[Any, ObjectState] = {}
+        left = states
+        while left:
+            # Rows whose parents (in this table) are not inserted yet wait for the next round:
+            # a self-referencing tree goes in one statement per level.
+            ready: list[ObjectState] = []
+            waiting: list[ObjectState] = []
+            for st in left:
+                (ready if self._resolve_links(st, p.spec, False) is None else waiting).append(st)
+            if not ready:
+                for st in waiting:
+                    self._resolve_links(st, p.spec, True)
+                ready, waiting = waiting, []
+            groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_InsertRow]] = {}
+            for st in ready:
+                row = self._collect_insert(st, p)
+                if st.key is None:
+                    key = p.spec.key_of(st)
+                    if key is not None:
+                        other = self.identity.get(st.mapping, key) or seen.setdefault(key, st)
+                        if other is not st:
+                            msg = (
+                                f"{st.mapping.cls.__name__} with key {key!r} is already in the session; "
+                                "two objects cannot share a primary key (use session.get() to reuse the existing one)"
+                            )
+                            raise errors.DuplicateIdentityError(msg)
+                groups.setdefault((row.columns, row.returning), []).append(row)
+            for (columns, returning), rows in groups.items():
+                self._insert_group(table, p, columns, returning, rows)
+            for st in ready:
+                self.inserted_ids.add(id(st))
+                self.inserted.append(st)
+            left = waiting
+        after = p.hooks.get("after_insert")
+        if after is not None:
+            for st in states:
+                after(st.obj)
 
     def _chunk(self, ncols: int) -> int:
         d = self.dialect
@@ -328,20 +453,26 @@ class UnitOfWork:
 
     # -- updates ----------------------------------------------------------------------------------
 
-    def _emit_updates(self, table: Table, changes: list[ChangeSet]) -> None:
-        p = self.persister_for(changes[0].state.mapping)
+    def _emit_updates(self, table: Table, states: list[ObjectState]) -> None:
+        p = self.persister_for(states[0].mapping)
         m = p.mapping
         spec = p.spec
         version = m.version
         groups: dict[tuple[str, ...], list[tuple[ChangeSet, list[Any]]]] = {}
         before = p.hooks.get("before_update")
-        for cs in changes:
+        changes: list[ChangeSet] = []
+        for st in states:
+            if self.plan.links:
+                self._resolve_links(st, spec, True)
+            cs = compute_changes(st, spec)
+            if cs is None:
+                continue
             if before is not None:
-                before(cs.state.obj)
-                cs2 = compute_changes(cs.state, spec)
-                if cs2 is None:
+                before(st.obj)
+                cs = compute_changes(st, spec)
+                if cs is None:
                     continue
-                cs = cs2
+            changes.append(cs)
             st = cs.state
             cols = list(cs.columns)
             vals = list(cs.values)
@@ -394,11 +525,49 @@ class UnitOfWork:
 
     def _emit_deletes(self, table: Table, states: list[ObjectState]) -> None:
         p = self.persister_for(states[0].mapping)
-        m = p.mapping
         before = p.hooks.get("before_delete")
         if before is not None:
             for st in states:
                 before(st.obj)
+        for level in self._delete_levels(table, states, p):
+            self._delete_batch(table, level, p)
+        self.deleted.extend(states)
+        after = p.hooks.get("after_delete")
+        if after is not None:
+            for st in states:
+                after(st.obj)
+
+    def _delete_levels(self, table: Table, states: list[ObjectState], p: Persister) -> list[list[ObjectState]]:
+        """Rows of a self-referencing table deleted children first (MySQL checks keys row by row)."""
+        selfref = [fk for fk in table.foreign_keys if fk.ref_table == table.name]
+        if not selfref or len(states) < 2:
+            return [states]
+        m = p.mapping
+        by_key = {self._old_key(st, p.spec): st for st in states}
+        depth: dict[int, int] = {}
+
+        def level(st: ObjectState, seen: frozenset[int]) -> int:
+            if id(st) in depth:
+                return depth[id(st)]
+            d = 0
+            for fk in selfref:
+                cols = [m.table.column(n) for n in fk.columns]
+                vals = [self._old_value(st, p.spec, c) for c in cols if c is not None]
+                parent = by_key.get(vals[0] if len(vals) == 1 else tuple(vals))
+                if parent is not None and parent is not st and id(parent) not in seen:
+                    d = max(d, level(parent, seen | {id(st)}) + 1)
+            depth[id(st)] = d
+            return d
+
+        for st in states:
+            level(st, frozenset())
+        levels: dict[int, list[ObjectState]] = {}
+        for st in states:
+            levels.setdefault(depth[id(st)], []).append(st)
+        return [levels[d] for d in sorted(levels, reverse=True)]
+
+    def _delete_batch(self, table: Table, states: list[ObjectState], p: Persister) -> None:
+        m = p.mapping
         version = m.version
         pk = list(m.pk)
         ncols = len(pk) + (1 if version is not None else 0)
@@ -423,11 +592,64 @@ class UnitOfWork:
                     "changed, or they were deleted elsewhere). Roll back, reload and try again"
                 )
                 raise errors.StaleDataError(msg)
-        self.deleted.extend(states)
-        after = p.hooks.get("after_delete")
-        if after is not None:
-            for st in states:
-                after(st.obj)
+
+    # -- junction rows and set-based child writes -------------------------------------------------
+
+    def _pair_values(self, op: JunctionOp) -> tuple[list[Column], list[Any]]:
+        info = op.info
+        src = self.states.get(id(op.source))
+        tgt = self.states.get(id(op.target))
+        if src is None or tgt is None:
+            missing = op.source if src is None else op.target
+            msg = f"{info.name}: {missing!r} is not in the session; add it or give the relation the 'save' cascade"
+            raise errors.FlushError(msg)
+        sspec = self.persister_for(src.mapping).spec
+        tspec = self.persister_for(tgt.mapping).spec
+        values = [sspec.get(src, c.key) for c in info.ref_cols] + [tspec.get(tgt, c.key) for c in info.other_ref_cols]
+        return info.fk_cols + info.other_cols, values
+
+    def _emit_junction(self, ops: list[JunctionOp], insert: bool) -> None:
+        if not ops:
+            return
+        groups: dict[tuple[str, tuple[str, ...]], tuple[Table, list[Column], list[list[Any]]]] = {}
+        for op in ops:
+            cols, values = self._pair_values(op)
+            info = op.info
+            table = info.junction if info.junction is not None else info.holder.table  # type: ignore[union-attr]
+            bound = [v if v is None or (b := self.dialect.bind_processor(c.type)) is None else b(v) for c, v in zip(cols, values)]
+            key = (table.name, tuple(c.name for c in cols))
+            groups.setdefault(key, (table, cols, []))[2].append(bound)
+        for (name, names), (table, cols, rows) in groups.items():
+            if insert:
+                self.conn.executemany(self.compiler.insert(name, names, 1), rows)
+                continue
+            step = max(1, self.dialect.max_params // len(cols))
+            for i in range(0, len(rows), step):
+                chunk = rows[i : i + step]
+                sql = self.compiler.delete_rows(table, cols, len(chunk), None)
+                self.conn.execute(sql, [v for r in chunk for v in r])
+
+    def _emit_parent_op(self, op: ParentOp) -> None:
+        cols = op.cols
+        single_array = self.dialect.array_in and len(cols) == 1
+        step = len(op.keys) if single_array else max(1, self.dialect.max_params // len(cols))
+        for i in range(0, len(op.keys), step):
+            chunk = op.keys[i : i + step]
+            params = self._key_params(cols, chunk)
+            if op.kind == "delete":
+                self.conn.execute(self.compiler.delete_rows(op.table, cols, len(chunk), None), params)
+            elif op.kind == "nullify":
+                self.conn.execute(self.compiler.update_null_by_keys(op.table, cols, len(chunk)), params)
+            elif self.conn.fetchall(self.compiler.exists_by_keys(op.table, cols, len(chunk)), params):
+                info = op.info
+                names = ", ".join(f"{op.table.name}.{c.name}" for c in cols)
+                msg = (
+                    f"cannot delete {info.parent.cls.__name__}: rows of {op.table.name} still reference it "
+                    f"through {info.name}, and {names} is NOT NULL with no ON DELETE rule. Give {info.name} "
+                    "cascade='delete' (or 'all'), delete or move those rows first, or declare "
+                    "ForeignKey(..., on_delete='CASCADE')"
+                )
+                raise errors.FlushError(msg)
 
     def _old_key(self, st: ObjectState, spec: SnapshotSpec) -> Any:
         pk = st.mapping.pk
@@ -437,8 +659,12 @@ class UnitOfWork:
 
     # -- finalize ---------------------------------------------------------------------------------
 
-    def finalize(self, states: dict[int, ObjectState], take: Callable[[ObjectState], None]) -> None:
-        """Make what was written the new baseline: statuses, keys, snapshots, identity map."""
+    def finalize(self, states: dict[int, ObjectState], take: Callable[[ObjectState], None]) -> list[tuple[ObjectState, Any]]:
+        """Make what was written the new baseline: statuses, keys, snapshots, identity map.
+
+        Returns the (state, old key) of objects whose primary key changed.
+        """
+        rekeyed: list[tuple[ObjectState, Any]] = []
         identity = self.identity
         for st in self.inserted:
             st.status = PERSISTENT
@@ -451,6 +677,7 @@ class UnitOfWork:
             new_key = self.persister_for(st.mapping).spec.key_of(st)
             if new_key != st.key:
                 identity.discard(st)
+                rekeyed.append((st, st.key))
                 st.key = new_key
                 identity.add(st)
         for st in self.deleted:
@@ -458,4 +685,5 @@ class UnitOfWork:
             st.deleted_flushed = True
             identity.discard(st)
         self.journal.entries.clear()
+        return rekeyed
 

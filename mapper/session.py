@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import errors
 from .engine import Budget, Connection, Row, row_class
 from .expressions import BoolExpr
-from .flush import Persister, UnitOfWork
+from .cascade import Link, RelationPlan, delete_targets, reachable_unmanaged, reconcile
+from .flush import ParentOp, Persister, UnitOfWork
+from .lazy import is_unloaded
 from .graph import GraphLoader, resolve_paths
 from .identity import IdentityMap
 from .loading import Loader
@@ -443,6 +445,10 @@ class Session:
     def flush(self) -> None:
         """Write pending inserts, updates and deletes, in batches and in foreign-key order.
 
+        Cascades run first: new objects reachable through "save" relations are added,
+        children of deleted parents are deleted or detached, and edits to either side of a
+        relation are reconciled into foreign keys.
+
         Raises:
             FlushError, StaleDataError, DuplicateIdentityError, DatabaseError: the
             transaction (or the innermost savepoint) is rolled back, every object is as it
@@ -451,16 +457,19 @@ class Session:
         self._check()
         if self._flushing:
             return
-        persistent = [st for st in self._identity.states() if st.status == PERSISTENT]
-        if not (self._new or self._deleted or persistent):
-            return
-        conn = self.connection
-        db = self._db
-        uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister)
         self._flushing = True
         try:
-            uow.run(list(self._new.values()), persistent, list(self._deleted.values()))
-            uow.finalize(self._states, self._take)
+            self._db._before_flush(self)
+            plan, ops = self._prepare_flush()
+            persistent = [st for st in self._identity.states() if st.status == PERSISTENT]
+            if not (self._new or self._deleted or persistent or ops or plan.junction_add or plan.junction_remove or plan.assoc_remove):
+                return
+            conn = self.connection
+            db = self._db
+            uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister, self._states)
+            uow.run(list(self._new.values()), persistent, list(self._deleted.values()), plan, ops)
+            rekeyed = uow.finalize(self._states, self._take)
+            self._after_flush(plan, uow, rekeyed)
         except BaseException as exc:
             self._fail(exc)
             raise
@@ -469,6 +478,286 @@ class Session:
         self._new.clear()
         self._deleted.clear()
         self._pending_keys.clear()
+
+    # -- flush preparation: cascades and relation reconciliation ----------------------------------
+
+    def _lookup(self, obj: Any) -> ObjectState | None:
+        st = self._states.get(id(obj))
+        return st if st is not None and st.obj is obj and st.status != DETACHED else None
+
+    def _related_states(self) -> list[ObjectState]:
+        return list(self._new.values()) + [
+            st for st in self._identity.states() if st.status == PERSISTENT and st.mapping.relations
+        ]
+
+    def _mark_deleted(self, st: ObjectState) -> bool:
+        if st.status == PENDING:
+            self._forget(st)
+            return False
+        if st.status == PERSISTENT:
+            st.status = DELETED
+            self._deleted[id(st.obj)] = st
+            return True
+        return False
+
+    def _prepare_flush(self) -> tuple[RelationPlan, list[ParentOp]]:
+        # Save cascade: new objects reachable from managed ones join the unit of work.
+        queue = self._related_states()
+        while queue:
+            found = reachable_unmanaged(queue, lambda o: self._lookup(o) is not None)
+            queue = []
+            for obj, info in found:
+                if "save" not in info.cascade:
+                    msg = (
+                        f"{info.name} refers to {obj!r}, which is not in the session; add it with "
+                        f"session.add(), or give {info.name} the 'save' cascade"
+                    )
+                    raise errors.FlushError(msg)
+                self.add(obj)
+                queue.append(self._states[id(obj)])
+        plan = reconcile(self._related_states(), self._lookup)
+        for st in plan.orphans:
+            self._mark_deleted(st)
+        for op in plan.assoc_add:
+            self._add_association(op, plan)
+        for op in plan.assoc_remove:
+            self._remove_association(op)
+        ops = self._cascade_deletes(plan)
+        return plan, ops
+
+    def _add_association(self, op: Any, plan: RelationPlan) -> None:
+        """A target added to a BelongsToMany through a class: create the association object."""
+        info = op.info
+        am: ClassMapping[Any] = info.through
+        edges = {tuple(c.name for c in info.fk_cols): op.source, tuple(c.name for c in info.other_cols): op.target}
+        to_one = {r.key: edges[r.edge[1]] for r in am.relations.values() if r.kind == "belongs_to" and r.edge[1] in edges}
+        for st in self._new.values():
+            if st.mapping is am and to_one and all(getattr(st.obj, k, None) is v for k, v in to_one.items()):
+                return  # the user created this association object already
+        klass: Any = am.cls
+        obj = object.__new__(klass) if am.plain_new else klass.__new__(klass)
+        spec = self._spec(am)
+        for d in am.field_defaults:
+            value = d.factory(obj) if d.factory is not None and d.takes_self else (d.factory() if d.factory is not None else d.value)
+            spec.setattr(obj, d.name, value)
+        for name in am.domain_attributes:
+            if not hasattr(obj, name):
+                spec.setattr(obj, name, None)
+        for key, value in to_one.items():
+            spec.setattr(obj, key, value)
+        self.add(obj)
+        st = self._states[id(obj)]
+        plan.links[id(st)] = [
+            Link(info.fk_cols, info.ref_cols, op.source, info),
+            Link(info.other_cols, info.other_ref_cols, op.target, info),
+        ]
+        src = self._lookup(op.source)
+        if src is not None:
+            for r in src.mapping.relations.values():
+                if r.kind == "has_many" and r.target is am and r.edge == (am.table.name, edges and tuple(c.name for c in info.fk_cols)):
+                    coll = getattr(op.source, r.key, None)
+                    if coll is not None and not is_unloaded(coll) and not any(x is obj for x in coll):
+                        coll.add(obj) if isinstance(coll, set) else coll.append(obj)
+
+    def _remove_association(self, op: Any) -> None:
+        """A target removed from a BelongsToMany through a class: delete the held association objects."""
+        info = op.info
+        am: ClassMapping[Any] = info.through
+        src, tgt = self._lookup(op.source), self._lookup(op.target)
+        if src is None or tgt is None:
+            return
+        want = [self._spec(src.mapping).get(src, c.key) for c in info.ref_cols] + [
+            self._spec(tgt.mapping).get(tgt, c.key) for c in info.other_ref_cols
+        ]
+        spec = self._spec(am)
+        for st in list(self._identity.for_mapping(am).values()):
+            if st.status == PERSISTENT and [spec.get(st, c.key) for c in info.fk_cols + info.other_cols] == want:
+                self._mark_deleted(st)
+
+    def _edges(self, m: ClassMapping[Any]) -> list[list[Any]]:
+        groups: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        for info in m.referenced_by:
+            if info.kind == "belongs_to_many" and info.junction is not None:
+                continue  # junction rows go with either end (ON DELETE CASCADE)
+            groups.setdefault(info.edge, []).append(info)
+        return list(groups.values())
+
+    def _cascade_deletes(self, plan: RelationPlan) -> list[ParentOp]:
+        """Delete or detach the children of deleted parents: loaded, held, or only in the database."""
+        ops: list[ParentOp] = []
+        done: set[int] = set()
+        queue = list(self._deleted.values())
+        while queue:
+            batch = [st for st in queue if id(st) not in done]
+            queue = []
+            for st in batch:
+                done.add(id(st))
+            need: dict[Any, list[ObjectState]] = {}
+            for st in batch:
+                for info, members in delete_targets(st):
+                    if members is None:
+                        if info.fk_rule("on_delete") != "CASCADE":
+                            need.setdefault(info, []).append(st)
+                        continue
+                    for child in members:
+                        cst = self._lookup(child)
+                        if cst is not None and self._mark_deleted(cst):
+                            queue.append(cst)
+            for info, sts in need.items():
+                # No database cascade: the children must be loaded to be deleted (one query).
+                self._graph.load(sts, info)
+                for st in sts:
+                    value: Any = getattr(st.obj, info.key, None)
+                    items: list[Any] = list(value) if info.to_many and value is not None else ([value] if value is not None else [])
+                    for child in items:
+                        cst = self._lookup(child)
+                        if cst is not None and self._mark_deleted(cst):
+                            queue.append(cst)
+            by_mapping: dict[ClassMapping[Any], list[ObjectState]] = {}
+            for st in batch:
+                if st.status == DELETED:
+                    by_mapping.setdefault(st.mapping, []).append(st)
+            for m, parents in by_mapping.items():
+                for infos in self._edges(m):
+                    queue += self._detach_children(m, parents, infos, plan, ops)
+        return ops
+
+    def _detach_children(
+        self, m: ClassMapping[Any], parents: list[ObjectState], infos: list[Any], plan: RelationPlan, ops: list[ParentOp]
+    ) -> list[ObjectState]:
+        info = infos[0]
+        holder: ClassMapping[Any] | None = info.holder
+        if holder is None:
+            return []
+        owning = next((i for i in infos if i.source is m and i.kind in ("has_many", "has_one")), None)
+        delete_mode = any(i.kind == "belongs_to_many" for i in infos) or (owning is not None and "delete" in owning.cascade)
+        rule = info.fk_rule("on_delete")
+        keys = [self._graph._parent_key(st, info) for st in parents]
+        keyset = set(keys)
+        spec = self._spec(holder)
+        cols = info.fk_cols
+        queued: list[ObjectState] = []
+        for h in list(self._identity.for_mapping(holder).values()):
+            if h.status != PERSISTENT:
+                continue
+            fk = spec.get(h, cols[0].key) if len(cols) == 1 else tuple(spec.get(h, c.key) for c in cols)
+            if fk not in keyset:
+                continue
+            if any(lk.parent is not None for lk in plan.links.get(id(h), ())):
+                continue  # moved to another parent in this flush
+            if delete_mode or rule == "CASCADE":
+                if self._mark_deleted(h):
+                    queued.append(h)
+            elif rule != "SET NULL" and not all(c.nullable for c in cols):
+                msg = (
+                    f"cannot delete {m.cls.__name__}: {h.obj!r} still references it through "
+                    f"{(owning or info).name}, whose key is NOT NULL with no ON DELETE rule; give the relation "
+                    "cascade='delete' (or 'all'), or move or delete the child first"
+                )
+                raise errors.FlushError(msg)
+            else:
+                plan.links[id(h)] = [Link(cols, info.ref_cols, None, info)]
+                plan.moves.append((h, info.edge, None, []))
+        if rule in ("CASCADE", "SET NULL") or not keys:
+            return queued
+        if delete_mode:
+            ops.append(ParentOp("delete", holder.table, cols, keys, owning or info))
+        elif all(c.nullable for c in cols):
+            ops.append(ParentOp("nullify", holder.table, cols, keys, owning or info))
+        else:
+            ops.append(ParentOp("check", holder.table, cols, keys, owning or info))
+        return queued
+
+    # -- after the flush: both sides in memory, relation snapshots --------------------------------
+
+    def _after_flush(self, plan: RelationPlan, uow: UnitOfWork, rekeyed: list[tuple[ObjectState, Any]]) -> None:
+        for child_state, edge, new, old_parents in plan.moves:
+            self._mirror(child_state, edge, new, old_parents)
+        for op in plan.junction_add + plan.assoc_add:
+            self._mirror_pair(op, True)
+        for op in plan.junction_remove + plan.assoc_remove:
+            self._mirror_pair(op, False)
+        for st, old_key in rekeyed:
+            self._follow_key(st, old_key)
+        for st in self._states.values():
+            if st.status != PERSISTENT or not st.mapping.relations:
+                continue
+            obj = st.obj
+            for info in st.mapping.relations.values():
+                value = getattr(obj, info.key, None)
+                if info.kind == "belongs_to":
+                    st.rels[info.key] = value
+                elif value is not None and is_unloaded(value):
+                    continue
+                elif info.to_many:
+                    st.rels[info.key] = tuple(value) if value is not None else ()
+                else:
+                    st.rels[info.key] = value
+
+    def _mirror(self, child_state: ObjectState, edge: Any, new: Any, old_parents: list[Any]) -> None:
+        child = child_state.obj
+        for info in child_state.mapping.relations.values():
+            if info.kind == "belongs_to" and info.edge == edge:
+                self._spec(child_state.mapping).setattr(child, info.key, new)
+        for parent, adding in [(p, False) for p in old_parents if p is not None and p is not new] + ([(new, True)] if new is not None else []):
+            pst = self._lookup(parent)
+            if pst is None:
+                continue
+            for info in pst.mapping.relations.values():
+                if info.edge != edge or info.kind not in ("has_many", "has_one"):
+                    continue
+                value = getattr(parent, info.key, None)
+                if value is not None and is_unloaded(value):
+                    continue
+                if info.kind == "has_one":
+                    if adding:
+                        self._spec(pst.mapping).setattr(parent, info.key, child)
+                    elif value is child:
+                        self._spec(pst.mapping).setattr(parent, info.key, None)
+                    continue
+                if value is None:
+                    continue
+                present = any(x is child for x in value)
+                if adding and not present:
+                    value.add(child) if isinstance(value, set) else value.append(child)
+                elif not adding and present:
+                    if isinstance(value, set):
+                        value.discard(child)
+                    else:
+                        value[:] = [x for x in value if x is not child]
+
+    def _mirror_pair(self, op: Any, adding: bool) -> None:
+        inverse = op.info.inverse
+        if inverse is None:
+            return
+        coll = getattr(op.target, inverse.key, None)
+        if coll is None or is_unloaded(coll):
+            return
+        present = any(x is op.source for x in coll)
+        if adding and not present:
+            coll.add(op.source) if isinstance(coll, set) else coll.append(op.source)
+        elif not adding and present:
+            if isinstance(coll, set):
+                coll.discard(op.source)
+            else:
+                coll[:] = [x for x in coll if x is not op.source]
+
+    def _follow_key(self, st: ObjectState, old_key: Any) -> None:
+        """A natural key changed (ON UPDATE CASCADE moved the children): bring held children in line."""
+        for infos in self._edges(st.mapping):
+            info = infos[0]
+            holder = info.holder
+            if holder is None:
+                continue
+            spec = self._spec(holder)
+            cols = info.fk_cols
+            new = [self._spec(st.mapping).get(st, c.key) for c in info.ref_cols]
+            old = [old_key] if len(info.ref_cols) == 1 else list(old_key)
+            for h in self._identity.for_mapping(holder).values():
+                if [spec.get(h, c.key) for c in cols] == old:
+                    for c, v in zip(cols, new):
+                        spec.set(h, c.key, v)
+                    self._take(h)
 
     def _take(self, st: ObjectState) -> None:
         st.snap = self._spec(st.mapping).take(st.obj)

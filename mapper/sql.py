@@ -312,6 +312,17 @@ class Compiler:
             sql = self._cache[ck] = f"DELETE FROM {self.quote(table.name)} WHERE {cond}"
         return sql
 
+    def update_null_by_keys(self, table: Table, cols: Sequence[Column], n: int) -> str:
+        """``UPDATE t SET fk = NULL WHERE fk IN (n keys)``."""
+        sets = ", ".join(f"{self.quote(c.name)} = NULL" for c in cols)
+        cond, _ = self.key_condition(cols, n)
+        return f"UPDATE {self.quote(table.name)} SET {sets} WHERE {cond}"
+
+    def exists_by_keys(self, table: Table, cols: Sequence[Column], n: int) -> str:
+        """``SELECT 1 FROM t WHERE fk IN (n keys) LIMIT 1``."""
+        cond, _ = self.key_condition(cols, n)
+        return f"SELECT 1 FROM {self.quote(table.name)} WHERE {cond}{self.dialect.limit_sql(1, None)}"
+
     def update_where(
         self,
         table: str,
