@@ -136,8 +136,15 @@ def reachable_unmanaged(
     return out
 
 
-def reconcile(states: Iterable[ObjectState], lookup: Callable[[Any], ObjectState | None]) -> RelationPlan:
+def reconcile(
+    states: Iterable[ObjectState],
+    lookup: Callable[[Any], ObjectState | None],
+    ops: Iterable[tuple[bool, Any, RelationInfo, Any]] = (),
+) -> RelationPlan:
     """Reconcile the relation edits of ``states`` (pending and persistent) into a plan.
+
+    ``ops`` are (adding, parent, relation, child) edits made through ``session.related()``
+    on collections that were not loaded.
 
     Raises:
         FlushError: two sides contradict each other, a child is put into two parents'
@@ -152,6 +159,33 @@ def reconcile(states: Iterable[ObjectState], lookup: Callable[[Any], ObjectState
         if c is None:
             c = claims[(id(child), edge)] = _Claim(child)
         return c
+
+    def pair(info: RelationInfo, obj: Any, x: Any, adding: bool) -> None:
+        if adding:
+            _check_type(x, info)
+        op = JunctionOp(info, obj, x)
+        key = _pair_key(info, obj, x)
+        previous = pairs.get(key)
+        word = "add" if adding else "remove"
+        if previous is not None and previous[0] != word:
+            msg = (
+                f"{info.name}: {label(obj)} and {label(x)} are both linked and unlinked in this flush "
+                "(one side added the pair, the other removed it); change one side only"
+            )
+            raise FlushError(msg)
+        if previous is None:
+            pairs[key] = (word, op)
+            through = info.through is not None
+            if adding:
+                (plan.assoc_add if through else plan.junction_add).append(op)
+            else:
+                (plan.assoc_remove if through else plan.junction_remove).append(op)
+
+    for adding, parent, info, child in ops:
+        if info.kind == "belongs_to_many":
+            pair(info, parent, child, adding)
+        else:
+            (claim(child, info.edge).adds if adding else claim(child, info.edge).removes).append((parent, info))
 
     for st in states:
         rels = st.mapping.relations
@@ -190,26 +224,10 @@ def reconcile(states: Iterable[ObjectState], lookup: Callable[[Any], ObjectState
                     claim(x, info.edge).removes.append((obj, info))
                 continue
             # belongs_to_many: one junction row per (source, target) pair.
-            for x, adding in [(x, True) for x in added] + [(x, False) for x in removed]:
-                if adding:
-                    _check_type(x, info)
-                op = JunctionOp(info, obj, x)
-                key = _pair_key(info, obj, x)
-                previous = pairs.get(key)
-                word = "add" if adding else "remove"
-                if previous is not None and previous[0] != word:
-                    msg = (
-                        f"{info.name}: {label(obj)} and {label(x)} are both linked and unlinked in this flush "
-                        "(one side added the pair, the other removed it); change one side only"
-                    )
-                    raise FlushError(msg)
-                if previous is None:
-                    pairs[key] = (word, op)
-                    through = info.through is not None
-                    if adding:
-                        (plan.assoc_add if through else plan.junction_add).append(op)
-                    else:
-                        (plan.assoc_remove if through else plan.junction_remove).append(op)
+            for x in added:
+                pair(info, obj, x, True)
+            for x in removed:
+                pair(info, obj, x, False)
 
     for (_, edge), c in claims.items():
         child_state = lookup(c.child)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import errors
 from .engine import Budget, Connection, Row, row_class
 from .expressions import BoolExpr
+from .accessors import CollectionAccessor, ReferenceAccessor
 from .cascade import Link, RelationPlan, delete_targets, reachable_unmanaged, reconcile
 from .flush import ParentOp, Persister, UnitOfWork
 from .lazy import is_unloaded
@@ -74,6 +75,8 @@ class Session:
         self._budgets: list[Budget] = []
         self._flushing = False
         self._graph = GraphLoader(self)
+        #: Edits of unloaded collections made through related(): (adding, parent, relation, child).
+        self._relation_ops: list[tuple[bool, Any, Any, Any]] = []
         #: Keys of pending objects known at add(), to refuse a second object with the same key.
         self._pending_keys: dict[tuple[ClassMapping[Any], Any], ObjectState] = {}
 
@@ -360,6 +363,31 @@ class Session:
         for sts, tree in trees:
             self._graph.load_tree(sts, tree)
 
+    def related(self, obj: Any, name: str) -> Any:
+        """Accessors for one relation of ``obj``.
+
+        A collection (HasMany, BelongsToMany) offers ``all()``, ``count()``, ``has(x)``,
+        ``add(*x)``, ``remove(*x)``, ``set(xs)`` and ``create(**fields)``; a reference
+        (BelongsTo, HasOne) offers ``get()``, ``set(x)`` and ``create(**fields)``.
+        Writes are recorded in the unit of work and flushed like attribute edits.
+
+        Raises:
+            SessionError: the object is not in this session.
+            QueryError: ``name`` is not a relation of its class.
+        """
+        self._check()
+        st = self._state(obj, "related()")
+        info = st.mapping.relations.get(name) if isinstance(name, str) else None
+        if info is None:
+            msg = (
+                f"{st.mapping.cls.__name__} has no relation {name!r}; its relations are "
+                f"{sorted(st.mapping.relations)}"
+            )
+            raise errors.QueryError(msg)
+        if info.to_many:
+            return CollectionAccessor(self, st, info)
+        return ReferenceAccessor(self, st, info)
+
     def refresh(self, obj: Any) -> None:
         """Reload ``obj``'s columns from the database, discarding its unflushed changes.
 
@@ -478,6 +506,7 @@ class Session:
         self._new.clear()
         self._deleted.clear()
         self._pending_keys.clear()
+        self._relation_ops.clear()
 
     # -- flush preparation: cascades and relation reconciliation ----------------------------------
 
@@ -515,7 +544,7 @@ class Session:
                     raise errors.FlushError(msg)
                 self.add(obj)
                 queue.append(self._states[id(obj)])
-        plan = reconcile(self._related_states(), self._lookup)
+        plan = reconcile(self._related_states(), self._lookup, self._relation_ops)
         for st in plan.orphans:
             self._mark_deleted(st)
         for op in plan.assoc_add:
@@ -820,6 +849,7 @@ class Session:
             st.generated = False
 
     def _restore_committed(self) -> None:
+        self._relation_ops.clear()
         for st in list(self._tx_new.values()):
             self._clear_generated(st)
             self._forget(st)
