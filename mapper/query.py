@@ -7,10 +7,23 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
-from .expressions import And, BoolExpr, Compare, Expr, IsNull, Literal, Ordering, ValueExpr, as_bool_expr
+from .expressions import (
+    And,
+    BoolExpr,
+    Compare,
+    Expr,
+    IsNull,
+    Literal,
+    Not,
+    Or,
+    Ordering,
+    RelationFilter,
+    ValueExpr,
+    as_bool_expr,
+)
 from .mapping import ClassMapping
 from .schema import Column
-from .sql import Select
+from .sql import AliasedColumn, Exists, Join, Select
 from .graph import PathTree, resolve_paths
 
 if TYPE_CHECKING:
@@ -28,7 +41,7 @@ class Query(Generic[T]):
     strings must be mapper attributes; anything else raises QueryError before SQL is sent.
     """
 
-    __slots__ = ("_session", "_mapping", "_where", "_order", "_limit", "_offset", "_include")
+    __slots__ = ("_session", "_mapping", "_where", "_order", "_limit", "_offset", "_include", "_joins")
 
     def __init__(self, session: Session, mapping: ClassMapping[T]) -> None:
         self._session = session
@@ -38,6 +51,7 @@ class Query(Generic[T]):
         self._limit: int | None = None
         self._offset: int | None = None
         self._include: PathTree = {}
+        self._joins: tuple[Join, ...] = ()
 
     def _copy(self) -> Query[T]:
         q: Query[T] = Query.__new__(Query)
@@ -48,68 +62,94 @@ class Query(Generic[T]):
         q._limit = self._limit
         q._offset = self._offset
         q._include = self._include
+        q._joins = self._joins
         return q
 
     # -- validation -------------------------------------------------------------------------------
 
     def _column(self, name: Any, what: str) -> Column:
-        m = self._mapping
-        if not isinstance(name, str):
-            msg = f"{what} takes attribute names or columns of {m.name}, got {name!r}"
-            raise errors.QueryError(msg)
-        col = m.by_key.get(name)
-        if col is None:
-            msg = (
-                f"{m.cls.__name__} has no mapped attribute {name!r} (in {what}); "
-                f"{m.name} maps {sorted(m.by_key)}"
-            )
-            raise errors.QueryError(msg)
-        return col
+        return _column_of(self._mapping, name, what)
 
     def _check_expr(self, e: Expr, what: str) -> None:
-        """Every column in ``e`` must belong to this query's mapping."""
-        stack: list[Expr] = [e]
-        m = self._mapping
-        while stack:
-            node = stack.pop()
-            if isinstance(node, Column):
-                if node.table != m.table.name or node.key not in m.by_key:
-                    owner = node.owner.__name__ if node.owner is not None else "?"
-                    msg = (
-                        f"{owner}.{node.key} in {what} is not a column of {m.name}; "
-                        f"filter {m.cls.__name__} by its own columns"
-                    )
-                    raise errors.QueryError(msg)
-            stack.extend(node.children())
+        _check_columns(self._mapping, e, what)
 
     # -- builders ---------------------------------------------------------------------------------
 
     def where(self, *conditions: BoolExpr, **equals: Any) -> Query[T]:
-        """Add conditions (ANDed): column expressions, and ``name=value`` equalities.
+        """Add conditions (ANDed): column expressions, relation filters, and ``name=value`` equalities.
+
+        Relation filters such as ``PugMapper.owner.has(name="Tom")`` or
+        ``OwnerMapper.pugs.any(PugMapper.age > 3)`` become EXISTS subqueries, so roots are
+        never duplicated; combine them with ``&``, ``|`` and ``~``.
 
         Raises:
             QueryError: a name is not a mapped attribute, or a column of another mapper.
         """
+        counter = [len(self._where)]
+        items = self._conditions(self._mapping, conditions, equals, "where()", counter)
+        q = self._copy()
+        q._where = self._where + tuple(items)
+        return q
+
+    def _conditions(
+        self, m: ClassMapping[Any], conditions: tuple[Any, ...], equals: dict[str, Any], what: str, counter: list[int]
+    ) -> list[BoolExpr]:
         items: list[BoolExpr] = []
         for c in conditions:
             try:
                 cond = as_bool_expr(c)
             except TypeError as exc:
                 raise errors.QueryError(str(exc)) from None
-            self._check_expr(cond, "where()")
-            items.append(cond)
+            items.append(self._resolve(m, cond, what, counter))
         for name, value in equals.items():
-            col = self._column(name, "where()")
+            col = _column_of(m, name, what)
             items.append(IsNull(col, False) if value is None else Compare(col, "=", Literal(value, col.type)))
-        q = self._copy()
-        q._where = self._where + tuple(items)
-        return q
+        return items
+
+    def _resolve(self, m: ClassMapping[Any], e: BoolExpr, what: str, counter: list[int]) -> BoolExpr:
+        """Check columns against ``m`` and turn relation filters into EXISTS subqueries."""
+        if isinstance(e, RelationFilter):
+            return self._exists(m, e, what, counter)
+        if isinstance(e, And):
+            return And(tuple(self._resolve(m, i, what, counter) for i in e.items))
+        if isinstance(e, Or):
+            return Or(tuple(self._resolve(m, i, what, counter) for i in e.items))
+        if isinstance(e, Not):
+            return Not(self._resolve(m, e.item, what, counter))
+        _check_columns(m, e, what)
+        return e
+
+    def _exists(self, m: ClassMapping[Any], rf: RelationFilter, what: str, counter: list[int]) -> Exists:
+        info = next((i for i in m.relations.values() if i.decl is rf.relation), None)
+        if info is None:
+            msg = (
+                f"{rf.relation!r} is not a relation of {m.cls.__name__} (in {what}); "
+                f"its relations are {sorted(m.relations)}"
+            )
+            raise errors.QueryError(msg)
+        counter[0] += 1
+        alias = f"r{counter[0]}"
+        inner = self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)
+        where: BoolExpr | None = None if not inner else (inner[0] if len(inner) == 1 else And(tuple(inner)))
+        table = info.target.table.name
+        if info.kind == "belongs_to":
+            return Exists(table, alias, list(zip(info.ref_cols, info.fk_cols)), where)
+        if info.kind in ("has_many", "has_one"):
+            return Exists(table, alias, list(zip(info.fk_cols, info.ref_cols)), where)
+        jtable = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]
+        join_on = list(zip(info.other_cols, info.other_ref_cols))
+        correlate = list(zip(info.fk_cols, info.ref_cols))
+        return Exists(table, alias, [], where, (jtable, f"j{counter[0]}", join_on, correlate))
 
     def order_by(self, *items: str | Ordering | Column) -> Query[T]:
         """Order by attribute names (``"-age"`` for descending) or ``col.asc()/.desc()``."""
         out: list[Ordering] = []
+        joins = list(self._joins)
         for item in items:
-            if isinstance(item, str):
+            if isinstance(item, str) and "." in item:
+                desc = item.startswith("-")
+                out.append(Ordering(self._joined(item[1:] if desc else item, joins), desc))
+            elif isinstance(item, str):
                 desc = item.startswith("-")
                 out.append(Ordering(self._column(item[1:] if desc else item, "order_by()"), desc))
             elif isinstance(item, Ordering):
@@ -123,7 +163,32 @@ class Query(Generic[T]):
                 raise errors.QueryError(msg)
         q = self._copy()
         q._order = self._order + tuple(out)
+        q._joins = tuple(joins)
         return q
+
+    def _joined(self, path: str, joins: list[Join]) -> AliasedColumn:
+        """``"owner.name"``: a column reached through to-one relations, joined once each (LEFT JOIN)."""
+        *rels, attr = path.split(".")
+        m = self._mapping
+        outer_alias: str | None = None
+        for name in rels:
+            info = m.relations.get(name)
+            if info is None or info.kind not in ("belongs_to", "has_one"):
+                msg = (
+                    f"order_by({path!r}): {name!r} is not a to-one relation of {m.cls.__name__}; "
+                    f"ordering can follow BelongsTo and HasOne relations: "
+                    f"{sorted(k for k, i in m.relations.items() if not i.to_many)}"
+                )
+                raise errors.QueryError(msg)
+            pairs = list(zip(info.ref_cols, info.fk_cols)) if info.kind == "belongs_to" else list(zip(info.fk_cols, info.ref_cols))
+            found = next((j for j in joins if j.outer_alias == outer_alias and j.table == info.target.table.name
+                          and [(a.name, b.name) for a, b in j.on] == [(a.name, b.name) for a, b in pairs]), None)
+            if found is None:
+                found = Join(info.target.table.name, f"o{len(joins) + 1}", pairs, outer_alias)
+                joins.append(found)
+            outer_alias = found.alias
+            m = info.target
+        return AliasedColumn(_column_of(m, attr, f"order_by({path!r})"), outer_alias or "")
 
     def include(self, *paths: str) -> Query[T]:
         """Load these relation paths with the results: one query per path segment per chunk.
@@ -164,7 +229,8 @@ class Query(Generic[T]):
         if not order and (self._limit is not None or self._offset):
             # A window without an order is not repeatable: order by key so pages don't overlap.
             order = [Ordering(c, False) for c in m.pk]
-        return Select(m.table.name, cols, self._condition(), order, self._limit if limit is None else limit, self._offset)
+        return Select(m.table.name, cols, self._condition(), order, self._limit if limit is None else limit, self._offset,
+                      joins=self._joins)
 
     def all(self) -> list[T]:
         """Every matching object (identity-mapped: objects already held are returned as they are)."""
@@ -333,3 +399,41 @@ def _merge(a: PathTree, b: PathTree) -> PathTree:
     for k, v in b.items():
         a[k] = _merge(dict(a.get(k, {})), v)
     return a
+
+
+def _column_of(m: ClassMapping[Any], name: Any, what: str) -> Column:
+    """The column of mapper attribute ``name``, or a QueryError listing the mapped names."""
+    if not isinstance(name, str):
+        msg = f"{what} takes attribute names or columns of {m.name}, got {name!r}"
+        raise errors.QueryError(msg)
+    col = m.by_key.get(name)
+    if col is None:
+        hint = ""
+        if name in m.relations:
+            hint = f" ({name!r} is a relation: filter with {m.name}.{name}.has(...) or .any(...))"
+        msg = (
+            f"{m.cls.__name__} has no mapped attribute {name!r} (in {what}){hint}; "
+            f"{m.name} maps {sorted(m.by_key)}"
+        )
+        raise errors.QueryError(msg)
+    return col
+
+
+def _check_columns(m: ClassMapping[Any], e: Expr, what: str) -> None:
+    """Every column in ``e`` must belong to mapping ``m``."""
+    stack: list[Expr] = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, RelationFilter):
+            msg = f"relation filter {node.relation!r} must be given to where() directly or combined with & | ~"
+            raise errors.QueryError(msg)
+        if isinstance(node, Column):
+            if node.table != m.table.name or node.key not in m.by_key:
+                owner = node.owner.__name__ if node.owner is not None else "?"
+                msg = (
+                    f"{owner}.{node.key} in {what} is not a column of {m.name}; "
+                    f"filter {m.cls.__name__} by its own columns, or follow a relation with "
+                    f"{m.name}.<relation>.has(...)"
+                )
+                raise errors.QueryError(msg)
+        stack.extend(node.children())

@@ -29,13 +29,66 @@ from .expressions import (
 )
 from .schema import Column, ForeignKeyConstraint, Table
 
-__all__ = ["Select", "Compiler", "CountStar"]
+__all__ = ["Select", "Compiler", "CountStar", "Exists", "Join", "AliasedColumn"]
 
 
 class CountStar(ValueExpr):
     """``count(*)`` as a selectable value."""
 
     __slots__ = ()
+
+
+class AliasedColumn(ValueExpr):
+    """A column read through a table alias (a joined table, or a correlated subquery)."""
+
+    __slots__ = ("col", "alias")
+
+    def __init__(self, col: Column, alias: str) -> None:
+        self.col = col
+        self.alias = alias
+
+    def value_type(self) -> Any:
+        return self.col.type
+
+
+class Exists(BoolExpr):
+    """``EXISTS (SELECT 1 FROM target AS alias [JOIN ...] WHERE correlation AND where)``.
+
+    Attributes:
+        table / alias: the related table and its alias inside the subquery.
+        correlate: (inner column, outer column) pairs tying the subquery to the outer row.
+        junction: for many-to-many, (junction table, junction alias, [(junction col, target col)],
+            [(junction col, outer col)]); ``correlate`` is then empty.
+        where: conditions on the related rows (columns of ``table`` render through the alias).
+    """
+
+    __slots__ = ("table", "alias", "correlate", "junction", "where")
+
+    def __init__(
+        self,
+        table: str,
+        alias: str,
+        correlate: Sequence[tuple[Column, Column]],
+        where: BoolExpr | None,
+        junction: tuple[str, str, Sequence[tuple[Column, Column]], Sequence[tuple[Column, Column]]] | None = None,
+    ) -> None:
+        self.table = table
+        self.alias = alias
+        self.correlate = list(correlate)
+        self.where = where
+        self.junction = junction
+
+
+class Join:
+    """A LEFT JOIN of a to-one related table under an alias: ``on`` pairs are (joined col, outer col)."""
+
+    __slots__ = ("table", "alias", "on", "outer_alias")
+
+    def __init__(self, table: str, alias: str, on: Sequence[tuple[Column, Column]], outer_alias: str | None = None) -> None:
+        self.table = table
+        self.alias = alias
+        self.on = list(on)
+        self.outer_alias = outer_alias
 
 
 class Select:
@@ -50,7 +103,7 @@ class Select:
         for_update: lock the selected rows.
     """
 
-    __slots__ = ("table", "columns", "where", "order_by", "limit", "offset", "for_update")
+    __slots__ = ("table", "columns", "where", "order_by", "limit", "offset", "for_update", "joins")
 
     def __init__(
         self,
@@ -61,7 +114,9 @@ class Select:
         limit: int | None = None,
         offset: int | None = None,
         for_update: bool = False,
+        joins: Sequence[Join] = (),
     ) -> None:
+        self.joins = list(joins)
         self.table = table
         self.columns = list(columns)
         self.where = where
@@ -79,12 +134,14 @@ class Compiler:
         self.marker = dialect.marker
         self.quote = dialect.quote
         self._cache: dict[tuple[Any, ...], str] = {}
+        #: Table name -> alias while rendering the inside of a correlated subquery.
+        self._aliases: dict[str, str] = {}
 
     # -- expressions ------------------------------------------------------------------------------
 
     def column(self, col: Column) -> str:
-        """A qualified column reference."""
-        return f"{self.quote(col.table)}.{self.quote(col.name)}"
+        """A qualified column reference (through the alias of its table inside a subquery)."""
+        return f"{self.quote(self._aliases.get(col.table, col.table))}.{self.quote(col.name)}"
 
     def value(self, e: ValueExpr, params: list[Any]) -> str:
         """Render a value expression, appending bound parameters to ``params``."""
@@ -95,6 +152,8 @@ class Compiler:
             return self.marker
         if isinstance(e, CountStar):
             return "count(*)"
+        if isinstance(e, AliasedColumn):
+            return f"{self.quote(e.alias)}.{self.quote(e.col.name)}"
         msg = f"cannot render {e!r} as a value"
         raise TypeError(msg)
 
@@ -141,8 +200,30 @@ class Compiler:
             )
         if isinstance(e, RawBool):
             return "1 = 1" if e.value else "1 = 0"
+        if isinstance(e, Exists):
+            return self._exists(e, params)
         msg = f"cannot render {e!r} as a condition"
         raise TypeError(msg)
+
+    def _exists(self, e: Exists, params: list[Any]) -> str:
+        q = self.quote
+        # Outer columns render with the aliases in force outside the subquery.
+        if e.junction is not None:
+            jtable, jalias, join_on, correlate = e.junction
+            outer = [f"{q(jalias)}.{q(jc.name)} = {self.column(oc)}" for jc, oc in correlate]
+        else:
+            outer = [f"{q(e.alias)}.{q(ic.name)} = {self.column(oc)}" for ic, oc in e.correlate]
+        saved = self._aliases
+        self._aliases = {**saved, e.table: e.alias}
+        try:
+            sql = f"EXISTS (SELECT 1 FROM {q(e.table)} {q(e.alias)}"
+            if e.junction is not None:
+                on = " AND ".join(f"{q(e.alias)}.{q(tc.name)} = {q(jalias)}.{q(jc.name)}" for jc, tc in join_on)
+                sql = f"EXISTS (SELECT 1 FROM {q(jtable)} {q(jalias)} JOIN {q(e.table)} {q(e.alias)} ON {on}"
+            conds = outer + ([self.condition(e.where, params)] if e.where is not None else [])
+            return sql + " WHERE " + " AND ".join(conds) + ")"
+        finally:
+            self._aliases = saved
 
     def _in(self, e: InList, params: list[Any]) -> str:
         if not e.values:
@@ -168,6 +249,13 @@ class Compiler:
         params: list[Any] = []
         cols = ", ".join(self.value(c, params) for c in s.columns)
         sql = f"SELECT {cols} FROM {self.quote(s.table)}"
+        for j in s.joins:
+            on = " AND ".join(
+                f"{self.quote(j.alias)}.{self.quote(jc.name)} = "
+                + (f"{self.quote(j.outer_alias)}.{self.quote(oc.name)}" if j.outer_alias else self.column(oc))
+                for jc, oc in j.on
+            )
+            sql += f" LEFT JOIN {self.quote(j.table)} {self.quote(j.alias)} ON {on}"
         if s.where is not None:
             sql += " WHERE " + self.condition(s.where, params)
         sql += self.ordering(s.order_by, params)
@@ -181,7 +269,7 @@ class Compiler:
         if s.limit is None and not s.offset:
             inner = Select(s.table, [CountStar()], s.where)
             return self.select(inner)
-        sub, params = self.select(Select(s.table, s.columns[:1], s.where, s.order_by, s.limit, s.offset))
+        sub, params = self.select(Select(s.table, s.columns[:1], s.where, s.order_by, s.limit, s.offset, joins=s.joins))
         return f"SELECT count(*) FROM ({sub}) AS sub", params
 
     def exists(self, s: Select) -> tuple[str, list[Any]]:
