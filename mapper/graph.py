@@ -126,7 +126,7 @@ class GraphLoader:
             name = type(obj).__mro__[1].__name__
             raise not_loaded_error(f"this {name} (a reference from another object)", "<relation>", True)
         info: RelationInfo = st.cohort
-        if (info.lazy or s.lazy) == "raise":
+        if (info.lazy or info.source.lazy or s.lazy) == "raise":
             raise not_loaded_error(info.name, info.key, False)
         m = st.mapping
         pending = self.ghosts.get(m, {})
@@ -310,7 +310,7 @@ class GraphLoader:
         info: RelationInfo = coll.relation
         if s.closed or s._states.get(id(st.obj)) is not st:
             raise not_loaded_error(info.name, info.key, True)
-        if (info.lazy or s.lazy) == "raise":
+        if (info.lazy or info.source.lazy or s.lazy) == "raise":
             raise not_loaded_error(info.name, info.key, False)
         cohort = st.cohort if isinstance(st.cohort, list) else [st]
         targets = [

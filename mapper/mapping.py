@@ -219,6 +219,9 @@ class ClassMapping(Generic[T]):
         #: Relations of other mappings whose foreign key references this one (for deletes).
         self.referenced_by: list[RelationInfo] = []
         self.lazy: str | None = getattr(mapper_class, "lazy", None)
+        if self.lazy is not None and self.lazy not in LAZY:
+            msg = f"{mapper_class.__name__}.lazy = {self.lazy!r}; use one of {LAZY}"
+            raise ConfigurationError(msg)
 
     def add_hidden_column(self, key: str, col: Column) -> Column:
         """Add a column the mapper did not declare (a derived foreign key)."""

@@ -115,6 +115,16 @@ class MySQLDialect(Dialect):
         if self.is_mariadb and self.server_version >= (10, 5):
             self.insert_returning = True
             self.delete_returning = True
+        # PyMySQL interpolates parameters into the statement text, so the limit on a statement
+        # is the server's packet size, not a placeholder count: size IN lists from it (keys are
+        # at most ~32 bytes each once quoted and separated).
+        cur = raw.cursor()
+        try:
+            cur.execute("SELECT @@max_allowed_packet")
+            packet = int(cur.fetchone()[0])
+        finally:
+            cur.close()
+        self.max_params = max(1000, packet // 32)
 
     def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
         if isolation_level is None:
