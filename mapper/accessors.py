@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
 from .expressions import And, Compare, Literal
+from .graph import _with_key
 from .lazy import is_unloaded
 from .mapping import RelationInfo
 from .sql import CountStar, Select
@@ -77,7 +78,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
             groups: dict[Any, list[Any]] = {}
             graph._fetch_through(info, [pk], groups)
             return list(groups.get(pk, []))
-        order = list(info.order) + [(c, False) for c in info.target.pk]
+        order = _with_key(info.order, info.target.pk)
         return graph.fetch(info.target, info.fk_cols, [pk], order)
 
     def count(self) -> int:

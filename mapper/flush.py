@@ -165,16 +165,27 @@ class UnitOfWork:
                 ops.setdefault(op.table.name, []).append(op)
             touched = set(inserts) | set(updates) | set(deletes) | set(ops)
             order = table_order(self.tables, touched)
+            referenced = {fk.ref_table for t in self.tables.values() for fk in t.foreign_keys}
+            early: set[str] = set()
             for table in order:
+                # Rows that release a unique value (a replaced one-to-one child, a moved key)
+                # go before the inserts that take it: deletes of tables nothing references,
+                # and updates whose new values do not wait for a row inserted here.
+                if table in deletes and table not in referenced and table not in ops:
+                    self._emit_deletes(self.tables[table], deletes[table])
+                    early.add(table)
+                later: list[ObjectState] = []
+                if table in updates:
+                    later = self._emit_updates(self.tables[table], updates[table], defer_waiting=table in inserts)
                 if table in inserts:
                     self._emit_inserts(self.tables[table], inserts[table])
-                if table in updates:
-                    self._emit_updates(self.tables[table], updates[table])
+                if later:
+                    self._emit_updates(self.tables[table], later, defer_waiting=False)
             self._emit_post_updates()
             self._emit_junction(self.plan.junction_add, insert=True)
             self._emit_junction(self.plan.junction_remove + self.plan.assoc_remove, insert=False)
             for table in reversed(order):
-                if table in deletes:
+                if table in deletes and table not in early:
                     self._emit_deletes(self.tables[table], deletes[table])
                 for op in ops.get(table, ()):
                     self._emit_parent_op(op)
@@ -453,7 +464,12 @@ class UnitOfWork:
 
     # -- updates ----------------------------------------------------------------------------------
 
-    def _emit_updates(self, table: Table, states: list[ObjectState]) -> None:
+    def _emit_updates(self, table: Table, states: list[ObjectState], defer_waiting: bool = False) -> list[ObjectState]:
+        """UPDATE changed rows grouped by column set; returns the rows deferred until after the inserts.
+
+        With ``defer_waiting``, a row whose new foreign key points at a row of this table that
+        is not inserted yet is returned instead of written.
+        """
         p = self.persister_for(states[0].mapping)
         m = p.mapping
         spec = p.spec
@@ -461,8 +477,12 @@ class UnitOfWork:
         groups: dict[tuple[str, ...], list[tuple[ChangeSet, list[Any]]]] = {}
         before = p.hooks.get("before_update")
         changes: list[ChangeSet] = []
+        deferred: list[ObjectState] = []
         for st in states:
             if self.plan.links:
+                if defer_waiting and self._waits_here(st):
+                    deferred.append(st)
+                    continue
                 self._resolve_links(st, spec, True)
             cs = compute_changes(st, spec)
             if cs is None:
@@ -511,6 +531,22 @@ class UnitOfWork:
         if after is not None:
             for cs in changes:
                 after(cs.state.obj)
+        return deferred
+
+    def _waits_here(self, st: ObjectState) -> bool:
+        """Whether a link of ``st`` points at a new row of its own table not inserted yet."""
+        for link in self.plan.links.get(id(st), ()):
+            if link.parent is None:
+                continue
+            pst = self.states.get(id(link.parent))
+            if (
+                pst is not None
+                and pst.status == PENDING
+                and id(pst) not in self.inserted_ids
+                and pst.mapping.table is st.mapping.table
+            ):
+                return True
+        return False
 
     @staticmethod
     def _old_value(st: ObjectState, spec: SnapshotSpec, col: Column) -> Any:
@@ -643,11 +679,15 @@ class UnitOfWork:
             elif self.conn.fetchall(self.compiler.exists_by_keys(op.table, cols, len(chunk)), params):
                 info = op.info
                 names = ", ".join(f"{op.table.name}.{c.name}" for c in cols)
+                fix = (
+                    f"give {info.name} cascade='delete' (or 'all'), "
+                    if info.kind in ("has_many", "has_one")
+                    else ""
+                )
                 msg = (
                     f"cannot delete {info.parent.cls.__name__}: rows of {op.table.name} still reference it "
-                    f"through {info.name}, and {names} is NOT NULL with no ON DELETE rule. Give {info.name} "
-                    "cascade='delete' (or 'all'), delete or move those rows first, or declare "
-                    "ForeignKey(..., on_delete='CASCADE')"
+                    f"through {info.name}, and {names} is NOT NULL with no ON DELETE rule. To fix: "
+                    f"{fix}delete or move those rows first, or declare ForeignKey(..., on_delete='CASCADE')"
                 )
                 raise errors.FlushError(msg)
 

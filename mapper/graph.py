@@ -217,7 +217,7 @@ class GraphLoader:
         groups: dict[Any, list[Any]] = {}
         if info.kind in ("has_many", "has_one"):
             tm = info.target
-            order = list(info.order) + [(c, False) for c in tm.pk]
+            order = _with_key(info.order, tm.pk)
             children = self.fetch(tm, info.fk_cols, list(parents), order)
             for child in children:
                 cst = s._states[id(child)]
@@ -258,7 +258,7 @@ class GraphLoader:
         junction = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]
         n = len(info.fk_cols)
         procs = [conn.dialect.result_processor(c.type) for c in info.fk_cols]
-        order = list(info.order) + [(c, False) for c in tm.pk]
+        order = _with_key(info.order, tm.pk)
         out: list[Any] = []
         for chunk in self._chunks(keys, n):
             sql = conn.compiler.select_through(junction, info.fk_cols, info.other_cols, tm.table, loader.columns, len(chunk), order)
@@ -324,3 +324,12 @@ class GraphLoader:
 
 
 _MISSING: Any = object()
+
+
+def _with_key(order: list[tuple[Column, bool]], pk: list[Column]) -> list[tuple[Column, bool]]:
+    """A collection's order, then its key (so ties are stable), each column once."""
+    out = list(order)
+    for c in pk:
+        if not any(o is c for o, _ in out):
+            out.append((c, False))
+    return out

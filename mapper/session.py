@@ -661,6 +661,8 @@ class Session:
         owning = next((i for i in infos if i.source is m and i.kind in ("has_many", "has_one")), None)
         delete_mode = any(i.kind == "belongs_to_many" for i in infos) or (owning is not None and "delete" in owning.cascade)
         rule = info.fk_rule("on_delete")
+        if rule in ("RESTRICT", "NO ACTION") and not delete_mode:
+            return []  # the database refuses the delete while children exist: its error stands
         keys = [self._graph._parent_key(st, info) for st in parents]
         keyset = set(keys)
         spec = self._spec(holder)
@@ -708,6 +710,8 @@ class Session:
             self._mirror_pair(op, False)
         for st, old_key in rekeyed:
             self._follow_key(st, old_key)
+        for st in uow.deleted:
+            self._drop_from_collections(st)
         for st in self._states.values():
             if st.status != PERSISTENT or not st.mapping.relations:
                 continue
@@ -754,6 +758,45 @@ class Session:
                         value.discard(child)
                     else:
                         value[:] = [x for x in value if x is not child]
+
+    def _drop_from_collections(self, st: ObjectState) -> None:
+        """A deleted object leaves the loaded collections and references that held it."""
+        obj = st.obj
+        for info in st.mapping.relations.values():
+            if info.kind == "belongs_to":
+                parent = st.rels.get(info.key)
+                pst = self._lookup(parent) if parent is not None else None
+                if pst is None:
+                    continue
+                for pinfo in pst.mapping.relations.values():
+                    if pinfo.edge == info.edge and pinfo.kind in ("has_many", "has_one"):
+                        self._discard(pst, pinfo, obj)
+            elif info.kind == "belongs_to_many" and info.inverse is not None:
+                value = getattr(obj, info.key, None)
+                if value is None or is_unloaded(value):
+                    continue
+                for other in list(value):
+                    ost = self._lookup(other)
+                    if ost is not None:
+                        self._discard(ost, info.inverse, obj)
+
+    def _discard(self, holder: ObjectState, info: Any, obj: Any) -> None:
+        value = getattr(holder.obj, info.key, None)
+        if value is None or is_unloaded(value):
+            return
+        spec = self._spec(holder.mapping)
+        if not info.to_many:
+            if value is obj:
+                spec.setattr(holder.obj, info.key, None)
+                holder.rels[info.key] = None
+            return
+        if isinstance(value, set):
+            value.discard(obj)
+        elif any(x is obj for x in value):
+            value[:] = [x for x in value if x is not obj]
+        else:
+            return
+        holder.rels[info.key] = tuple(value)
 
     def _mirror_pair(self, op: Any, adding: bool) -> None:
         inverse = op.info.inverse

@@ -453,7 +453,7 @@ class Compiler:
             is_auto = col is auto
             line = f"{q(col.name)} {d.type_sql(col, is_auto)}"
             if is_auto and inline_pk:
-                line += " PRIMARY KEY"
+                line += " PRIMARY KEY" + d.autoincrement_clause(col)
             elif is_auto:
                 line += d.autoincrement_clause(col)
             if not col.nullable and not (is_auto and inline_pk):

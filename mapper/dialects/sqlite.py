@@ -190,6 +190,10 @@ class SQLiteDialect(Dialect):
             return "INTEGER"
         return super().type_sql(col, autoincrement)
 
+    def autoincrement_clause(self, col: Column) -> str:
+        # AUTOINCREMENT: a deleted row's key is never handed out again, as on the servers.
+        return " AUTOINCREMENT"
+
     def inline_primary_key(self, table: Table) -> bool:
         return table.autoincrement_column is not None
 

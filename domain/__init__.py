@@ -1,0 +1,1 @@
+"""The seed scenarios as plain domain classes (model), their mappers (mappers) and a demo (`python -m domain`)."""
