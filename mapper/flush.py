@@ -131,6 +131,8 @@ class UnitOfWork:
         #: (state, link) pairs written as NULL at insert to break a cycle.
         self.post_updates: list[tuple[ObjectState, Link]] = []
         self._post_pk: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        #: Tables whose generated key column received explicit values in this flush.
+        self.explicit_keys: dict[str, str] = {}
         self.plan = RelationPlan()
 
     # -- organize ---------------------------------------------------------------------------------
@@ -181,6 +183,10 @@ class UnitOfWork:
                     self._emit_inserts(self.tables[table], inserts[table])
                 if later:
                     self._emit_updates(self.tables[table], later, defer_waiting=False)
+            for table_name, column in self.explicit_keys.items():
+                sync = self.dialect.sync_sequence_sql(table_name, column)
+                if sync is not None:
+                    self.conn.execute(sync)
             self._emit_post_updates()
             self._emit_junction(self.plan.junction_add, insert=True)
             self._emit_junction(self.plan.junction_remove + self.plan.assoc_remove, insert=False)
@@ -358,6 +364,9 @@ class UnitOfWork:
         rows: list[_InsertRow],
     ) -> None:
         conn, compiler, d = self.conn, self.compiler, self.dialect
+        auto = p.mapping.autoinc
+        if auto is not None and auto.name in columns:
+            self.explicit_keys[table.name] = auto.name
         if not columns:
             # Every value comes from a default: one row per statement is all SQL allows.
             for r in rows:

@@ -126,8 +126,9 @@ class Float(ColumnType):
 class Numeric(ColumnType):
     """An exact decimal number, read back as ``decimal.Decimal``.
 
-    On SQLite the value is stored as text so that it stays exact (SQLite's own
-    NUMERIC keeps only 15 significant digits); SQL comparisons there are textual.
+    On SQLite, a precision of at most 15 digits is stored as a number (compared and
+    ordered numerically, exact after rounding to the scale); wider or unbounded decimals
+    are stored as text to stay exact, and SQL compares those as text.
 
     Args:
         precision: total digits (default 38 where the backend needs one).

@@ -206,7 +206,7 @@ class Dialect:
     #: Foreign keys may name tables that do not exist yet (no ALTER needed for cycles).
     inline_forward_fks: ClassVar[bool] = False
     #: Words after CREATE TABLE (...), such as the engine and charset on MySQL.
-    table_suffix: ClassVar[str] = ""
+    table_suffix: str = ""
 
     def __init__(self) -> None:
         self._bind_cache: dict[ColumnType, Processor | None] = {}
@@ -357,6 +357,10 @@ class Dialect:
     def drop_tables_sql(self, tables: Sequence[str]) -> list[str]:
         """Statements that drop these tables (given child-first), whatever references them."""
         return [f"DROP TABLE IF EXISTS {self.quote(t)}" for t in tables]
+
+    def sync_sequence_sql(self, table: str, column: str) -> str | None:
+        """SQL that moves a key generator past keys inserted explicitly (None where it follows by itself)."""
+        return None
 
     def limit_sql(self, limit: int | None, offset: int | None) -> str:
         """The LIMIT/OFFSET clause, with numbers validated as ints by the query."""

@@ -125,6 +125,15 @@ class MySQLDialect(Dialect):
         finally:
             cur.close()
         self.max_params = max(1000, packet // 32)
+        # Binary collations compare like the other backends (case-sensitive); the NO PAD ones
+        # also keep trailing spaces significant ('a' <> 'a ').
+        if self.is_mariadb:
+            collation = "utf8mb4_nopad_bin"
+        elif self.server_version >= (8,):
+            collation = "utf8mb4_0900_bin"
+        else:
+            collation = "utf8mb4_bin"
+        self.table_suffix = f" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={collation}"
 
     def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
         if isolation_level is None:

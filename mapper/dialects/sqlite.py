@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from .. import errors
 from .._typing import DBAPIConnection
 from ..schema import Column, Table
-from ..types import ColumnType, DateTime
+from ..types import ColumnType, DateTime, Numeric
 from .base import Dialect, Processor, URL
 
 __all__ = ["SQLiteDialect"]
@@ -29,6 +29,28 @@ def _decimal_bind(v: Any) -> Any:
     if v is None:
         return None
     return str(v if isinstance(v, Decimal) else Decimal(str(v)))
+
+
+#: SQLite's numbers keep 15 significant digits; narrower decimals are stored as numbers.
+_EXACT_DIGITS = 15
+
+
+def _stored_as_number(type_: ColumnType) -> bool:
+    return isinstance(type_, Numeric) and type_.precision is not None and type_.precision <= _EXACT_DIGITS
+
+
+def _decimal_result(scale: int | None) -> Processor:
+    quantum = Decimal(1).scaleb(-scale) if scale is not None else None
+
+    def result(v: Any) -> Any:
+        if v is None or isinstance(v, Decimal):
+            return v
+        # repr of a float is the shortest text that reads back as it; within 15 digits
+        # that is the decimal that was stored, and the scale restores trailing zeros.
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
+        return d.quantize(quantum) if quantum is not None else d
+
+    return result
 
 
 def _aware_bind(v: Any) -> Any:
@@ -67,7 +89,7 @@ class SQLiteDialect(Dialect):
         "text": "TEXT",
         "boolean": "BOOLEAN",
         "float": "REAL",
-        # Text affinity keeps every digit; NUMERIC affinity would round to 15 digits.
+        # Text affinity keeps every digit of wide decimals (see type_sql for narrow ones).
         "numeric": "DECIMAL_TEXT({precision}, {scale})",
         "date": "DATE",
         "datetime": "DATETIME",
@@ -172,6 +194,8 @@ class SQLiteDialect(Dialect):
 
     def _make_result(self, type_: ColumnType) -> Processor | None:
         kind = type_.kind
+        if isinstance(type_, Numeric):
+            return _decimal_result(type_.scale if _stored_as_number(type_) else None)
         if kind == "datetime":
             if isinstance(type_, DateTime) and type_.timezone:
                 return _aware_result
@@ -188,6 +212,10 @@ class SQLiteDialect(Dialect):
         if autoincrement:
             # Only exactly "INTEGER PRIMARY KEY" makes the column the rowid alias.
             return "INTEGER"
+        t = col.type
+        if isinstance(t, Numeric) and _stored_as_number(t):
+            # Numeric affinity: compared and ordered as numbers, exact within 15 digits.
+            return f"NUMERIC({t.precision}, {t.scale if t.scale is not None else 0})"
         return super().type_sql(col, autoincrement)
 
     def autoincrement_clause(self, col: Column) -> str:

@@ -774,3 +774,17 @@ def test_hidden_columns(backend, make_db):
             (other_id, "T-1", "blue"),
             (tag_id, "T-1", "red"),
         ]
+
+
+def test_generated_keys_continue_after_explicit_ones(make_db, backend):
+    from tests.models import Owner, OwnerMapper, PugMapper
+
+    db = make_db(OwnerMapper, PugMapper)
+    with db.session() as s:
+        s.add_all([Owner("a", id=1), Owner("b", id=7)])
+    with db.session() as s:
+        c = Owner("c")
+        s.add(c)
+        s.flush()
+        assert c.id == 8
+    assert backend.raw(f"SELECT id, name FROM {backend.q('owners')} ORDER BY id") == [(1, "a"), (7, "b"), (8, "c")]

@@ -439,3 +439,56 @@ def test_changed_values_are_written_in_one_update(backend, make_db, count):
             assert_same(getattr(obj, f), getattr(expected, f), f)
     q = backend.q
     assert backend.raw(f"SELECT {q('big')}, {q('color')} FROM {q('type_samples')}") == [(2**63 - 1, "GREEN")]
+
+
+# -- numeric ordering and comparison -------------------------------------------------------------
+
+
+@attrs.define
+class Price:
+    amount: Decimal
+    id: int | None = None
+
+
+class PriceMapper(Mapper[Price]):
+    table = "prices"
+    id = Column(t.Integer, primary_key=True)
+    amount = Column(t.Numeric(10, 2), nullable=False)
+
+
+def test_numeric_orders_and_compares_as_numbers(make_db, count):
+    db = make_db(PriceMapper)
+    with db.session() as s:
+        s.add_all([Price(Decimal("9.91")), Price(Decimal("25.86")), Price(Decimal("100.00")), Price(Decimal("0.10"))])
+    with db.session() as s:
+        with count(s, 1):
+            ordered = s.query(Price).order_by("-amount").values("amount")
+        assert ordered == [(Decimal("100.00"),), (Decimal("25.86"),), (Decimal("9.91"),), (Decimal("0.10"),)]
+        assert [str(v) for (v,) in ordered] == ["100.00", "25.86", "9.91", "0.10"]
+        with count(s, 1):
+            assert s.query(Price).where(PriceMapper.amount > Decimal("10")).count() == 2
+        assert s.query(Price).where(amount=Decimal("9.91")).one().amount == Decimal("9.91")
+
+
+# -- strings keep trailing spaces ------------------------------------------------------------------
+
+
+@attrs.define
+class Label:
+    text: str
+    id: int | None = None
+
+
+class LabelMapper(Mapper[Label]):
+    table = "labels"
+    id = Column(t.Integer, primary_key=True)
+    text = Column(t.String(50), nullable=False)
+
+
+def test_trailing_spaces_are_significant_in_comparisons(make_db):
+    db = make_db(LabelMapper)
+    with db.session() as s:
+        s.add_all([Label("Edinburgh"), Label("Edinburgh ")])
+    with db.session() as s:
+        assert [x.text for x in s.query(Label).where(text="Edinburgh").all()] == ["Edinburgh"]
+        assert [x.text for x in s.query(Label).where(text="Edinburgh ").all()] == ["Edinburgh "]
