@@ -108,6 +108,41 @@ def _check_type(obj: Any, info: RelationInfo) -> None:
         raise FlushError(msg)
 
 
+def relations_changed(states: Iterable[ObjectState]) -> list[ObjectState]:
+    """The persistent states with a loaded relation that differs from its snapshot.
+
+    Unchanged relations produce no claims and reach nothing new, so a flush only needs to
+    reconcile these; the test is identity-only, so it stays cheap for many objects.
+    """
+    out: list[ObjectState] = []
+    for st in states:
+        rels = st.rels
+        obj = st.obj
+        for info in st.mapping.relations.values():
+            value = getattr(obj, info.key, None)
+            snap = rels.get(info.key, _MISSING)
+            if value is snap:
+                continue
+            if info.kind == "belongs_to" or snap is _MISSING or not info.to_many:
+                if snap is _MISSING and value is not None and is_unloaded(value):
+                    continue
+                out.append(st)
+                break
+            if is_unloaded(value):
+                continue
+            if value is None or len(value) != len(snap):
+                out.append(st)
+                break
+            if isinstance(value, set):
+                if any(x not in value for x in snap):
+                    out.append(st)
+                    break
+            elif any(a is not b for a, b in zip(value, snap)):
+                out.append(st)
+                break
+    return out
+
+
 def reachable_unmanaged(
     states: Iterable[ObjectState], is_managed: Callable[[Any], bool]
 ) -> list[tuple[Any, RelationInfo]]:

@@ -7,7 +7,7 @@ access pattern costs one query per object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -77,16 +77,14 @@ class GraphLoader:
 
     def wire(self, m: ClassMapping[Any], fresh: list[ObjectState]) -> None:
         """Give new objects their relation attributes: references, unloaded collections, HasOne rows."""
-        if not fresh:
-            return
-        for st in fresh:
-            st.cohort = fresh
-        if not m.relations:
+        if not fresh or not m.relations:
             return
         setattr_ = self.s._spec(m).setattr
         for info in m.relations.values():
             key = info.key
             if info.kind == "belongs_to":
+                if len(info.fk_cols) == 1:
+                    continue  # wired by the generated loader
                 tmap = self.s._identity.for_mapping(info.target)
                 for st in fresh:
                     k = self._values(st, info.fk_cols)
@@ -106,6 +104,15 @@ class GraphLoader:
                     setattr_(st.obj, key, None)
                 # HasOne is loaded with its parents: an absent row must read as None.
                 self.load([st for st in fresh if st.status == PERSISTENT], info)
+
+    def ghost_factory(self, info: RelationInfo) -> Callable[[Any], Any]:
+        """``make(key)``: a stand-in for the target of ``info`` with that key."""
+        target = info.target
+
+        def make(key: Any) -> Any:
+            return self._ghost(target, key, info)
+
+        return make
 
     def _ghost(self, m: ClassMapping[Any], key: Any, info: RelationInfo) -> Any:
         klass = self._ghost_classes.get(m)

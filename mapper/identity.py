@@ -51,8 +51,9 @@ class IdentityMap:
         return [cm for cm, m in self._maps.items() if m]
 
     def clear(self) -> None:
-        """Forget every state."""
-        self._maps.clear()
+        """Forget every state (the per-mapping dicts stay: generated loaders hold them)."""
+        for m in self._maps.values():
+            m.clear()
 
     def __len__(self) -> int:
         return sum(len(m) for m in self._maps.values())

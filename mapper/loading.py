@@ -9,17 +9,21 @@ identity-map check before any object is built.
 from __future__ import annotations
 
 import copy
+from types import MappingProxyType
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .dialects.base import Dialect
-from .mapping import ClassMapping
+from .mapping import ClassMapping, RelationInfo
 from .schema import Column
 from .state import GHOST, PERSISTENT, ObjectState, SnapshotSpec
 
 __all__ = ["Loader", "LoadFn"]
 
-LoadFn = Callable[[Sequence[Sequence[Any]], dict[Any, ObjectState], dict[int, ObjectState], list[ObjectState]], list[Any]]
+LoadFn = Callable[..., list[Any]]
+
+#: The relation snapshots of objects whose mapping has no relations (never written).
+NO_RELS: Any = MappingProxyType({})
 
 
 class Loader:
@@ -27,8 +31,9 @@ class Loader:
 
     Attributes:
         columns: the columns a SELECT must return, in order.
-        load: ``load(rows, identity_dict, states, fresh) -> objects`` (generated); states
-            built or filled from these rows are appended to ``fresh``.
+        load: ``load(rows, identity_dict, states, fresh, refs) -> objects`` (generated);
+            states built or filled from these rows are appended to ``fresh``; ``refs`` gives,
+            per reference, the target's identity dict and a stand-in factory.
     """
 
     def __init__(self, mapping: ClassMapping[Any], dialect: Dialect, spec: SnapshotSpec) -> None:
@@ -36,6 +41,10 @@ class Loader:
         self.spec = spec
         self.columns: list[Column] = list(mapping.columns)
         self.procs = [dialect.result_processor(c.type) for c in self.columns]
+        #: BelongsTo relations on one column, wired by the generated loader itself.
+        self.references: list[RelationInfo] = [
+            info for info in mapping.relations.values() if info.kind == "belongs_to" and len(info.fk_cols) == 1
+        ]
         self.load: LoadFn = self._generate()
 
     def convert_row(self, row: Sequence[Any]) -> list[Any]:
@@ -51,18 +60,24 @@ class Loader:
             "mapping": m,
             "cls": m.cls,
             "new": object.__new__ if m.plain_new else m.cls.__new__,
+            "new_state": object.__new__,
             "_setattr": object.__setattr__,
             "deepcopy": copy.deepcopy,
             "on_load": m.on_load,
+            "NO_RELS": NO_RELS,
         }
         index = {c.key: i for i, c in enumerate(self.columns)}
         lines = [
-            "def load(rows, imap, states, fresh):",
+            "def load(rows, imap, states, fresh, refs):",
             "    out = []",
             "    append = out.append",
+            "    fresh_append = fresh.append",
             "    get = imap.get",
-            "    for row in rows:",
         ]
+        for r in range(len(self.references)):
+            lines.append(f"    rmap{r}, ghost{r} = refs[{r}]")
+            lines.append(f"    rget{r} = rmap{r}.get")
+        lines.append("    for row in rows:")
         # Convert each column once into a local.
         for i, p in enumerate(self.procs):
             if p is not None:
@@ -72,27 +87,51 @@ class Loader:
                 lines.append(f"        v{i} = row[{i}]")
         pk_idx = [index[c.key] for c in m.pk]
         key_expr = f"v{pk_idx[0]}" if len(pk_idx) == 1 else "(" + ", ".join(f"v{i}" for i in pk_idx) + ")"
-        fill: list[str] = []
-        for c in m.attr_columns:
-            i = index[c.key]
-            if m.direct_setattr:
-                fill.append(f"obj.{c.key} = v{i}")
-            else:
-                fill.append(f"_setattr(obj, {c.key!r}, v{i})")
+
+        def store(name: str, value: str) -> str:
+            return f"obj.{name} = {value}" if m.direct_setattr else f"_setattr(obj, {name!r}, {value})"
+
+        fill: list[str] = [store(c.key, f"v{index[c.key]}") for c in m.attr_columns]
         for j, d in enumerate(m.field_defaults):
             if d.factory is not None:
                 ns[f"f{j}"] = d.factory
-                value = f"f{j}(obj)" if d.takes_self else f"f{j}()"
+                fill.append(store(d.name, f"f{j}(obj)" if d.takes_self else f"f{j}()"))
             else:
                 ns[f"d{j}"] = d.value
-                value = f"d{j}"
-            if m.direct_setattr:
-                fill.append(f"obj.{d.name} = {value}")
-            else:
-                fill.append(f"_setattr(obj, {d.name!r}, {value})")
+                fill.append(store(d.name, f"d{j}"))
+        # References (BelongsTo on one column): the target from the identity map, or a
+        # stand-in that loads with the other pending references on first touch.
+        for r, info in enumerate(self.references):
+            fk = index[info.fk_cols[0].key]
+            fill += [
+                f"if v{fk} is None:",
+                f"    r{r} = None",
+                "else:",
+                f"    t = rget{r}(v{fk})",
+                f"    r{r} = t.obj if t is not None else ghost{r}(v{fk})",
+                store(info.key, f"r{r}"),
+            ]
         snap_items = [f"deepcopy(v{index[c.key]})" if c.type.mutable else f"v{index[c.key]}" for c in m.attr_columns]
         snap = "(" + "".join(f"{x}, " for x in snap_items) + ")"
-        hidden = "[" + ", ".join(f"v{index[c.key]}" for c in m.hidden_columns) + "]" if m.hidden_columns else "None"
+        if m.hidden_columns:
+            hvals = [f"v{index[c.key]}" for c in m.hidden_columns]
+            hidden = "[" + ", ".join(hvals) + "]"
+            hsnap = "(" + "".join(f"{x}, " for x in hvals) + ")"
+        else:
+            hidden = hsnap = "None"
+        if m.relations:
+            rels = "{" + ", ".join(f"{info.key!r}: r{r}" for r, info in enumerate(self.references)) + "}"
+        else:
+            rels = "NO_RELS"
+        state = [
+            f"st.snap = {snap}",
+            f"st.hidden = {hidden}",
+            f"st.hsnap = {hsnap}",
+            "st.committed = None",
+            "st.status = PERSISTENT",
+            f"st.rels = {rels}",
+            "st.cohort = fresh",
+        ]
         lines += [
             f"        key = {key_expr}",
             "        st = get(key)",
@@ -104,18 +143,21 @@ class Loader:
             "            obj = st.obj",
             "            _setattr(obj, '__class__', cls)",
             *(f"            {line}" for line in fill),
-            f"            st.snap = {snap}",
-            f"            st.hidden = {hidden}",
-            "            st.hsnap = None if st.hidden is None else tuple(st.hidden)",
-            "            st.committed = (st.snap, st.hsnap)",
-            "            st.status = PERSISTENT",
+            *(f"            {line}" for line in state),
             "        else:",
             "            obj = new(cls)",
             *(f"            {line}" for line in fill),
-            f"            st = ObjectState(obj, mapping, key, {snap}, {hidden}, PERSISTENT)",
+            # The state is built inline: a constructor call per row costs more than the stores.
+            "            st = new_state(ObjectState)",
+            "            st.obj = obj",
+            "            st.mapping = mapping",
+            "            st.key = key",
+            "            st.generated = False",
+            "            st.deleted_flushed = False",
+            *(f"            {line}" for line in state),
             "            imap[key] = st",
             "            states[id(obj)] = st",
-            "        fresh.append(st)",
+            "        fresh_append(st)",
         ]
         if m.on_load is not None:
             lines.append("        on_load(obj)")

@@ -15,7 +15,7 @@ from . import errors
 from .engine import Budget, Connection, Row, row_class
 from .expressions import BoolExpr
 from .accessors import CollectionAccessor, ReferenceAccessor
-from .cascade import Link, RelationPlan, delete_targets, reachable_unmanaged, reconcile
+from .cascade import Link, RelationPlan, delete_targets, reachable_unmanaged, reconcile, relations_changed
 from .flush import ParentOp, Persister, UnitOfWork
 from .lazy import is_unloaded
 from .graph import GraphLoader, resolve_paths
@@ -25,7 +25,7 @@ from .mapping import ClassMapping
 from .query import Query
 from .schema import Column
 from .sql import bind_named
-from .state import DELETED, DETACHED, PENDING, PERSISTENT, ObjectState, SnapshotSpec
+from .state import DELETED, DETACHED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec
 
 if TYPE_CHECKING:
     from .database import Database
@@ -75,6 +75,12 @@ class Session:
         self._budgets: list[Budget] = []
         self._flushing = False
         self._graph = GraphLoader(self)
+        #: States whose committed values were set aside since the last commit.
+        self._since_commit: list[ObjectState] = []
+        #: States whose rows were deleted since the last commit.
+        self._gone: list[ObjectState] = []
+        #: Per mapping: (identity dict, stand-in factory) of each reference the loader wires.
+        self._refs: dict[ClassMapping[Any], list[tuple[dict[Any, ObjectState], Callable[[Any], Any]]]] = {}
         #: Edits of unloaded collections made through related(): (adding, parent, relation, child).
         self._relation_ops: list[tuple[bool, Any, Any, Any]] = []
         #: Keys of pending objects known at add(), to refuse a second object with the same key.
@@ -150,7 +156,13 @@ class Session:
 
     def _load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]]) -> list[T]:
         fresh: list[ObjectState] = []
-        objs = self._loader(m).load(rows, self._identity.for_mapping(m), self._states, fresh)
+        loader = self._loader(m)
+        refs = self._refs.get(m)
+        if refs is None:
+            refs = self._refs[m] = [
+                (self._identity.for_mapping(info.target), self._graph.ghost_factory(info)) for info in loader.references
+            ]
+        objs = loader.load(rows, self._identity.for_mapping(m), self._states, fresh, refs)
         if fresh:
             self._graph.wire(m, fresh)
         return objs
@@ -410,6 +422,7 @@ class Session:
             raise errors.NotFoundError(msg)
         values = loader.convert_row(rows[0])
         spec = self._spec(m)
+        self._keep_committed(st)
         by_key = dict(zip((c.key for c in loader.columns), values))
         for c in m.attr_columns:
             spec.setattr(obj, c.key, by_key[c.key])
@@ -515,9 +528,10 @@ class Session:
         return st if st is not None and st.obj is obj and st.status != DETACHED else None
 
     def _related_states(self) -> list[ObjectState]:
-        return list(self._new.values()) + [
+        """Pending states, and persistent ones whose loaded relations differ from their snapshot."""
+        return list(self._new.values()) + relations_changed(
             st for st in self._identity.states() if st.status == PERSISTENT and st.mapping.relations
-        ]
+        )
 
     def _mark_deleted(self, st: ObjectState) -> bool:
         if st.status == PENDING:
@@ -712,6 +726,7 @@ class Session:
             self._follow_key(st, old_key)
         for st in uow.deleted:
             self._drop_from_collections(st)
+        self._gone += uow.deleted
         for st in self._states.values():
             if st.status != PERSISTENT or not st.mapping.relations:
                 continue
@@ -832,8 +847,15 @@ class Session:
                     self._take(h)
 
     def _take(self, st: ObjectState) -> None:
+        self._keep_committed(st)
         st.snap = self._spec(st.mapping).take(st.obj)
         st.hsnap = tuple(st.hidden) if st.hidden is not None else None
+
+    def _keep_committed(self, st: ObjectState) -> None:
+        """Before a snapshot changes, remember the committed values it stood for (for rollback)."""
+        if st.committed is None and st.snap is not None:
+            st.committed = (st.snap, st.hsnap)
+            self._since_commit.append(st)
 
     def _fail(self, exc: BaseException) -> None:
         conn = self._conn
@@ -858,13 +880,14 @@ class Session:
             raise errors.SessionError(msg)
         if self._conn is not None:
             self._conn.commit()
-        for k, st in list(self._states.items()):
-            if st.status == DELETED and st.deleted_flushed:
-                self._states.pop(k, None)
+        for st in self._gone:
+            if st.status == DELETED and st.deleted_flushed and self._states.get(id(st.obj)) is st:
+                del self._states[id(st.obj)]
                 st.status = DETACHED
-            else:
-                st.committed = (st.snap, st.hsnap)
-                st.generated = False
+        self._gone.clear()
+        for st in self._since_commit:
+            st.committed = None
+        self._since_commit.clear()
         self._tx_new.clear()
         self._db._after_commit(self)
 
@@ -900,10 +923,19 @@ class Session:
         self._new.clear()
         self._deleted.clear()
         self._identity.clear()
+        self._since_commit.clear()
+        self._gone.clear()
         for st in self._states.values():
-            if st.committed is None:
+            if st.status == GHOST:
+                self._identity.add(st)
                 continue
-            snap, hsnap = st.committed
+            if st.committed is not None:
+                snap, hsnap = st.committed
+                st.committed = None
+            elif st.snap is not None:
+                snap, hsnap = st.snap, st.hsnap
+            else:
+                continue
             self._restore_values(st, snap, hsnap)
             st.status = PERSISTENT
             st.deleted_flushed = False
@@ -1025,6 +1057,7 @@ class Session:
                     continue
                 # Only the assigned columns are now in the database: other unflushed
                 # changes of the object must still be written by the next flush.
+                self._keep_committed(st)
                 snap = list(st.snap)
                 hsnap = list(st.hsnap) if st.hsnap is not None else None
                 for col, value in assignments:
@@ -1058,6 +1091,7 @@ class Session:
                 st.status = DELETED
                 st.deleted_flushed = True
                 self._identity.discard(st)
+                self._gone.append(st)
         return count
 
     def __repr__(self) -> str:

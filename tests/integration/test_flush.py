@@ -124,6 +124,10 @@ def test_explicit_keys_insert_without_returning(backend, make_db, count):
         expected = 1
     else:
         expected = math.ceil(2500 / min(d.max_insert_rows, d.max_params // 4))
+    # PostgreSQL's identity sequence must be moved past explicit keys: one more statement.
+    if d.sync_sequence_sql("pugs", "id") is not None:
+        assert backend.name == "postgresql"
+        expected += 1
     with db.session() as s:
         s.add_all(pugs)
         with count(s, expected):
