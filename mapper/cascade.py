@@ -74,6 +74,8 @@ class RelationPlan:
         self.junction_remove: list[JunctionOp] = []
         self.assoc_add: list[JunctionOp] = []
         self.assoc_remove: list[JunctionOp] = []
+        #: The states the flush examined for relation edits (their snapshots are refreshed).
+        self.touched: list[ObjectState] = []
 
 
 def label(obj: Any, lookup: Callable[[Any], ObjectState | None] | None = None) -> str:

@@ -545,7 +545,8 @@ class Session:
 
     def _prepare_flush(self) -> tuple[RelationPlan, list[ParentOp]]:
         # Save cascade: new objects reachable from managed ones join the unit of work.
-        queue = self._related_states()
+        related = self._related_states()
+        queue = list(related)
         while queue:
             found = reachable_unmanaged(queue, lambda o: self._lookup(o) is not None)
             queue = []
@@ -558,7 +559,9 @@ class Session:
                     raise errors.FlushError(msg)
                 self.add(obj)
                 queue.append(self._states[id(obj)])
-        plan = reconcile(self._related_states(), self._lookup, self._relation_ops)
+                related.append(self._states[id(obj)])
+        plan = reconcile(related, self._lookup, self._relation_ops)
+        plan.touched = related
         for st in plan.orphans:
             self._mark_deleted(st)
         for op in plan.assoc_add:
@@ -590,6 +593,7 @@ class Session:
             spec.setattr(obj, key, value)
         self.add(obj)
         st = self._states[id(obj)]
+        plan.touched.append(st)
         plan.links[id(st)] = [
             Link(info.fk_cols, info.ref_cols, op.source, info),
             Link(info.other_cols, info.other_ref_cols, op.target, info),
@@ -727,7 +731,20 @@ class Session:
         for st in uow.deleted:
             self._drop_from_collections(st)
         self._gone += uow.deleted
-        for st in self._states.values():
+        # Relation snapshots move for what this flush looked at or changed; the rest is unchanged.
+        touched: dict[int, ObjectState] = {id(st): st for st in plan.touched}
+        for child_state, _, new, old_parents in plan.moves:
+            touched[id(child_state)] = child_state
+            for parent in [new, *old_parents]:
+                pst = self._lookup(parent) if parent is not None else None
+                if pst is not None:
+                    touched[id(pst)] = pst
+        for op in plan.junction_add + plan.assoc_add + plan.junction_remove + plan.assoc_remove:
+            for obj in (op.source, op.target):
+                ost = self._lookup(obj)
+                if ost is not None:
+                    touched[id(ost)] = ost
+        for st in touched.values():
             if st.status != PERSISTENT or not st.mapping.relations:
                 continue
             obj = st.obj
