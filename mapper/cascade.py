@@ -296,6 +296,11 @@ def reconcile(
                 old_parents.append(old)
         elif add_parents:
             new, info = add_parents[0]
+            for ref in child_state.mapping.relations.values():
+                if ref.kind == "belongs_to" and ref.edge == edge:
+                    old = child_state.rels.get(ref.key)
+                    if old is not None and old is not new:
+                        old_parents.append(old)
         elif c.removes:
             new, info = None, c.removes[0][1]
             if any("orphan" in i.cascade for _, i in c.removes):

@@ -69,6 +69,7 @@ class Database:
         self._runtimes: dict[ClassMapping[Any], tuple[SnapshotSpec, Loader, Persister]] = {}
         self._after_commit_hooks: list[Callable[[Session], None]] = []
         self._before_flush_hooks: list[Callable[[Session], None]] = []
+        self._through: dict[ClassMapping[Any], list[Any]] | None = None
 
     @property
     def url(self) -> str:
@@ -90,6 +91,18 @@ class Database:
             dialect = self.engine.dialect
             rt = self._runtimes[m] = (spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
         return rt
+
+    def _through_relations(self) -> dict[ClassMapping[Any], list[Any]]:
+        """BelongsToMany relations by their association mapping (computed once)."""
+        found = self._through
+        if found is None:
+            found = {}
+            for cm in self.registry.mappings:
+                for info in cm.relations.values():
+                    if info.through is not None:
+                        found.setdefault(info.through, []).append(info)
+            self._through = found
+        return found
 
     def _after_commit(self, session: Session) -> None:
         for hook in self._after_commit_hooks:

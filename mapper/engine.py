@@ -179,6 +179,12 @@ class Engine:
         self.dialect: Dialect = dialect_for(self.url)
         self.compiler = Compiler(self.dialect)
         self.echo = bool(echo)
+        if self.echo and not log.handlers and not logging.getLogger().handlers:
+            # echo=True should show something even when the application configured no logging.
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
         self.isolation_level = isolation_level
         self.options: dict[str, Any] = {
             "busy_timeout": busy_timeout,
@@ -263,6 +269,7 @@ class Connection:
         "_errors",
         "_sp_seq",
         "last_description",
+        "streaming",
     )
 
     def __init__(self, engine: Engine, raw: DBAPIConnection) -> None:
@@ -280,6 +287,7 @@ class Connection:
         self._errors = engine.dialect.driver_errors()
         self._sp_seq = 0
         self.last_description: Sequence[Any] | None = None
+        self.streaming = False
 
     # -- the choke point --------------------------------------------------------------------------
 
@@ -287,6 +295,13 @@ class Connection:
         if self.closed:
             msg = "this connection was closed; open a new session"
             raise errors.SessionClosedError(msg)
+        if self.streaming and self.dialect.stream_blocks_connection:
+            msg = (
+                f"a stream() is still open on this session and {self.dialect.name} cannot run another "
+                "statement until it is read to the end (includes, lazy loads and autoflush send "
+                "statements); finish the loop first, or use all()"
+            )
+            raise errors.SessionError(msg)
         for b in self.budgets:
             if b.used >= b.limit:
                 shown = sql if len(sql) <= 200 else sql[:200] + "..."
@@ -361,6 +376,7 @@ class Connection:
             cur.execute(sql, params)
         except self._errors as exc:
             self._raise(exc, sql, params)
+        self.streaming = True
         try:
             while True:
                 try:
@@ -371,6 +387,7 @@ class Connection:
                     return
                 yield rows
         finally:
+            self.streaming = False
             try:
                 self.dialect.close_server_cursor(cur)
             except self._errors:

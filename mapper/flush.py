@@ -190,11 +190,18 @@ class UnitOfWork:
             self._emit_post_updates()
             self._emit_junction(self.plan.junction_add, insert=True)
             self._emit_junction(self.plan.junction_remove + self.plan.assoc_remove, insert=False)
+            self._break_delete_cycles(deletes)
             for table in reversed(order):
+                table_ops = ops.get(table, ())
+                # Children in the same table (a tree) must let go before their parents go.
+                for op in table_ops:
+                    if op.info.parent.table.name == table:
+                        self._emit_parent_op(op)
                 if table in deletes and table not in early:
                     self._emit_deletes(self.tables[table], deletes[table])
-                for op in ops.get(table, ()):
-                    self._emit_parent_op(op)
+                for op in table_ops:
+                    if op.info.parent.table.name != table:
+                        self._emit_parent_op(op)
         except BaseException:
             self.journal.undo()
             raise
@@ -581,6 +588,27 @@ class UnitOfWork:
         if after is not None:
             for st in states:
                 after(st.obj)
+
+    def _break_delete_cycles(self, deletes: dict[str, list[ObjectState]]) -> None:
+        """Two tables that reference each other, both losing rows: NULL one side's keys first."""
+        done: set[tuple[str, str]] = set()
+        for name, states in deletes.items():
+            table = self.tables[name]
+            for fk in table.foreign_keys:
+                other = fk.ref_table
+                if other == name or other not in deletes or (other, name) in done:
+                    continue
+                if not any(back.ref_table == name for back in self.tables[other].foreign_keys):
+                    continue
+                cols = [table.column(c) for c in fk.columns]
+                if any(c is None or not c.nullable for c in cols):
+                    continue
+                done.add((name, other))
+                p = self.persister_for(states[0].mapping)
+                pk = list(p.mapping.pk)
+                keys = [self._old_key(st, p.spec) for st in states]
+                sql = self.compiler.update_null_where_keys(table, [c for c in cols if c is not None], pk, len(keys))
+                self.conn.execute(sql, self._key_params(pk, keys))
 
     def _delete_levels(self, table: Table, states: list[ObjectState], p: Persister) -> list[list[ObjectState]]:
         """Rows of a self-referencing table deleted children first (MySQL checks keys row by row)."""

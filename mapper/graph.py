@@ -131,6 +131,9 @@ class GraphLoader:
         st = s._states.get(id(obj))
         if s.closed or st is None or st.status != GHOST:
             name = type(obj).__mro__[1].__name__
+            ref = st.cohort if st is not None and isinstance(st.cohort, RelationInfo) else None
+            if ref is not None:
+                raise not_loaded_error(f"{ref.name} (a {name})", ref.key, True)
             raise not_loaded_error(f"this {name} (a reference from another object)", "<relation>", True)
         info: RelationInfo = st.cohort
         if (info.lazy or info.source.lazy or s.lazy) == "raise":
@@ -138,9 +141,11 @@ class GraphLoader:
         m = st.mapping
         pending = self.ghosts.get(m, {})
         keys = [k for k, g in pending.items() if g.status == GHOST]
+        for k in keys:
+            # Only these: loading them may create stand-ins for their own references.
+            del pending[k]
         s._prepare_read()
         self.fetch(m, m.pk, keys)
-        pending.clear()
         if st.status == GHOST:
             # The referenced row does not exist (no foreign-key constraint kept it).
             self.s._forget(st)

@@ -128,6 +128,7 @@ class Loader:
             f"st.hidden = {hidden}",
             f"st.hsnap = {hsnap}",
             "st.committed = None",
+            "st.crels = None",
             "st.status = PERSISTENT",
             f"st.rels = {rels}",
             "st.cohort = fresh",

@@ -232,6 +232,8 @@ class ClassMapping(Generic[T]):
         self.by_key[key] = col
         self.table.columns.append(col)
         self.hidden_columns.append(col)
+        if col.index and not col.primary_key:
+            self.table.indexes.append(Index(f"ix_{self.table.name}_{col.name}"[:63], self.table.name, (col.name,)))
         return col
 
     @property

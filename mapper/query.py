@@ -226,7 +226,7 @@ class Query(Generic[T]):
         m = self._mapping
         cols: list[ValueExpr] = list(columns) if columns is not None else list(self._session._loader(m).columns)
         order = list(self._order)
-        if not order and (self._limit is not None or self._offset):
+        if not order and (self._limit is not None or self._offset or limit is not None):
             # A window without an order is not repeatable: order by key so pages don't overlap.
             order = [Ordering(c, False) for c in m.pk]
         return Select(m.table.name, cols, self._condition(), order, self._limit if limit is None else limit, self._offset,

@@ -38,11 +38,12 @@ T = TypeVar("T")
 class _Frame:
     """What a savepoint must restore: the snapshot of every state when it was opened."""
 
-    __slots__ = ("name", "snaps", "states", "deleted", "new")
+    __slots__ = ("name", "snaps", "states", "deleted", "new", "rels")
 
     def __init__(self, name: str, session: Session) -> None:
         self.name = name
         self.snaps = {k: (st.snap, st.hsnap, st.status, st.deleted_flushed) for k, st in session._states.items()}
+        self.rels = {k: dict(st.rels) for k, st in session._states.items() if st.mapping.relations and st.rels}
         self.states = set(session._states)
         self.deleted = dict(session._deleted)
         self.new = dict(session._new)
@@ -231,6 +232,11 @@ class Session:
         """
         self._check()
         st = self._state(obj, "delete()")
+        if st.status == GHOST:
+            # A reference not loaded yet: load it, so its relations can cascade.
+            self.get(st.mapping.cls, st.key)
+            if st.status == GHOST:
+                return
         if st.status == PENDING:
             self._forget(st)
             return
@@ -309,16 +315,19 @@ class Session:
         m = self._mapping(cls)
         key = self._key_arg(m, pk)
         st = self._identity.get(m, key)
-        if st is not None:
+        if st is not None and st.status != GHOST:
             return None if st.status == DELETED else st.obj
         conn = self._prepare_read()
         st = self._identity.get(m, key)
-        if st is not None:
+        if st is not None and st.status != GHOST:
             return None if st.status == DELETED else st.obj
         loader = self._loader(m)
         sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
         rows = conn.fetchall(sql, self._key_params(m, [key]))
         found = self._load_rows(m, rows)
+        if not found and st is not None:
+            # A reference to a row that does not exist: drop the stand-in.
+            self._forget(st)
         return found[0] if found else None
 
     def get_one(self, cls: type[T], pk: Any) -> T:
@@ -707,6 +716,9 @@ class Session:
             else:
                 plan.links[id(h)] = [Link(cols, info.ref_cols, None, info)]
                 plan.moves.append((h, info.edge, None, []))
+        if owning is not None:
+            # Parents whose collection is loaded had every child handled above.
+            keys = [k for k, st in zip(keys, parents) if owning.key not in st.rels]
         if rule in ("CASCADE", "SET NULL") or not keys:
             return queued
         if delete_mode:
@@ -731,6 +743,14 @@ class Session:
         for st in uow.deleted:
             self._drop_from_collections(st)
         self._gone += uow.deleted
+        through = self._db._through_relations()
+        if through:
+            for st in uow.inserted:
+                for info in through.get(st.mapping, ()):
+                    self._mirror_association(st, info, True)
+            for st in uow.deleted:
+                for info in through.get(st.mapping, ()):
+                    self._mirror_association(st, info, False)
         # Relation snapshots move for what this flush looked at or changed; the rest is unchanged.
         touched: dict[int, ObjectState] = {id(st): st for st in plan.touched}
         for child_state, _, new, old_parents in plan.moves:
@@ -747,6 +767,9 @@ class Session:
         for st in touched.values():
             if st.status != PERSISTENT or not st.mapping.relations:
                 continue
+            if st.crels is None and id(st.obj) not in self._tx_new:
+                st.crels = dict(st.rels)
+                self._since_commit.append(st)
             obj = st.obj
             for info in st.mapping.relations.values():
                 value = getattr(obj, info.key, None)
@@ -791,6 +814,32 @@ class Session:
                     else:
                         value[:] = [x for x in value if x is not child]
 
+    def _mirror_association(self, st: ObjectState, info: Any, adding: bool) -> None:
+        """An association object written directly: the loaded plain list of targets follows."""
+        ends: dict[tuple[str, ...], Any] = {}
+        for ref in st.mapping.relations.values():
+            if ref.kind == "belongs_to":
+                ends[ref.edge[1]] = getattr(st.obj, ref.key, None)
+        source = ends.get(tuple(c.name for c in info.fk_cols))
+        target = ends.get(tuple(c.name for c in info.other_cols))
+        src = self._lookup(source) if source is not None else None
+        if src is None or target is None or src.status == GHOST:
+            return
+        coll = getattr(source, info.key, None)
+        if coll is None or is_unloaded(coll):
+            return
+        present = any(x is target for x in coll)
+        if adding and not present:
+            coll.add(target) if isinstance(coll, set) else coll.append(target)
+        elif not adding and present:
+            if isinstance(coll, set):
+                coll.discard(target)
+            else:
+                coll[:] = [x for x in coll if x is not target]
+        else:
+            return
+        src.rels[info.key] = tuple(coll)
+
     def _drop_from_collections(self, st: ObjectState) -> None:
         """A deleted object leaves the loaded collections and references that held it."""
         obj = st.obj
@@ -798,8 +847,8 @@ class Session:
             if info.kind == "belongs_to":
                 parent = st.rels.get(info.key)
                 pst = self._lookup(parent) if parent is not None else None
-                if pst is None:
-                    continue
+                if pst is None or pst.status == GHOST:
+                    continue  # a stand-in's collections are not loaded: nothing to update
                 for pinfo in pst.mapping.relations.values():
                     if pinfo.edge == info.edge and pinfo.kind in ("has_many", "has_one"):
                         self._discard(pst, pinfo, obj)
@@ -904,6 +953,7 @@ class Session:
         self._gone.clear()
         for st in self._since_commit:
             st.committed = None
+            st.crels = None
         self._since_commit.clear()
         self._tx_new.clear()
         self._db._after_commit(self)
@@ -954,10 +1004,35 @@ class Session:
             else:
                 continue
             self._restore_values(st, snap, hsnap)
+            if st.mapping.relations:
+                self._restore_relations(st, st.crels if st.crels is not None else dict(st.rels))
+                st.crels = None
             st.status = PERSISTENT
             st.deleted_flushed = False
             st.key = self._spec(st.mapping).key_of(st)
             self._identity.add(st)
+
+    def _restore_relations(self, st: ObjectState, rels: dict[str, Any]) -> None:
+        """Put loaded relations back to a snapshot: references and collection contents."""
+        spec = self._spec(st.mapping)
+        for info in st.mapping.relations.values():
+            if info.key not in rels:
+                continue
+            value = rels[info.key]
+            current = getattr(st.obj, info.key, None)
+            if not info.to_many:
+                if current is not value:
+                    spec.setattr(st.obj, info.key, value)
+                continue
+            members = list(value or ())
+            if current is None or is_unloaded(current):
+                spec.setattr(st.obj, info.key, info.collection(members))
+            elif isinstance(current, set):
+                current.clear()
+                current.update(members)
+            elif len(current) != len(members) or any(a is not b for a, b in zip(current, members)):
+                current[:] = members
+        st.rels = dict(rels)
 
     def _restore_values(self, st: ObjectState, snap: tuple[Any, ...] | None, hsnap: tuple[Any, ...] | None) -> None:
         spec = self._spec(st.mapping)
@@ -1009,6 +1084,8 @@ class Session:
                 st.status = PENDING
                 continue
             self._restore_values(st, snap, hsnap)
+            if k in frame.rels:
+                self._restore_relations(st, frame.rels[k])
             st.status = status
             st.deleted_flushed = deleted_flushed
             st.key = self._spec(st.mapping).key_of(st)

@@ -406,6 +406,12 @@ class Compiler:
         cond, _ = self.key_condition(cols, n)
         return f"UPDATE {self.quote(table.name)} SET {sets} WHERE {cond}"
 
+    def update_null_where_keys(self, table: Table, set_cols: Sequence[Column], keys: Sequence[Column], n: int) -> str:
+        """``UPDATE t SET a = NULL, ... WHERE key IN (n keys)``."""
+        sets = ", ".join(f"{self.quote(c.name)} = NULL" for c in set_cols)
+        cond, _ = self.key_condition(keys, n)
+        return f"UPDATE {self.quote(table.name)} SET {sets} WHERE {cond}"
+
     def exists_by_keys(self, table: Table, cols: Sequence[Column], n: int) -> str:
         """``SELECT 1 FROM t WHERE fk IN (n keys) LIMIT 1``."""
         cond, _ = self.key_condition(cols, n)

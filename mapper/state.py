@@ -38,7 +38,7 @@ class ObjectState:
             a relation that is not loaded has no entry.
     """
 
-    __slots__ = ("obj", "mapping", "key", "snap", "hidden", "hsnap", "committed", "status", "generated", "deleted_flushed", "cohort", "rels")
+    __slots__ = ("obj", "mapping", "key", "snap", "hidden", "hsnap", "committed", "status", "generated", "deleted_flushed", "cohort", "rels", "crels")
 
     def __init__(self, obj: Any, mapping: ClassMapping[Any], key: Any, snap: tuple[Any, ...] | None, hidden: list[Any] | None, status: int) -> None:
         self.obj = obj
@@ -53,6 +53,8 @@ class ObjectState:
         self.deleted_flushed = False
         self.cohort: Any = None
         self.rels: dict[str, Any] = {}
+        #: Relation snapshots at the last commit; None while they equal ``rels``.
+        self.crels: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         names = {PENDING: "pending", PERSISTENT: "persistent", DELETED: "deleted", DETACHED: "detached", GHOST: "ghost"}

@@ -203,6 +203,8 @@ class Dialect:
     for_update_sql: ClassVar[str] = " FOR UPDATE"
     #: How to insert a row that takes every column's default.
     default_values_sql: ClassVar[str] = "DEFAULT VALUES"
+    #: A streaming cursor occupies the connection until read to the end (MySQL).
+    stream_blocks_connection: ClassVar[bool] = False
     #: Foreign keys may name tables that do not exist yet (no ALTER needed for cycles).
     inline_forward_fks: ClassVar[bool] = False
     #: Words after CREATE TABLE (...), such as the engine and charset on MySQL.
@@ -333,7 +335,11 @@ class Dialect:
         return template.format(
             length=getattr(t, "length", None) or 255,
             precision=(t.precision if isinstance(t, Numeric) and t.precision else 38),
-            scale=(t.scale if isinstance(t, Numeric) and t.scale is not None else 10),
+            # NUMERIC(p) means scale 0 in SQL; an unbounded Numeric gets room for fractions.
+            scale=(
+                t.scale if isinstance(t, Numeric) and t.scale is not None
+                else (0 if isinstance(t, Numeric) and t.precision else 10)
+            ),
         )
 
     def autoincrement_clause(self, col: Column) -> str:

@@ -58,6 +58,7 @@ class MySQLDialect(Dialect):
     ilike_operator = None
     no_limit = "18446744073709551615"
     default_values_sql = "() VALUES ()"
+    stream_blocks_connection = True
     retryable_codes = frozenset({"1213", "1020", "40001"})
     type_names: ClassVar[dict[str, str]] = {
         "integer": "INT",

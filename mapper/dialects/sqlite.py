@@ -113,12 +113,13 @@ class SQLiteDialect(Dialect):
             uri = True
         elif path.startswith("file:"):
             uri = True
-        conn = sqlite3.connect(
+        conn: sqlite3.Connection = sqlite3.connect(
             path,
             timeout=float(options.get("busy_timeout", 5.0)),
             isolation_level=None,  # we issue BEGIN ourselves, reads included
             check_same_thread=False,
             uri=uri,
+            **options.get("connect_args", {}),
         )
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
