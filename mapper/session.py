@@ -719,15 +719,64 @@ class Session:
         if owning is not None:
             # Parents whose collection is loaded had every child handled above.
             keys = [k for k, st in zip(keys, parents) if owning.key not in st.rels]
-        if rule in ("CASCADE", "SET NULL") or not keys:
-            return queued
+        self._plan_unheld_children(infos, m, keys, ops, {m})
+        return queued
+
+    def _plan_unheld_children(
+        self, infos: list[Any], m: ClassMapping[Any], keys: list[Any], ops: list[ParentOp], seen: set[Any]
+    ) -> None:
+        """Set-based writes for children of deleted ``m`` rows that the session does not hold.
+
+        Children that will be deleted (by the database's ON DELETE CASCADE or by a set-based
+        DELETE) may have children of their own that need work: their keys are selected (no
+        objects are built) and the same planning applies one level down.
+        """
+        info = infos[0]
+        holder: ClassMapping[Any] | None = info.holder
+        if holder is None or not keys:
+            return
+        owning = next((i for i in infos if i.source is m and i.kind in ("has_many", "has_one")), None)
+        delete_mode = any(i.kind == "belongs_to_many" for i in infos) or (owning is not None and "delete" in owning.cascade)
+        rule = info.fk_rule("on_delete")
+        cols = info.fk_cols
+        if rule == "SET NULL" or (rule in ("RESTRICT", "NO ACTION") and not delete_mode):
+            return
+        if (rule == "CASCADE" or delete_mode) and holder not in seen and self._needs_unheld_work(holder):
+            child_keys = self._child_keys(holder, cols, keys)
+            for child_infos in self._edges(holder):
+                self._plan_unheld_children(child_infos, holder, child_keys, ops, seen | {holder})
+        if rule == "CASCADE":
+            return
         if delete_mode:
             ops.append(ParentOp("delete", holder.table, cols, keys, owning or info))
         elif all(c.nullable for c in cols):
             ops.append(ParentOp("nullify", holder.table, cols, keys, owning or info))
         else:
             ops.append(ParentOp("check", holder.table, cols, keys, owning or info))
-        return queued
+
+    def _needs_unheld_work(self, m: ClassMapping[Any]) -> bool:
+        """Whether deleting rows of ``m`` needs the session's help for their children."""
+        for infos in self._edges(m):
+            rule = infos[0].fk_rule("on_delete")
+            if rule not in ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION"):
+                return True
+            if rule == "CASCADE" and infos[0].holder is not None and infos[0].holder is not m:
+                if self._needs_unheld_work(infos[0].holder):
+                    return True
+        return False
+
+    def _child_keys(self, holder: ClassMapping[Any], cols: list[Any], keys: list[Any]) -> list[Any]:
+        """Primary keys of the ``holder`` rows whose ``cols`` match ``keys`` (one query per chunk)."""
+        conn = self.connection
+        graph = self._graph
+        procs = [conn.dialect.result_processor(c.type) for c in holder.pk]
+        out: list[Any] = []
+        for chunk in graph._chunks(keys, len(cols)):
+            sql = conn.compiler.select_by_keys(holder.table, holder.pk, cols, len(chunk))
+            for row in conn.fetchall(sql, graph._params(cols, chunk)):
+                vals = [v if p is None else p(v) for p, v in zip(procs, row)]
+                out.append(vals[0] if len(vals) == 1 else tuple(vals))
+        return out
 
     # -- after the flush: both sides in memory, relation snapshots --------------------------------
 

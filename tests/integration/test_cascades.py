@@ -183,17 +183,43 @@ def test_delete_cascade_loads_unloaded_children_when_the_database_does_not_casca
     assert rows(backend, "SELECT name FROM {rel_toys}") == [("stick",)]
 
 
-def test_database_cascade_deletes_unloaded_children_in_one_statement(backend, make_db, count):
+def test_database_cascade_deletes_unloaded_children_without_loading_them(backend, make_db, count):
     db = make_db(*PETS)
-    tom, ann = _seed(db, Owner("Tom", pugs=[Pug("Cody"), Pug("Doug"), Pug("Fido")]), Owner("Ann", pugs=[Pug("Rex")]))
+    tom, ann = _seed(
+        db,
+        Owner("Tom", pugs=[Pug("Cody", toys=[Toy("ball")]), Pug("Doug"), Pug("Fido")]),
+        Owner("Ann", pugs=[Pug("Rex", toys=[Toy("bone")])]),
+    )
     with db.session() as s:
         owner = s.get_one(Owner, tom.id)
         s.delete(owner)
-        with count(s, 1):  # ON DELETE CASCADE: the pugs are neither loaded nor deleted one by one
+        # ON DELETE CASCADE removes the pugs; their toys' key has no rule and Pug.toys cascades
+        # "delete", so the session selects the doomed pugs' keys (no objects are built), deletes
+        # their toys with one statement, then deletes the owner.
+        with count(s, 3):
             s.flush()
         assert s.get(Owner, tom.id) is None
+        assert all(st.mapping.cls is Owner for st in s._states.values())  # no pug or toy was built
     assert rows(backend, "SELECT name FROM {rel_owners}") == [("Ann",)]
     assert _pug_owners(backend) == [("Rex", ann.id)]
+    assert rows(backend, "SELECT name FROM {rel_toys}") == [("bone",)]
+
+
+def test_database_cascade_alone_costs_one_statement(backend, make_db, count):
+    from tests.models import Owner as PlainOwner, OwnerMapper as PlainOwnerMapper, PugMapper as PlainPugMapper
+
+    db = make_db(PlainOwnerMapper, PlainPugMapper)
+    with db.session() as s:
+        tom = PlainOwner("Tom")
+        s.add(tom)
+        s.flush()
+        s.execute("INSERT INTO pugs (name, age, owner_id) VALUES ('Cody', 1, :o), ('Doug', 2, :o)", {"o": tom.id})
+    with db.session() as s:
+        owner = s.get_one(PlainOwner, tom.id)
+        s.delete(owner)
+        with count(s, 1):  # the database deletes the pugs: nothing is loaded or selected
+            s.flush()
+    assert rows(backend, "SELECT count(*) FROM {pugs}") == [(0,)]
 
 
 def test_database_cascade_marks_held_children_deleted(backend, make_db):
