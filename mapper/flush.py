@@ -429,7 +429,7 @@ class UnitOfWork:
                 keys = [spec.key_of(r.state) for r in chunk]
                 sel_cols = list(m.pk) + extra
                 sql = self.compiler.select_by_keys(table, sel_cols, m.pk, len(keys))
-                fetched = self.conn.fetchall(sql, self._key_params(m.pk, keys))
+                fetched = self.conn.fetchall(sql, self.dialect.key_params(m.pk, keys))
                 self._assign_by_key(p, sel_cols, chunk, fetched)
             return
         if auto is not None and auto.name in returning:
@@ -465,18 +465,6 @@ class UnitOfWork:
                 continue
             for c, v in zip(cols[npk:], found[npk:]):
                 self.journal.set(p.spec, r.state, c.key, v)
-
-    def _key_params(self, pk: Sequence[Column], keys: Sequence[Any]) -> list[Any]:
-        binds = [self.dialect.bind_processor(c.type) for c in pk]
-        if len(pk) == 1:
-            b = binds[0]
-            vals = [k if b is None or k is None else b(k) for k in keys]
-            return [vals] if self.dialect.array_in else vals
-        out: list[Any] = []
-        for key in keys:
-            for b, v in zip(binds, key):
-                out.append(v if b is None or v is None else b(v))
-        return out
 
     # -- updates ----------------------------------------------------------------------------------
 
@@ -608,7 +596,7 @@ class UnitOfWork:
                 pk = list(p.mapping.pk)
                 keys = [self._old_key(st, p.spec) for st in states]
                 sql = self.compiler.update_null_where_keys(table, [c for c in cols if c is not None], pk, len(keys))
-                self.conn.execute(sql, self._key_params(pk, keys))
+                self.conn.execute(sql, self.dialect.key_params(pk, keys))
 
     def _delete_levels(self, table: Table, states: list[ObjectState], p: Persister) -> list[list[ObjectState]]:
         """Rows of a self-referencing table deleted children first (MySQL checks keys row by row)."""
@@ -651,7 +639,7 @@ class UnitOfWork:
             keys = [self._old_key(st, p.spec) for st in chunk]
             sql = self.compiler.delete_rows(table, pk, len(chunk), version)
             if version is None:
-                params = self._key_params(pk, keys)
+                params = self.dialect.key_params(pk, keys)
             else:
                 params = []
                 for st, key in zip(chunk, keys):
@@ -708,7 +696,7 @@ class UnitOfWork:
         step = len(op.keys) if single_array else max(1, self.dialect.max_params // len(cols))
         for i in range(0, len(op.keys), step):
             chunk = op.keys[i : i + step]
-            params = self._key_params(cols, chunk)
+            params = self.dialect.key_params(cols, chunk)
             if op.kind == "delete":
                 self.conn.execute(self.compiler.delete_rows(op.table, cols, len(chunk), None), params)
             elif op.kind == "nullify":

@@ -162,18 +162,6 @@ class GraphLoader:
         step = max(1, d.max_params // max(1, ncols))
         return [keys[i : i + step] for i in range(0, len(keys), step)]
 
-    def _params(self, cols: Sequence[Column], keys: list[Any]) -> list[Any]:
-        d = self.s._db.engine.dialect
-        binds = [d.bind_processor(c.type) for c in cols]
-        if len(cols) == 1:
-            b = binds[0]
-            vals = [k if b is None or k is None else b(k) for k in keys]
-            return [vals] if d.array_in else vals
-        out: list[Any] = []
-        for key in keys:
-            out += [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
-        return out
-
     def fetch(
         self,
         m: ClassMapping[Any],
@@ -188,7 +176,7 @@ class GraphLoader:
         out: list[Any] = []
         for chunk in self._chunks(keys, len(cols)):
             sql = conn.compiler.select_by_keys(m.table, loader.columns, cols, len(chunk), order)
-            out += s._load_rows(m, conn.fetchall(sql, self._params(cols, chunk)))
+            out += s._load_rows(m, conn.fetchall(sql, self.s._db.engine.dialect.key_params(cols, chunk)))
         return out
 
     def load(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
@@ -274,7 +262,7 @@ class GraphLoader:
         out: list[Any] = []
         for chunk in self._chunks(keys, n):
             sql = conn.compiler.select_through(junction, info.fk_cols, info.other_cols, tm.table, loader.columns, len(chunk), order)
-            rows = conn.fetchall(sql, self._params(info.fk_cols, chunk))
+            rows = conn.fetchall(sql, self.s._db.engine.dialect.key_params(info.fk_cols, chunk))
             objs = s._load_rows(tm, [r[n:] for r in rows])
             for row, obj in zip(rows, objs):
                 vals = [v if p is None else p(v) for p, v in zip(procs, row[:n])]

@@ -323,7 +323,7 @@ class Session:
             return None if st.status == DELETED else st.obj
         loader = self._loader(m)
         sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
-        rows = conn.fetchall(sql, self._key_params(m, [key]))
+        rows = conn.fetchall(sql, conn.dialect.key_params(m.pk, [key]))
         found = self._load_rows(m, rows)
         if not found and st is not None:
             # A reference to a row that does not exist: drop the stand-in.
@@ -342,18 +342,6 @@ class Session:
             msg = f"no {m.cls.__name__} with {', '.join(c.key for c in m.pk)} = {pk!r}"
             raise errors.NotFoundError(msg)
         return obj
-
-    def _key_params(self, m: ClassMapping[Any], keys: Sequence[Any]) -> list[Any]:
-        d = self._db.engine.dialect
-        binds = [d.bind_processor(c.type) for c in m.pk]
-        if len(m.pk) == 1:
-            b = binds[0]
-            vals = [k if b is None else b(k) for k in keys]
-            return [vals] if d.array_in else vals
-        out: list[Any] = []
-        for key in keys:
-            out += [v if b is None else b(v) for b, v in zip(binds, key)]
-        return out
 
     def query(self, cls: type[T]) -> Query[T]:
         """A Query over a mapped class."""
@@ -425,7 +413,7 @@ class Session:
         conn = self.connection
         loader = self._loader(m)
         sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
-        rows = conn.fetchall(sql, self._key_params(m, [st.key]))
+        rows = conn.fetchall(sql, conn.dialect.key_params(m.pk, [st.key]))
         if not rows:
             msg = f"{m.cls.__name__} with key {st.key!r} no longer exists in the database"
             raise errors.NotFoundError(msg)
@@ -773,7 +761,7 @@ class Session:
         out: list[Any] = []
         for chunk in graph._chunks(keys, len(cols)):
             sql = conn.compiler.select_by_keys(holder.table, holder.pk, cols, len(chunk))
-            for row in conn.fetchall(sql, graph._params(cols, chunk)):
+            for row in conn.fetchall(sql, conn.dialect.key_params(cols, chunk)):
                 vals = [v if p is None else p(v) for p, v in zip(procs, row)]
                 out.append(vals[0] if len(vals) == 1 else tuple(vals))
         return out
@@ -1178,57 +1166,61 @@ class Session:
             out.append(vals[0] if len(vals) == 1 else tuple(vals))
         return out
 
-    def _bulk_update(self, m: ClassMapping[Any], assignments: list[tuple[Column, Any]], where: BoolExpr | None) -> int:
+    def _bulk_write(
+        self,
+        m: ClassMapping[Any],
+        where: BoolExpr | None,
+        build: Callable[[list[Column]], tuple[str, list[Any]]],
+        returning_ok: bool,
+    ) -> tuple[int, list[Any], dict[Any, ObjectState]]:
+        """Send a set-based UPDATE/DELETE; returns the row count, the matched keys of held objects, and the held map.
+
+        Keys come from RETURNING where the backend has it for this statement; otherwise, only
+        when the session holds objects of the class, from a SELECT ... FOR UPDATE first.
+        """
         conn = self._prepare_read()
         held = self._identity.for_mapping(m)
-        keys: list[Any] | None = None
-        if held and not conn.dialect.update_returning:
+        keys: list[Any] = []
+        if held and not returning_ok:
             keys = self._matching_keys(m, where)
-        returning = list(m.pk) if held and conn.dialect.update_returning else []
-        sql, params = conn.compiler.update_where(m.table.name, assignments, where, returning)
-        if returning:
+        sql, params = build(list(m.pk) if held and returning_ok else [])
+        if held and returning_ok:
             rows = conn.fetchall(sql, params)
-            keys = self._returned_keys(m, rows)
-            count = len(rows)
-        else:
-            count = int(conn.execute(sql, params).rowcount)
-        if keys:
-            spec = self._spec(m)
-            for key in keys:
-                st = held.get(key)
-                if st is None or st.snap is None:
-                    continue
-                # Only the assigned columns are now in the database: other unflushed
-                # changes of the object must still be written by the next flush.
-                self._keep_committed(st)
-                snap = list(st.snap)
-                hsnap = list(st.hsnap) if st.hsnap is not None else None
-                for col, value in assignments:
-                    spec.set(st, col.key, value)
-                    pos = spec.position.get(col.key)
-                    if pos is not None:
-                        snap[pos] = value
-                    elif hsnap is not None:
-                        hsnap[spec.hidden_position[col.key]] = value
-                st.snap = tuple(snap)
-                st.hsnap = tuple(hsnap) if hsnap is not None else None
+            return len(rows), self._returned_keys(m, rows), held
+        return int(conn.execute(sql, params).rowcount), keys, held
+
+    def _bulk_update(self, m: ClassMapping[Any], assignments: list[tuple[Column, Any]], where: BoolExpr | None) -> int:
+        conn = self.connection
+        count, keys, held = self._bulk_write(
+            m, where, lambda ret: conn.compiler.update_where(m.table.name, assignments, where, ret), conn.dialect.update_returning
+        )
+        spec = self._spec(m)
+        for key in keys:
+            st = held.get(key)
+            if st is None or st.snap is None:
+                continue
+            # Only the assigned columns are now in the database: other unflushed
+            # changes of the object must still be written by the next flush.
+            self._keep_committed(st)
+            snap = list(st.snap)
+            hsnap = list(st.hsnap) if st.hsnap is not None else None
+            for col, value in assignments:
+                spec.set(st, col.key, value)
+                pos = spec.position.get(col.key)
+                if pos is not None:
+                    snap[pos] = value
+                elif hsnap is not None:
+                    hsnap[spec.hidden_position[col.key]] = value
+            st.snap = tuple(snap)
+            st.hsnap = tuple(hsnap) if hsnap is not None else None
         return count
 
     def _bulk_delete(self, m: ClassMapping[Any], where: BoolExpr | None) -> int:
-        conn = self._prepare_read()
-        held = self._identity.for_mapping(m)
-        keys: list[Any] | None = None
-        if held and not conn.dialect.delete_returning:
-            keys = self._matching_keys(m, where)
-        returning = list(m.pk) if held and conn.dialect.delete_returning else []
-        sql, params = conn.compiler.delete_where(m.table.name, where, returning)
-        if returning:
-            rows = conn.fetchall(sql, params)
-            keys = self._returned_keys(m, rows)
-            count = len(rows)
-        else:
-            count = int(conn.execute(sql, params).rowcount)
-        for key in keys or ():
+        conn = self.connection
+        count, keys, held = self._bulk_write(
+            m, where, lambda ret: conn.compiler.delete_where(m.table.name, where, ret), conn.dialect.delete_returning
+        )
+        for key in keys:
             st = held.get(key)
             if st is not None:
                 st.status = DELETED

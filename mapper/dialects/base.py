@@ -324,6 +324,22 @@ class Dialect:
             return lambda v: v if v is None or isinstance(v, float) else float(v)
         return None
 
+    def key_params(self, cols: Sequence[Column], keys: Sequence[Any]) -> list[Any]:
+        """Parameters matching ``keys`` against ``cols``, as ``Compiler.key_condition`` expects.
+
+        One column: the values, or one array of them where IN lists are arrays; several
+        columns: the row values flattened.
+        """
+        binds = [self.bind_processor(c.type) for c in cols]
+        if len(cols) == 1:
+            b = binds[0]
+            vals = [k if b is None or k is None else b(k) for k in keys]
+            return [vals] if self.array_in else vals
+        out: list[Any] = []
+        for key in keys:
+            out += [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
+        return out
+
     # -- DDL --------------------------------------------------------------------------------------
 
     def type_sql(self, col: Column, autoincrement: bool) -> str:
