@@ -76,6 +76,7 @@ class Session:
         self._budgets: list[Budget] = []
         self._flushing = False
         self._graph = GraphLoader(self)
+        self._by_class = db.registry.by_class
         #: States whose committed values were set aside since the last commit.
         self._since_commit: list[ObjectState] = []
         #: States whose rows were deleted since the last commit.
@@ -311,13 +312,25 @@ class Session:
         Returns:
             The object, or None when no row has that key (or it is deleted in this session).
         """
-        self._check()
-        m = self._mapping(cls)
-        key = self._key_arg(m, pk)
-        st = self._identity.get(m, key)
+        if self._closed or self._pending_rollback is not None:
+            self._check()
+        m = self._by_class.get(cls)
+        if m is None:
+            m = self._mapping(cls)
+        # The common case (a one-column key given as a plain value) skips argument checks.
+        key = pk if len(m.pk) == 1 and pk is not None and type(pk) is not tuple else self._key_arg(m, pk)
+        st = self._identity.for_mapping(m).get(key)
         if st is not None and st.status != GHOST:
             return None if st.status == DELETED else st.obj
-        conn = self._prepare_read()
+        # A SELECT by generated key reads one table, and deletes are answered by the identity
+        # map: only new objects of this class can change its answer, so only they need a flush
+        # (a full autoflush would compare every held object on each miss). A natural key may
+        # have been edited on a held object, so those take the full autoflush.
+        if m.autoinc is None or any(p.mapping is m for p in self._new.values()):
+            conn = self._prepare_read()
+        else:
+            self._check()
+            conn = self.connection
         st = self._identity.get(m, key)
         if st is not None and st.status != GHOST:
             return None if st.status == DELETED else st.obj
