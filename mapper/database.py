@@ -66,7 +66,6 @@ class Database:
             busy_timeout=busy_timeout,
             connect_args=connect_args,
         )
-        self._runtimes: dict[ClassMapping[Any], tuple[SnapshotSpec, Loader, Persister]] = {}
         self._after_commit_hooks: list[Callable[[Session], None]] = []
         self._before_flush_hooks: list[Callable[[Session], None]] = []
         self._through: dict[ClassMapping[Any], list[Any]] | None = None
@@ -85,11 +84,11 @@ class Database:
         return f"<Database {self.url}>"
 
     def _runtime(self, m: ClassMapping[Any]) -> tuple[SnapshotSpec, Loader, Persister]:
-        rt = self._runtimes.get(m)
+        rt: tuple[SnapshotSpec, Loader, Persister] | None = m.runtime
         if rt is None:
             spec = SnapshotSpec(m)
             dialect = self.engine.dialect
-            rt = self._runtimes[m] = (spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
+            rt = m.runtime = (spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
         return rt
 
     def _through_relations(self) -> dict[ClassMapping[Any], list[Any]]:

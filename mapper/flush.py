@@ -35,6 +35,13 @@ class Persister:
         self.spec = spec
         self.binds: dict[str, Processor | None] = {c.key: dialect.bind_processor(c.type) for c in mapping.columns}
         self.hooks = mapping.hooks
+        #: Where each column's value lives: (True, attribute position) or (False, hidden position).
+        self.sources: list[tuple[bool, int]] = [
+            (True, spec.position[c.key]) if c.key in spec.position else (False, spec.hidden_position[c.key])
+            for c in mapping.columns
+        ]
+        self.bind_list: list[Processor | None] = [self.binds[c.key] for c in mapping.columns]
+        self.all_names: tuple[str, ...] = tuple(c.name for c in mapping.columns)
         ts = mapping.timestamps
         self.created_at = mapping.by_key.get("created_at") if ts else None
         self.updated_at = mapping.by_key.get("updated_at") if ts else None
@@ -282,12 +289,18 @@ class UnitOfWork:
         m = st.mapping
         spec = p.spec
         j = self.journal
+        current = spec.current(st.obj)
+        hidden = st.hidden
+        # Every value in column order, read in one pass (attributes, then hidden values).
+        raw = [current[i] if a else hidden[i] for a, i in p.sources] if hidden is not None else [current[i] for _, i in p.sources]
+        if None not in raw:
+            binds = p.bind_list
+            return _InsertRow(st, p.all_names, [v if b is None else b(v) for b, v in zip(binds, raw)], ())
         cols: list[str] = []
         values: list[Any] = []
         returning: list[str] = []
         now = self.now
-        for col in m.columns:
-            v = spec.get(st, col.key)
+        for col, v in zip(m.columns, raw):
             if v is None:
                 if col.has_default:
                     v = col.default_value()

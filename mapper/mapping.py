@@ -214,6 +214,8 @@ class ClassMapping(Generic[T]):
         self.hooks: dict[str, Callable[[Any], None]] = {}
         #: Index of each column in ``columns`` (the snapshot and row order).
         self.index: dict[str, int] = {}
+        #: (SnapshotSpec, Loader, Persister) for this Database, set by the Database on first use.
+        self.runtime: Any = None
         #: Resolved relations by attribute name, in declaration order.
         self.relations: dict[str, RelationInfo] = {}
         #: Relations of other mappings whose foreign key references this one (for deletes).

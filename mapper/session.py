@@ -142,13 +142,16 @@ class Session:
             raise errors.MapperError(msg) from None
 
     def _spec(self, m: ClassMapping[Any]) -> SnapshotSpec:
-        return self._db._runtime(m)[0]
+        rt = m.runtime
+        return (rt if rt is not None else self._db._runtime(m))[0]
 
     def _loader(self, m: ClassMapping[Any]) -> Loader:
-        return self._db._runtime(m)[1]
+        rt = m.runtime
+        return (rt if rt is not None else self._db._runtime(m))[1]
 
     def _persister(self, m: ClassMapping[Any]) -> Persister:
-        return self._db._runtime(m)[2]
+        rt = m.runtime
+        return (rt if rt is not None else self._db._runtime(m))[2]
 
     def _prepare_read(self) -> Connection:
         self._check()
