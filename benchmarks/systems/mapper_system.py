@@ -1,0 +1,99 @@
+"""mapper, used the way its guide shows: one session per workload, ``include`` for eager loads,
+``add_all`` + commit for inserts, ``s.delete`` (the unit of work, with the database's ON DELETE
+CASCADE) and ``query(...).delete()`` for deletes, ``s.get`` for lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mapper
+from mapper import Database, Session
+
+from .. import schema
+from ..backends import Backend
+from ..workloads import build_owner_graph
+from .base import System
+
+
+class MapperSystem(System):
+    name = "mapper"
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self.label = f"mapper {mapper.__version__}"
+        self.classes = schema.M
+        self.db = Database(backend.url, mappers=schema.MAPPERS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """``with db.session() as s:`` that also adds the session's statement count."""
+        s = self.db.session()
+        try:
+            yield s
+            s.commit()
+            self.queries += s.query_count
+        except BaseException:
+            if not s.closed:
+                s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def w1(self, ctx: dict[str, Any]) -> Any:
+        sz = ctx["sizes"]
+        owners = build_owner_graph(self.classes, sz["owners"], sz["pugs_each"])
+        with self.session() as s:
+            s.add_all(owners)  # the pugs come along (cascade "save"); commit flushes them
+        return owners
+
+    def w2(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            return s.query(schema.Pug).order_by("id").all()
+
+    def w3(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            return s.query(schema.Owner).order_by("id").include("pugs").all()
+
+    def w4(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            return s.query(schema.Order).order_by("id").include("items.product").all()
+
+    def w5(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            return s.query(schema.User).order_by("id").include("user_books.book").all()
+
+    def w6(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            pugs = s.query(schema.Pug).all()
+            for p in pugs:
+                p.age = p.age + 1
+        return pugs
+
+    def w7(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            owners = s.query(schema.Owner).where(schema.OwnerMapper.id.in_(ctx["victims"])).all()
+            for o in owners:
+                s.delete(o)
+        return len(owners)
+
+    def w7q(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            return s.query(schema.Owner).where(schema.OwnerMapper.id.in_(ctx["victims"])).delete()
+
+    def w8(self, ctx: dict[str, Any]) -> Any:
+        Owner = schema.Owner
+        with self.session() as s:
+            get = s.get
+            return [get(Owner, key) for key in ctx["keys"]]
+
+    def w9(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            owners = s.query(schema.Owner).order_by("id").all()
+            touched = sum(len(o.pugs) for o in owners)  # no include: the cohort loads on first touch
+        assert touched >= 0
+        return owners

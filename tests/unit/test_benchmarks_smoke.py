@@ -1,0 +1,32 @@
+"""The benchmark suite runs end to end on embedded SQLite (no server, no timing assertions)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_runs_and_prints_the_table():
+    cmd = [
+        sys.executable, "-m", "benchmarks", "--quick",
+        "--workload", "W1", "--workload", "W3",
+        "--system", "mapper", "--system", "raw",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    out = proc.stdout
+    assert "SQLite" in out
+    header = next((line for line in out.splitlines() if line.startswith("workload")), None)
+    assert header is not None, out
+    assert "raw s" in header and "mapper s (ratio)" in header and "queries raw/mapper" in header
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:2] in ("W1", "W3")}
+    assert set(rows) == {"W1", "W3"}, out
+    for line in rows.values():
+        assert "FAILED" not in line
+        assert "x)" in line  # the mapper column carries its ratio to raw
+    assert "W2" not in {line.split()[0] for line in out.splitlines() if line.strip()}
+    # progress goes to stderr, one line per run
+    assert "[sqlite] W1" in proc.stderr and "run 2/2" in proc.stderr
