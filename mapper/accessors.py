@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from . import errors
 from .expressions import And, Compare, Literal
 from .graph import _with_key
-from .lazy import is_unloaded
+from .lazy import is_unloaded, set_member
 from .mapping import RelationInfo
 from .sql import CountStar, Select
 from .state import PENDING, ObjectState
@@ -123,8 +123,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
         value = getattr(self._st.obj, self._info.key)
         if value is not None and not is_unloaded(value):
             for obj in objs:
-                if not any(x is obj for x in value):
-                    value.add(obj) if isinstance(value, set) else value.append(obj)
+                set_member(value, obj, True)
             return
         for obj in objs:
             if self._s._lookup(obj) is None:
@@ -137,11 +136,8 @@ class CollectionAccessor(_Accessor, Generic[T]):
             self._check_target(obj)
         value = getattr(self._st.obj, self._info.key)
         if value is not None and not is_unloaded(value):
-            if isinstance(value, set):
-                for obj in objs:
-                    value.discard(obj)
-            else:
-                value[:] = [x for x in value if not any(x is o for o in objs)]
+            for obj in objs:
+                set_member(value, obj, False)
             return
         for obj in objs:
             self._s._relation_ops.append((False, self._st.obj, self._info, obj))

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import RelationNotLoadedError
 
-__all__ = ["LazyList", "LazySet", "ghost_class", "is_unloaded", "GHOST_HOOK"]
+__all__ = ["LazyList", "LazySet", "ghost_class", "is_unloaded", "set_member", "GHOST_HOOK"]
 
 #: Name of the class attribute a ghost class uses to find its loader.
 GHOST_HOOK = "__mapper_ghost_load__"
@@ -108,6 +108,24 @@ def fill(collection: Any, members: list[Any]) -> None:
         set.update(collection, members)
     else:
         list.extend(collection, members)
+
+
+def set_member(collection: Any, obj: Any, present: bool) -> bool:
+    """Make ``obj`` present in (or absent from) a list or set, comparing by identity.
+
+    Returns whether the collection changed. Domain objects compare by value (attrs), so
+    ``in`` and ``remove`` would find the wrong member.
+    """
+    found = any(x is obj for x in collection)
+    if found == present:
+        return False
+    if present:
+        collection.add(obj) if isinstance(collection, set) else collection.append(obj)
+    elif isinstance(collection, set):
+        collection.discard(obj)
+    else:
+        collection[:] = [x for x in collection if x is not obj]
+    return True
 
 
 def is_unloaded(value: Any) -> bool:

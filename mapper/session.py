@@ -17,7 +17,7 @@ from .expressions import BoolExpr
 from .accessors import CollectionAccessor, ReferenceAccessor
 from .cascade import Link, RelationPlan, delete_targets, reachable_unmanaged, reconcile, relations_changed
 from .flush import ParentOp, Persister, UnitOfWork
-from .lazy import is_unloaded
+from .lazy import is_unloaded, set_member
 from .graph import GraphLoader, resolve_paths
 from .identity import IdentityMap
 from .loading import Loader
@@ -614,10 +614,10 @@ class Session:
         src = self._lookup(op.source)
         if src is not None:
             for r in src.mapping.relations.values():
-                if r.kind == "has_many" and r.target is am and r.edge == (am.table.name, edges and tuple(c.name for c in info.fk_cols)):
+                if r.kind == "has_many" and r.target is am and r.edge == (am.table.name, tuple(c.name for c in info.fk_cols)):
                     coll = getattr(op.source, r.key, None)
-                    if coll is not None and not is_unloaded(coll) and not any(x is obj for x in coll):
-                        coll.add(obj) if isinstance(coll, set) else coll.append(obj)
+                    if coll is not None and not is_unloaded(coll):
+                        set_member(coll, obj, True)
 
     def _remove_association(self, op: Any) -> None:
         """A target removed from a BelongsToMany through a class: delete the held association objects."""
@@ -856,16 +856,8 @@ class Session:
                     elif value is child:
                         self._spec(pst.mapping).setattr(parent, info.key, None)
                     continue
-                if value is None:
-                    continue
-                present = any(x is child for x in value)
-                if adding and not present:
-                    value.add(child) if isinstance(value, set) else value.append(child)
-                elif not adding and present:
-                    if isinstance(value, set):
-                        value.discard(child)
-                    else:
-                        value[:] = [x for x in value if x is not child]
+                if value is not None:
+                    set_member(value, child, adding)
 
     def _mirror_association(self, st: ObjectState, info: Any, adding: bool) -> None:
         """An association object written directly: the loaded plain list of targets follows."""
@@ -881,17 +873,8 @@ class Session:
         coll = getattr(source, info.key, None)
         if coll is None or is_unloaded(coll):
             return
-        present = any(x is target for x in coll)
-        if adding and not present:
-            coll.add(target) if isinstance(coll, set) else coll.append(target)
-        elif not adding and present:
-            if isinstance(coll, set):
-                coll.discard(target)
-            else:
-                coll[:] = [x for x in coll if x is not target]
-        else:
-            return
-        src.rels[info.key] = tuple(coll)
+        if set_member(coll, target, adding):
+            src.rels[info.key] = tuple(coll)
 
     def _drop_from_collections(self, st: ObjectState) -> None:
         """A deleted object leaves the loaded collections and references that held it."""
@@ -924,13 +907,8 @@ class Session:
                 spec.setattr(holder.obj, info.key, None)
                 holder.rels[info.key] = None
             return
-        if isinstance(value, set):
-            value.discard(obj)
-        elif any(x is obj for x in value):
-            value[:] = [x for x in value if x is not obj]
-        else:
-            return
-        holder.rels[info.key] = tuple(value)
+        if set_member(value, obj, False):
+            holder.rels[info.key] = tuple(value)
 
     def _mirror_pair(self, op: Any, adding: bool) -> None:
         inverse = op.info.inverse
@@ -939,14 +917,7 @@ class Session:
         coll = getattr(op.target, inverse.key, None)
         if coll is None or is_unloaded(coll):
             return
-        present = any(x is op.source for x in coll)
-        if adding and not present:
-            coll.add(op.source) if isinstance(coll, set) else coll.append(op.source)
-        elif not adding and present:
-            if isinstance(coll, set):
-                coll.discard(op.source)
-            else:
-                coll[:] = [x for x in coll if x is not op.source]
+        set_member(coll, op.source, adding)
 
     def _follow_key(self, st: ObjectState, old_key: Any) -> None:
         """A natural key changed (ON UPDATE CASCADE moved the children): bring held children in line."""
