@@ -68,6 +68,17 @@ class GraphLoader:
         vals = tuple(spec.get(st, c.key) for c in cols)
         return None if any(v is None for v in vals) else vals
 
+    def _key_reader(self, m: ClassMapping[Any], cols: Sequence[Column]) -> Callable[[ObjectState], Any]:
+        """A fast ``state -> key value`` for one column (hidden or attribute), else the general path."""
+        if len(cols) == 1:
+            spec = self.s._spec(m)
+            pos = spec.hidden_position.get(cols[0].key)
+            if pos is not None:
+                return lambda st: st.hidden[pos]  # type: ignore[index]
+            key = cols[0].key
+            return lambda st: getattr(st.obj, key)
+        return lambda st: self._values(st, cols)
+
     def _parent_key(self, st: ObjectState, info: RelationInfo) -> Any:
         if [c.key for c in info.ref_cols] == [c.key for c in st.mapping.pk]:
             return st.key
@@ -219,9 +230,10 @@ class GraphLoader:
             tm = info.target
             order = _with_key(info.order, tm.pk)
             children = self.fetch(tm, info.fk_cols, list(parents), order)
+            fk_of = self._key_reader(tm, info.fk_cols)
+            by_id = s._states
             for child in children:
-                cst = s._states[id(child)]
-                groups.setdefault(self._values(cst, info.fk_cols), []).append(child)
+                groups.setdefault(fk_of(by_id[id(child)]), []).append(child)
         else:
             children = self._fetch_through(info, list(parents), groups)
         inverse = info.inverse if info.inverse is not None and not info.inverse.to_many else None
@@ -241,10 +253,14 @@ class GraphLoader:
                     setattr_(st.obj, key, value)
                 st.rels[key] = tuple(found)
             if inverse is not None:
+                parent_obj = st.obj
+                inv_key = inverse.key
                 for child in found:
                     cst = s._states[id(child)]
-                    s._spec(cst.mapping).setattr(child, inverse.key, st.obj)
-                    cst.rels[inverse.key] = st.obj
+                    # The loader already points a child at a parent it holds: skip those.
+                    if cst.rels.get(inv_key) is not parent_obj:
+                        s._spec(cst.mapping).setattr(child, inv_key, parent_obj)
+                        cst.rels[inv_key] = parent_obj
         seen: dict[int, ObjectState] = {}
         for child in children:
             seen.setdefault(id(child), s._states[id(child)])
