@@ -143,6 +143,7 @@ class Column(ValueExpr):
         return d() if callable(d) else d
 
     def value_type(self) -> ColumnType:
+        """The column's type, used to convert values compared with it."""
         return self.type
 
     def copy(self) -> Column:
