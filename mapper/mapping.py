@@ -736,8 +736,3 @@ class Registry:
         if cm is None:
             return self.mapping_for(type(obj))
         return cm
-
-
-def attribute_names(cm: ClassMapping[Any]) -> Sequence[str]:
-    """Mapper attribute names usable in queries, for error messages."""
-    return sorted(cm.by_key)

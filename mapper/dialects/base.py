@@ -11,7 +11,7 @@ import datetime as _dt
 import enum
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, parse_qsl
@@ -413,14 +413,6 @@ class Dialect:
     def now(self) -> _dt.datetime:
         """The timestamp the flush writes for created_at/updated_at (aware UTC)."""
         return _dt.datetime.now(_dt.timezone.utc)
-
-    def iter_stream(self, cursor: Any, batch_size: int) -> Iterator[Sequence[Any]]:
-        """Batches of rows from a streaming cursor."""
-        while True:
-            rows = cursor.fetchmany(batch_size)
-            if not rows:
-                return
-            yield rows
 
 
 def utc_naive_bind(type_: DateTime) -> Processor | None:
