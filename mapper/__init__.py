@@ -14,6 +14,7 @@ from .errors import (
     MapperError,
     MultipleResultsError,
     NotFoundError,
+    OperationalError,
     PendingRollbackError,
     QueryBudgetExceeded,
     QueryError,
@@ -27,6 +28,7 @@ from .query import Query
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne
 from .schema import Column, ForeignKey
 from .session import Session
+from .transaction import Transaction
 
 __all__ = [
     "Database",
@@ -38,6 +40,7 @@ __all__ = [
     "HasOne",
     "BelongsToMany",
     "Session",
+    "Transaction",
     "Query",
     "Row",
     "types",
@@ -57,6 +60,8 @@ __all__ = [
     "StaleDataError",
     "DatabaseError",
     "IntegrityError",
+    "OperationalError",
+    "PoolTimeoutError",
 ]
 
 __version__ = "0.1.0"

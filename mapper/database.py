@@ -14,6 +14,7 @@ from .ordering import table_order
 from .schema import ForeignKeyConstraint
 from .session import Session
 from .state import SnapshotSpec
+from .transaction import Transaction
 
 __all__ = ["Database"]
 
@@ -135,6 +136,51 @@ class Database:
             msg = f"session(lazy={lazy!r}): use one of {_LAZY}"
             raise errors.ConfigurationError(msg)
         return Session(self, autoflush=autoflush, lazy=lazy)
+
+    def transaction(
+        self,
+        *,
+        retries: int = 0,
+        backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        autoflush: bool = True,
+        lazy: str | None = None,
+    ) -> Transaction:
+        """A unit of work in its own session, committed at the end, re-run on serialization failures.
+
+        A serialization failure or deadlock (``DatabaseError.retryable``: SQLSTATE 40001 and
+        40P01, MariaDB 1213 and 1020, SQLite's "database is locked") rolls the attempt back,
+        waits ``backoff * 2**(n-1)`` seconds (at most ``max_backoff``, with jitter) and runs the
+        work again in a new session, up to ``retries`` more times. Every other error is rolled
+        back and raised at once; the last failure is raised when the retries run out.
+
+        Use it as a decorator, ``@db.transaction(retries=3)`` on ``def work(session, ...)``;
+        as a loop, ``for attempt in db.transaction(retries=3): with attempt as session: ...``;
+        or, for one attempt, as ``with db.transaction() as session: ...``.
+
+        Args:
+            retries: extra attempts after the first (0 runs once).
+            backoff: seconds to wait after the first failure; doubles after each one.
+            max_backoff: the longest wait between attempts.
+            retry_on: more exception classes to retry, for example ``(StaleDataError,)``
+                when the work re-reads what it changes.
+            autoflush, lazy: as for :meth:`session`.
+
+        Raises:
+            ConfigurationError: a negative ``retries`` or ``backoff``, or a ``retry_on`` entry
+                that is not an exception class.
+        """
+        if lazy is not None and lazy not in _LAZY:
+            msg = f"transaction(lazy={lazy!r}): use one of {_LAZY}"
+            raise errors.ConfigurationError(msg)
+        return Transaction(
+            lambda: Session(self, autoflush=autoflush, lazy=lazy),
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            retry_on=(retry_on,) if isinstance(retry_on, type) else tuple(retry_on),
+        )
 
     # -- schema -----------------------------------------------------------------------------------
 

@@ -318,10 +318,19 @@ class Connection:
             self.in_transaction = True
 
     def _raise(self, exc: BaseException, sql: str | None, params: Any) -> None:
-        klass = self.dialect.error_class(exc)
-        if self.dialect.is_disconnect(exc):
+        dialect = self.dialect
+        klass = dialect.error_class(exc)
+        if dialect.is_disconnect(exc):
             self.broken = True
-        raise klass(f"({type(exc).__name__}) {exc}", orig=exc, statement=sql, params=params) from exc
+        code = dialect.error_code(exc)
+        raise klass(
+            f"({type(exc).__name__}) {exc}",
+            orig=exc,
+            statement=sql,
+            params=params,
+            code=code,
+            retryable=code is not None and code in dialect.retryable_codes,
+        ) from exc
 
     def _log(self, sql: str, params: Any, started: float, many: int = 0) -> None:
         ms = (time.perf_counter() - started) * 1000

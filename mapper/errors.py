@@ -94,6 +94,9 @@ class DatabaseError(MapperError):
         orig: the driver's exception (also the ``__cause__``).
         statement: the SQL that failed, if any.
         params: its parameters, if any.
+        code: the SQLSTATE (PostgreSQL), error number (MySQL) or result code name (SQLite).
+        retryable: True for a serialization failure or deadlock: the transaction was rolled
+            back and running it again may succeed (what ``db.transaction(retries=N)`` does).
     """
 
     def __init__(
@@ -102,11 +105,16 @@ class DatabaseError(MapperError):
         orig: BaseException | None = None,
         statement: str | None = None,
         params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        retryable: bool = False,
     ) -> None:
         super().__init__(message)
         self.orig = orig
         self.statement = statement
         self.params = params
+        self.code = code
+        self.retryable = retryable
 
     def __str__(self) -> str:
         text = super().__str__()

@@ -956,7 +956,7 @@ class Session:
                 else:
                     conn.rollback()
             except errors.DatabaseError:
-                conn.broken = conn.broken or True
+                conn.broken = True
         self._pending_rollback = exc
 
     # -- transactions -----------------------------------------------------------------------------

@@ -272,10 +272,6 @@ class Dialect:
                 return found
         return errors.DatabaseError
 
-    def is_retryable(self, exc: BaseException) -> bool:
-        """Whether a driver error is a serialization failure or deadlock."""
-        return self.error_code(exc) in self.retryable_codes
-
     # -- identifiers and values -----------------------------------------------------------------
 
     def quote(self, name: str) -> str:

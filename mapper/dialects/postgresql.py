@@ -20,6 +20,10 @@ _LEVELS = {
 }
 
 
+# admin_shutdown, crash_shutdown, cannot_connect_now
+_GONE = frozenset({"57P01", "57P02", "57P03"})
+
+
 class PostgreSQLDialect(Dialect):
     """PostgreSQL 12+ with psycopg 3 (server-side binding, so the 65535-parameter limit holds)."""
 
@@ -94,7 +98,15 @@ class PostgreSQLDialect(Dialect):
     def is_disconnect(self, exc: BaseException) -> bool:
         import psycopg
 
-        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+        if isinstance(exc, psycopg.InterfaceError):
+            return True
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        # A serialization failure or a lock timeout is an OperationalError too, on a healthy
+        # connection; only a lost link (no SQLSTATE), class 08 or an administrator's shutdown
+        # (57P01-57P03) means the connection is gone.
+        code = getattr(exc, "sqlstate", None)
+        return code is None or code.startswith("08") or code in _GONE
 
     def server_cursor(self, raw: DBAPIConnection) -> Any:
         self._cursor_seq = getattr(self, "_cursor_seq", 0) + 1

@@ -79,6 +79,11 @@ class SQLiteDialect(Dialect):
     delete_returning = True
     max_params = 999
     ilike_operator = None
+    # "database is locked": SQLite's serialization failure. Two transactions that both read and
+    # then write deadlock on the lock upgrade (SQLite answers at once rather than wait), and in
+    # WAL mode a writer whose snapshot went stale gets BUSY_SNAPSHOT; the remedy is to roll
+    # back and run again. A busy timeout that runs out reports the same code.
+    retryable_codes = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT"})
     for_update_sql = ""
     inline_forward_fks = True
     type_names: ClassVar[dict[str, str]] = {

@@ -35,9 +35,10 @@ RANK = {
     "query": 11,
     "accessors": 12,
     "session": 13,
-    "database": 14,
-    "__init__": 15,
-    "__main__": 15,
+    "transaction": 14,
+    "database": 15,
+    "__init__": 16,
+    "__main__": 16,
 }
 # Branch rules from DESIGN.md: (importer, forbidden import).
 FORBIDDEN = [
