@@ -8,7 +8,7 @@ values once the parents have keys. Claims that contradict each other are a Flush
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .errors import FlushError
@@ -110,19 +110,22 @@ def _check_type(obj: Any, info: RelationInfo) -> None:
         raise FlushError(msg)
 
 
-def relations_changed(states: Iterable[ObjectState]) -> list[ObjectState]:
-    """The persistent states with a loaded relation that differs from its snapshot.
+def relations_changed(infos: Sequence[RelationInfo], states: Iterable[ObjectState]) -> list[ObjectState]:
+    """The persistent states (of one mapping, whose relations are ``infos``) with a loaded
+    relation that differs from its snapshot.
 
     Unchanged relations produce no claims and reach nothing new, so a flush only needs to
-    reconcile these; the test is identity-only, so it stays cheap for many objects.
+    reconcile these; the test is identity-only and runs over every managed object at each
+    flush, so the common case (the same object as in the snapshot) is checked first.
     """
     out: list[ObjectState] = []
+    keyed = [(info.key, info) for info in infos]
     for st in states:
         rels = st.rels
         obj = st.obj
-        for info in st.mapping.relations.values():
-            value = getattr(obj, info.key, None)
-            snap = rels.get(info.key, _MISSING)
+        for key, info in keyed:
+            value = getattr(obj, key, None)
+            snap = rels.get(key, _MISSING)
             if value is snap:
                 continue
             if info.kind == "belongs_to" or snap is _MISSING or not info.to_many:

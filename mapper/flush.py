@@ -452,11 +452,15 @@ class UnitOfWork:
             if len(ordered) != len(chunk):
                 msg = f"INSERT into {table.name} returned {len(ordered)} rows for {len(chunk)} objects"
                 raise errors.FlushError(msg)
+            # Conversions looked up once per chunk, not once per value.
+            targets = [(c.key, self.dialect.result_processor(c.type)) for c in cols if c is not None]
+            assert len(targets) == len(cols), "RETURNING names a column the table does not have"
+            jset = self.journal.set
             for r, row in zip(chunk, ordered):
-                for c, v in zip(cols, row):
-                    assert c is not None
-                    self.journal.set(spec, r.state, c.key, self._result(c, v))
-                r.state.generated = True
+                st = r.state
+                for (key, proc), v in zip(targets, row):
+                    jset(spec, st, key, v if proc is None else proc(v))
+                st.generated = True
             return
         self._assign_by_key(p, [c for c in cols if c is not None], chunk, returned)
 

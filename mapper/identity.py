@@ -46,6 +46,10 @@ class IdentityMap:
         for m in self._maps.values():
             yield from m.values()
 
+    def items(self) -> list[tuple[ClassMapping[Any], dict[Any, ObjectState]]]:
+        """(mapping, key -> state) pairs of the mappings that hold at least one state."""
+        return [(cm, m) for cm, m in self._maps.items() if m]
+
     def mappings(self) -> list[ClassMapping[Any]]:
         """Mappings that have at least one registered state."""
         return [cm for cm, m in self._maps.items() if m]
