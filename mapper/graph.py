@@ -97,13 +97,14 @@ class GraphLoader:
                 if len(info.fk_cols) == 1:
                     continue  # wired by the generated loader
                 tmap = self.s._identity.for_mapping(info.target)
+                make = self.ghost_factory(info)
                 for st in fresh:
                     k = self._values(st, info.fk_cols)
                     if k is None:
                         target = None
                     else:
                         t = tmap.get(k)
-                        target = t.obj if t is not None else self._ghost(info.target, k, info)
+                        target = t.obj if t is not None else make(k)
                     setattr_(st.obj, key, target)
                     st.rels[key] = target
             elif info.to_many:
@@ -117,25 +118,34 @@ class GraphLoader:
                 self.load([st for st in fresh if st.status == PERSISTENT], info)
 
     def ghost_factory(self, info: RelationInfo) -> Callable[[Any], Any]:
-        """``make(key)``: a stand-in for the target of ``info`` with that key."""
-        target = info.target
+        """``make(key)``: a stand-in for the target of ``info`` with that key.
+
+        Generated loaders call it once per distinct unloaded reference, so everything it
+        needs is looked up here, once, rather than per stand-in.
+        """
+        m = info.target
+        klass = self._ghost_class(m)
+        imap = self.s._identity.for_mapping(m)
+        states = self.s._states
+        pending = self.ghosts.setdefault(m, {})
+        new = object.__new__
 
         def make(key: Any) -> Any:
-            return self._ghost(target, key, info)
+            obj: Any = new(klass)
+            st = ObjectState(obj, m, key, None, None, GHOST)
+            st.cohort = info
+            imap[key] = st
+            states[id(obj)] = st
+            pending[key] = st
+            return obj
 
         return make
 
-    def _ghost(self, m: ClassMapping[Any], key: Any, info: RelationInfo) -> Any:
+    def _ghost_class(self, m: ClassMapping[Any]) -> type:
         klass = self._ghost_classes.get(m)
         if klass is None:
             klass = self._ghost_classes[m] = ghost_class(m.cls, self._load_ghost)
-        obj: Any = object.__new__(klass)
-        st = ObjectState(obj, m, key, None, None, GHOST)
-        st.cohort = info
-        self.s._identity.add(st)
-        self.s._states[id(obj)] = st
-        self.ghosts.setdefault(m, {})[key] = st
-        return obj
+        return klass
 
     def _load_ghost(self, obj: Any) -> None:
         s = self.s
