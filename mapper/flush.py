@@ -45,6 +45,22 @@ class Persister:
         ts = mapping.timestamps
         self.created_at = mapping.by_key.get("created_at") if ts else None
         self.updated_at = mapping.by_key.get("updated_at") if ts else None
+        # The common insert: the generated key is None and every other None is a plain NULL.
+        # Positions where a None means more (a default, a version, a timestamp, a server
+        # default, a key that must be set) send the row down the general path instead.
+        auto = mapping.autoinc
+        self.auto_pos: int | None = next((i for i, c in enumerate(mapping.columns) if c is auto), None)
+        self.special: list[int] = [
+            i
+            for i, c in enumerate(mapping.columns)
+            if c is not auto
+            and (c.has_default or c.version or c is self.created_at or c is self.updated_at
+                 or c.server_default is not None or c.primary_key)
+        ]
+        self.keep = [i for i in range(len(mapping.columns)) if i != self.auto_pos]
+        self.keep_binds = [self.bind_list[i] for i in self.keep]
+        self.keep_names = tuple(self.all_names[i] for i in self.keep)
+        self.auto_returning = (auto.name,) if auto is not None else ()
 
     def bind(self, col: Column, value: Any) -> Any:
         """The driver value of one column value."""
@@ -296,6 +312,15 @@ class UnitOfWork:
         if None not in raw:
             binds = p.bind_list
             return _InsertRow(st, p.all_names, [v if b is None else b(v) for b, v in zip(binds, raw)], ())
+        auto_pos = p.auto_pos
+        if auto_pos is not None and raw[auto_pos] is None and all(raw[i] is not None for i in p.special):
+            kept = [raw[i] for i in p.keep]
+            return _InsertRow(
+                st,
+                p.keep_names,
+                [v if b is None or v is None else b(v) for b, v in zip(p.keep_binds, kept)],
+                p.auto_returning,
+            )
         cols: list[str] = []
         values: list[Any] = []
         returning: list[str] = []
