@@ -30,6 +30,8 @@ class Database:
         isolation_level: for every connection; None (the default) keeps the server's default.
         pool_size: most connections open at once.
         pool_timeout: seconds to wait for a free connection.
+        pre_ping: before lending a pooled connection, check that it is alive (one round trip
+            on a server; SQLite needs none) and replace it if the server dropped it.
         echo: log every statement with its parameters and time on the ``mapper.sql`` logger.
         lazy: ``"select"`` loads untouched relations for the whole result on first use;
             ``"raise"`` makes that an error.
@@ -48,6 +50,7 @@ class Database:
         isolation_level: str | None = None,
         pool_size: int = 5,
         pool_timeout: float = 30.0,
+        pre_ping: bool = True,
         echo: bool = False,
         lazy: str = "select",
         busy_timeout: float = 5.0,
@@ -62,6 +65,7 @@ class Database:
             url,
             pool_size=pool_size,
             pool_timeout=pool_timeout,
+            pre_ping=pre_ping,
             isolation_level=isolation_level,
             echo=echo,
             busy_timeout=busy_timeout,

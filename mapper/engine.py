@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import errors
@@ -75,8 +75,18 @@ class QueuePool:
     Connections that a caller reports broken are closed and replaced on demand.
     """
 
-    def __init__(self, creator: Any, size: int, timeout: float, keeper: DBAPIConnection | None = None) -> None:
+    def __init__(
+        self,
+        creator: Any,
+        size: int,
+        timeout: float,
+        keeper: DBAPIConnection | None = None,
+        check: Callable[[DBAPIConnection], bool] | None = None,
+    ) -> None:
         self._creator = creator
+        #: ``check(raw)``: False for an idle connection that died (the server restarted or
+        #: killed it); it is closed and replaced before a session sees it.
+        self._check = check
         self._size = size
         self._timeout = timeout
         self._idle: list[DBAPIConnection] = []
@@ -88,6 +98,7 @@ class QueuePool:
 
     def acquire(self) -> DBAPIConnection:
         deadline = time.monotonic() + self._timeout
+        idle: DBAPIConnection | None = None
         with self._cond:
             while True:
                 if self._closed:
@@ -95,18 +106,20 @@ class QueuePool:
                     raise errors.InterfaceError(msg)
                 if self._idle:
                     self._out += 1
-                    return self._idle.pop()
+                    idle = self._idle.pop()
+                    break
                 if self._out < self._size:
                     self._out += 1
                     break
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    msg = (
-                        f"no connection became free within {self._timeout:g} s (pool_size={self._size}, "
-                        "all in use); close sessions you are done with, or raise pool_size / pool_timeout"
-                    )
-                    raise errors.PoolTimeoutError(msg)
+                    raise errors.PoolTimeoutError.waited(self._timeout, self._size)
                 self._cond.wait(left)
+        # The slot is taken; checking and connecting happen outside the lock.
+        if idle is not None:
+            if self._check is None or self._check(idle):
+                return idle
+            _close_quietly(idle)
         try:
             return self._creator()  # type: ignore[no-any-return]
         except BaseException:
@@ -155,6 +168,7 @@ class Engine:
         url: the database URL.
         pool_size: most connections open at once.
         pool_timeout: seconds to wait for a free connection before PoolTimeoutError.
+        pre_ping: check a pooled connection is alive before lending it (one round trip).
         isolation_level: applied to every new connection; None keeps the server default.
         echo: log each statement, its parameters and its time on the ``mapper.sql`` logger.
         busy_timeout: SQLite only: seconds a write waits for a lock.
@@ -171,6 +185,7 @@ class Engine:
         echo: bool = False,
         busy_timeout: float = 5.0,
         connect_args: dict[str, Any] | None = None,
+        pre_ping: bool = True,
     ) -> None:
         if not isinstance(pool_size, int) or pool_size < 1:
             msg = f"pool_size must be a positive int, got {pool_size!r}"
@@ -186,6 +201,7 @@ class Engine:
             log.addHandler(handler)
             log.setLevel(logging.INFO)
         self.isolation_level = isolation_level
+        self.pre_ping = bool(pre_ping)
         self.options: dict[str, Any] = {
             "busy_timeout": busy_timeout,
             "connect_args": dict(connect_args or {}),
@@ -199,7 +215,9 @@ class Engine:
         self.pool: ConnectionPool = (
             make_pool(self, pool_size, pool_timeout)
             if make_pool is not None
-            else QueuePool(self._create_raw, pool_size, pool_timeout, keeper)
+            else QueuePool(
+                self._create_raw, pool_size, pool_timeout, keeper, self.dialect.ping if self.pre_ping else None
+            )
         )
 
     def _create_raw(self) -> DBAPIConnection:
@@ -415,10 +433,16 @@ class Connection:
             self._raise(exc, "COMMIT", None)
 
     def rollback(self) -> None:
-        """Roll back the open transaction, if any."""
+        """Roll back the open transaction, if any.
+
+        On a connection that was lost there is nothing to roll back: the server dropped the
+        transaction with the link, and the error that reported the loss is the one that matters.
+        """
         if not self.in_transaction:
             return
         self.in_transaction = False
+        if self.broken:
+            return
         try:
             self.dialect.rollback(self.raw)
         except self._errors as exc:

@@ -86,6 +86,14 @@ class StaleDataError(FlushError):
 class PoolTimeoutError(MapperError, TimeoutError):
     """No pooled connection became free within the pool timeout."""
 
+    @classmethod
+    def waited(cls, timeout: float, size: int) -> PoolTimeoutError:
+        """The error after waiting ``timeout`` seconds on a pool of ``size`` connections."""
+        return cls(
+            f"no connection became free within {timeout:g} s (pool_size={size}, all in use); "
+            "close sessions you are done with, or raise pool_size / pool_timeout"
+        )
+
 
 class DatabaseError(MapperError):
     """The database or its driver reported an error.

@@ -12,7 +12,7 @@ import attrs
 
 from .errors import ConfigurationError, MapperError
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne, Relation, parse_cascade, LAZY
-from .schema import FK_ACTIONS, IDENTIFIER, Column, ForeignKeyConstraint, Index, Table
+from .schema import FK_ACTIONS, IDENTIFIER, Column, ForeignKeyConstraint, Index, Table, derived_name
 from .types import ColumnType, DateTime, Integer, BigInteger, SmallInteger
 
 __all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault", "RelationInfo"]
@@ -235,7 +235,7 @@ class ClassMapping(Generic[T]):
         self.table.columns.append(col)
         self.hidden_columns.append(col)
         if col.index and not col.primary_key:
-            self.table.indexes.append(Index(f"ix_{self.table.name}_{col.name}"[:63], self.table.name, (col.name,)))
+            self.table.indexes.append(Index(derived_name("ix", self.table.name, (col.name,)), self.table.name, (col.name,)))
         return col
 
     @property
@@ -377,7 +377,7 @@ class Registry:
         if not isinstance(table, str) or not table:
             msg = f'{name} has no table; add `table = "{cls.__name__.lower()}s"`'
             raise ConfigurationError(msg)
-        if not IDENTIFIER.match(table):
+        if not IDENTIFIER.fullmatch(table):
             msg = (
                 f"{name}.table {table!r} is not a valid table name; use letters, digits and "
                 "underscores, starting with a letter (at most 63 characters)"
@@ -417,7 +417,7 @@ class Registry:
                     "e.g. Column(t.String(100))"
                 )
                 raise ConfigurationError(msg)
-            if not IDENTIFIER.match(col.name):
+            if not IDENTIFIER.fullmatch(col.name):
                 msg = f"{where}: column name {col.name!r} is not valid; use letters, digits and underscores"
                 raise ConfigurationError(msg)
             if col.name in db_names:
@@ -468,7 +468,7 @@ class Registry:
             if col.unique:
                 cm.table.uniques.append((col.name,))
             if col.index and not col.unique and not col.primary_key:
-                cm.table.indexes.append(Index(f"ix_{table}_{col.name}"[:63], table, (col.name,)))
+                cm.table.indexes.append(Index(derived_name("ix", table, (col.name,)), table, (col.name,)))
         mapped = set(cm.by_key) | set(mapper_class.__relations__)
         cm.field_defaults = [d for d in defaults if d.name not in mapped]
         if _hook_overridden(mapper_class, "on_load"):
@@ -565,7 +565,7 @@ class Registry:
         for name, ref in zip(names, pk):
             col = holder.by_key.get(name)
             if col is None:
-                if not IDENTIFIER.match(name):
+                if not IDENTIFIER.fullmatch(name):
                     msg = f"{where}: foreign_key {name!r} is not a valid column name"
                     raise ConfigurationError(msg)
                 col = holder.add_hidden_column(name, Column(ref.type, nullable=nullable, index=True))
@@ -636,11 +636,19 @@ class Registry:
             info.fk_cols = self._key_columns(through_cm, decl.foreign_key, cm, _snake(cm.cls.__name__), where, nullable=False)
             info.other_cols = self._key_columns(through_cm, decl.other_key, target, _snake(target.cls.__name__), where, nullable=False)
         elif isinstance(through, str):
-            if not IDENTIFIER.match(through):
+            if not IDENTIFIER.fullmatch(through):
                 msg = f"{where}: through={through!r} is not a valid table name"
                 raise ConfigurationError(msg)
             src_names = decl.foreign_key or ((f"{_snake(cm.cls.__name__)}_id",) if len(cm.pk) == 1 else tuple(f"{_snake(cm.cls.__name__)}_{c.key}" for c in cm.pk))
             dst_names = decl.other_key or ((f"{_snake(target.cls.__name__)}_id",) if len(target.pk) == 1 else tuple(f"{_snake(target.cls.__name__)}_{c.key}" for c in target.pk))
+            for option, names in (("foreign_key", src_names), ("other_key", dst_names)):
+                for name in names:
+                    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+                        msg = (
+                            f"{where}: {option} {name!r} is not a valid column name for the junction "
+                            f"{through!r}; use letters, digits and _ (63 at most, not starting with a digit)"
+                        )
+                        raise ConfigurationError(msg)
             if set(src_names) & set(dst_names):
                 msg = f"{where}: the junction columns {src_names} and {dst_names} collide; give foreign_key= and other_key="
                 raise ConfigurationError(msg)
@@ -658,7 +666,7 @@ class Registry:
                 table.primary_key = list(cols)
                 table.foreign_keys.append(ForeignKeyConstraint(through, src_names, cm.table.name, [c.name for c in cm.pk], "CASCADE"))
                 table.foreign_keys.append(ForeignKeyConstraint(through, dst_names, target.table.name, [c.name for c in target.pk], "CASCADE"))
-                table.indexes.append(Index(f"ix_{through}_{'_'.join(dst_names)}"[:63], through, dst_names))
+                table.indexes.append(Index(derived_name("ix", through, dst_names), through, dst_names))
                 self.tables[through] = table
                 self.junctions[through] = table
             elif through not in self.junctions:

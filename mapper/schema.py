@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import Any, Final
@@ -11,6 +12,7 @@ from .expressions import ValueExpr
 from .types import ColumnType, resolve_type
 
 __all__ = [
+    "derived_name",
     "Column",
     "ForeignKey",
     "ForeignKeyConstraint",
@@ -34,6 +36,18 @@ NO_DEFAULT: Final = _NoDefault()
 #: What a table or column name may be. Names are always quoted as well; the pattern keeps
 #: a mapping from smuggling SQL through an identifier and keeps names portable.
 IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def derived_name(prefix: str, table: str, columns: Sequence[str]) -> str:
+    """The name of an index or constraint: ``prefix_table_columns``, at most 63 characters.
+
+    A longer name keeps its first 54 characters and ends with 8 hex digits of a hash of the
+    whole, so two long names that share a beginning stay distinct (servers cut at 63/64).
+    """
+    full = f"{prefix}_{table}_{'_'.join(columns)}"
+    if len(full) <= 63:
+        return full
+    return f"{full[:54]}_{hashlib.sha1(full.encode()).hexdigest()[:8]}"
 
 FK_ACTIONS: Final = frozenset({"CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"})
 
@@ -187,7 +201,7 @@ class ForeignKeyConstraint:
         self.ref_columns = tuple(ref_columns)
         self.on_delete = on_delete
         self.on_update = on_update
-        self.name = f"fk_{table}_{'_'.join(self.columns)}"[:63]
+        self.name = derived_name("fk", table, self.columns)
 
     def __repr__(self) -> str:
         return f"<FK {self.table}({', '.join(self.columns)}) -> {self.ref_table}({', '.join(self.ref_columns)})>"

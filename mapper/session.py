@@ -479,7 +479,16 @@ class Session:
             DatabaseError: the database rejected the statement.
         """
         conn = self._prepare_read()
-        text, values = bind_named(sql, params, conn.dialect.marker)
+        d = conn.dialect
+        text, values = bind_named(
+            sql,
+            params,
+            d.marker,
+            backslash_escapes=d.backslash_escapes,
+            e_strings=d.e_strings,
+            dollar_quotes=d.dollar_quotes,
+            mysql_comments=d.mysql_comments,
+        )
         cur = conn.execute(text, values)
         if cur.description is None:
             return []

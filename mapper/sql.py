@@ -7,6 +7,8 @@ set) are cached per compiler, so building SQL costs nothing on the hot path.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +29,7 @@ from .expressions import (
     RawBool,
     ValueExpr,
 )
-from .schema import Column, ForeignKeyConstraint, Table
+from .schema import Column, ForeignKeyConstraint, Table, derived_name
 
 __all__ = ["Select", "Compiler", "CountStar", "Exists", "Join", "AliasedColumn"]
 
@@ -470,7 +472,7 @@ class Compiler:
         if not inline_pk:
             lines.append("PRIMARY KEY (" + ", ".join(q(c.name) for c in table.primary_key) + ")")
         for cols in table.uniques:
-            name = f"uq_{table.name}_{'_'.join(cols)}"[:63]
+            name = derived_name("uq", table.name, cols)
             lines.append(f"CONSTRAINT {q(name)} UNIQUE (" + ", ".join(q(c) for c in cols) + ")")
         skipped = {id(fk) for fk in skip_fks}
         for fk in table.foreign_keys:
@@ -497,11 +499,33 @@ class Compiler:
         return f"ALTER TABLE {self.quote(fk.table)} ADD {self.foreign_key(fk)}"
 
 
-def bind_named(sql: str, params: dict[str, Any] | Sequence[Any] | None, marker: str) -> tuple[str, list[Any]]:
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def _ident_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def bind_named(
+    sql: str,
+    params: dict[str, Any] | Sequence[Any] | None,
+    marker: str,
+    *,
+    backslash_escapes: bool = False,
+    e_strings: bool = False,
+    dollar_quotes: bool = False,
+    mysql_comments: bool = False,
+) -> tuple[str, list[Any]]:
     """Turn ``:name`` placeholders into the driver's marker, with positional parameters.
 
-    Quoted strings, quoted identifiers and PostgreSQL ``::type`` casts are left alone; with
-    the ``%s`` marker a literal ``%`` is doubled so the driver does not read it as a marker.
+    Only placeholders in SQL proper are bound: string literals, quoted identifiers, comments
+    (``--``, ``/* */``) and PostgreSQL ``::type`` casts are copied as they are. The scanner
+    must end a literal exactly where the server does, or a placeholder inside a literal would
+    be bound, and a driver that pastes values into the text (PyMySQL) would close the literal
+    early. So, per dialect: ``backslash_escapes`` (MySQL: ``\'`` inside '...' and "..."),
+    ``e_strings`` (PostgreSQL ``E'...'``), ``dollar_quotes`` (PostgreSQL ``$tag$...$tag$``),
+    ``mysql_comments`` (``#`` comments, and ``--`` only before a space). With the ``%s``
+    marker a literal ``%`` is doubled everywhere, so the driver reads no marker but ours.
 
     Raises:
         QueryError: a ``:name`` has no value in ``params``, or params is not a mapping.
@@ -517,28 +541,62 @@ def bind_named(sql: str, params: dict[str, Any] | Sequence[Any] | None, marker: 
     values: list[Any] = []
     i, n = 0, len(sql)
     percent = marker == "%s"
+
+    def copy(j: int) -> None:
+        chunk = sql[i:j]
+        out.append(chunk.replace("%", "%%") if percent else chunk)
+
     while i < n:
         ch = sql[i]
+        nxt = sql[i + 1] if i + 1 < n else ""
+        if (ch == "-" and nxt == "-" and (not mysql_comments or sql[i + 2 : i + 3] in ("", " ", "\t", "\n", "\r"))) or (
+            ch == "#" and mysql_comments
+        ):
+            j = sql.find("\n", i)
+            j = n if j < 0 else j
+            copy(j)
+            i = j
+            continue
+        if ch == "/" and nxt == "*":
+            j = sql.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            copy(j)
+            i = j
+            continue
+        if ch == "$" and dollar_quotes and (i == 0 or not _ident_char(sql[i - 1])):
+            tag = _DOLLAR_TAG.match(sql, i)
+            if tag is not None:
+                close = sql.find(tag.group(), tag.end())
+                j = n if close < 0 else close + len(tag.group())
+                copy(j)
+                i = j
+                continue
         if ch in ("'", '"', "`"):
+            escapes = ch != "`" and backslash_escapes
+            if not escapes and e_strings and ch == "'" and i > 0 and sql[i - 1] in "eE":
+                escapes = i < 2 or not _ident_char(sql[i - 2])
             j = i + 1
             while j < n:
-                if sql[j] == ch:
+                c = sql[j]
+                if escapes and c == "\\":
+                    j += 2
+                    continue
+                if c == ch:
                     if j + 1 < n and sql[j + 1] == ch:
                         j += 2
                         continue
                     break
                 j += 1
-            chunk = sql[i : j + 1]
-            out.append(chunk.replace("%", "%%") if percent else chunk)
+            copy(min(j + 1, n))
             i = j + 1
             continue
-        if ch == ":" and i + 1 < n and sql[i + 1] == ":":
+        if ch == ":" and nxt == ":":
             out.append("::")
             i += 2
             continue
-        if ch == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
+        if ch == ":" and (nxt.isalpha() or nxt == "_"):
             j = i + 1
-            while j < n and (sql[j].isalnum() or sql[j] == "_"):
+            while j < n and _ident_char(sql[j]):
                 j += 1
             name = sql[i + 1 : j]
             if name not in params:

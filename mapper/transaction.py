@@ -30,8 +30,8 @@ def is_retryable(exc: BaseException, extra: tuple[type[BaseException], ...] = ()
     True for serialization failures and deadlocks (``DatabaseError.retryable``) and for the
     exception types the caller opted into with ``retry_on``; false for everything else.
     """
-    if isinstance(exc, errors.DatabaseError):
-        return exc.retryable
+    if isinstance(exc, errors.DatabaseError) and exc.retryable:
+        return True
     return bool(extra) and isinstance(exc, extra)
 
 
@@ -131,13 +131,15 @@ class Transaction:
         self.attempts = 0
 
     def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` failed attempts: exponential, capped, jittered.
+        """Seconds to wait after ``failures`` failed attempts: exponential, jittered, capped.
 
         The jitter (0.5x to 1.5x) keeps two transactions that deadlocked each other from
         waking at the same moment and colliding again.
         """
-        base: float = min(self.max_backoff, self.backoff * 2.0 ** (failures - 1))
-        return base * random.uniform(0.5, 1.5)
+        # The exponent stops growing long before the cap matters, so it never overflows.
+        base = self.backoff * 2.0 ** min(failures - 1, 30)
+        wait: float = min(self.max_backoff, base * random.uniform(0.5, 1.5))
+        return wait
 
     def __iter__(self) -> Iterator[Attempt]:
         total = self.retries + 1

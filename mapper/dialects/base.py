@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit, parse_qsl
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from .. import errors
 from .._typing import DBAPIConnection
@@ -61,9 +61,24 @@ class URL:
 
     @property
     def secrets(self) -> list[str]:
-        """Every password the URL carries (in the userinfo or as ?password=), for masking."""
-        out = [p for p in (self.password, self.query.get("password")) if p]
-        return out
+        """Every secret the URL carries, decoded and as written, for masking.
+
+        The password in the userinfo, and the value of every query key that names a password
+        or passphrase (``password``, ``sslpassword``, ...): a driver may quote either form.
+        """
+        found = [self.password] + [v for k, v in self.query.items() if _secret_key(k)]
+        out: list[str] = []
+        for value in found:
+            if value:
+                for form in (value, quote(value, safe=""), quote_plus(value, safe="")):
+                    if form not in out:
+                        out.append(form)
+        if self.password:
+            written = _written_password(self._raw)
+            if written and written not in out:
+                out.append(written)
+        # Longest first, so a secret that contains another is masked whole.
+        return sorted(out, key=len, reverse=True)
 
     def safe(self) -> str:
         """The URL with any password masked, for messages and logs."""
@@ -72,7 +87,7 @@ class URL:
         userinfo = f"{self.username or ''}{':***' if self.password else ''}@" if self.username or self.password else ""
         host = self.host or ""
         port = f":{self.port}" if self.port else ""
-        query = "&".join(f"{k}={'***' if k == 'password' else v}" for k, v in self.query.items())
+        query = "&".join(f"{k}={'***' if _secret_key(k) else v}" for k, v in self.query.items())
         return f"{self.scheme}://{userinfo}{host}{port}/{self.database}" + (f"?{query}" if query else "")
 
     def mask(self, text: str) -> str:
@@ -108,11 +123,19 @@ def parse_url(url: str) -> URL:
             path = path[1:]
         return URL(scheme, None, None, None, None, path, dict(parse_qsl(query)), url)
     parts = urlsplit(url)
+    if "@" in parts.path:
+        # "user:pa/ss@host" splits at the "/", so the password would read as host and port.
+        msg = (
+            f"database URL for {scheme} has an '@' after the host part; percent-encode special "
+            "characters of the user name and password ('/' as %2F, '@' as %40)"
+        )
+        raise errors.ConfigurationError(msg)
     try:
         port = parts.port
-    except ValueError as exc:
+    except ValueError:
         msg = f"database URL has an invalid port: {_mask(url)}"
-        raise errors.ConfigurationError(msg) from exc
+        # No chained cause: urlsplit's message quotes the text it took for the port.
+        raise errors.ConfigurationError(msg) from None
     return URL(
         scheme,
         unquote(parts.username) if parts.username else None,
@@ -125,14 +148,35 @@ def parse_url(url: str) -> URL:
     )
 
 
+def _secret_key(key: str) -> bool:
+    """Whether a URL query key holds a secret (password, sslpassword, passphrase...)."""
+    k = key.lower()
+    return "password" in k or "passphrase" in k or k in ("passwd", "pwd", "secret")
+
+
+def _written_password(url: str) -> str | None:
+    """The password of a URL's userinfo exactly as written (still percent-encoded)."""
+    rest = url.partition("://")[2]
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" not in netloc:
+        return None
+    userinfo = netloc.rpartition("@")[0]
+    return userinfo.partition(":")[2] or None
+
+
 def _mask(url: str) -> str:
+    """A URL that did not parse, with its userinfo password and secret query values masked."""
     scheme, sep, rest = url.partition("://")
+    rest, qmark, query = rest.partition("?")
     if "@" in rest:
         userinfo, _, host = rest.rpartition("@")
         if ":" in userinfo:
             userinfo = userinfo.split(":", 1)[0] + ":***"
-        return f"{scheme}{sep}{userinfo}@{host}"
-    return url
+        rest = f"{userinfo}@{host}"
+    if query:
+        pairs = [p.partition("=") for p in query.split("&")]
+        query = "&".join(f"{k}{eq}{'***' if _secret_key(k) else v}" for k, eq, v in pairs)
+    return f"{scheme}{sep}{rest}{qmark}{query}"
 
 
 # -- value conversion shared by the dialects ----------------------------------------------------
@@ -197,6 +241,13 @@ class Dialect:
     ilike_operator: ClassVar[str | None] = None
     #: DDL type names by ColumnType.kind; entries may use {length}, {precision}, {scale}.
     type_names: ClassVar[dict[str, str]] = {}
+    #: How raw SQL is lexed when ``execute()`` binds ``:name`` (see ``sql.bind_named``):
+    #: backslash escapes in '...' and "..." (MySQL), E'...' strings and $tag$ quotes
+    #: (PostgreSQL), ``#`` comments and ``--`` only before a space (MySQL).
+    backslash_escapes: ClassVar[bool] = False
+    e_strings: ClassVar[bool] = False
+    dollar_quotes: ClassVar[bool] = False
+    mysql_comments: ClassVar[bool] = False
     #: SQLSTATE / error codes that mean "retry the transaction".
     retryable_codes: ClassVar[frozenset[str]] = frozenset()
     #: Row-locking suffix for SELECT (SQLite locks the whole database instead).
@@ -255,8 +306,16 @@ class Dialect:
         return False
 
     def driver_errors(self) -> tuple[type[BaseException], ...]:
-        """The driver's exception classes, translated into mapper.errors by the engine."""
-        return ()
+        """The driver's exception classes, translated into mapper.errors by the engine.
+
+        Dialects add theirs to these: a str that cannot be encoded (a lone surrogate) fails
+        inside the driver with UnicodeEncodeError, which is a bad value like any other.
+        """
+        return (UnicodeEncodeError,)
+
+    def ping(self, raw: DBAPIConnection) -> bool:
+        """Whether an idle pooled connection still works (no server, nothing to lose: True)."""
+        return True
 
     def error_code(self, exc: BaseException) -> str | None:
         """The SQLSTATE or vendor code of a driver error, as a string."""
@@ -266,6 +325,8 @@ class Dialect:
 
     def error_class(self, exc: BaseException) -> type[errors.DatabaseError]:
         """Our DatabaseError subclass for a driver exception, by DB-API class name."""
+        if isinstance(exc, UnicodeEncodeError):
+            return errors.DataError
         for klass in type(exc).__mro__:
             found = errors.DBAPI_ERRORS.get(klass.__name__)
             if found is not None:

@@ -60,6 +60,8 @@ class MySQLDialect(Dialect):
     default_values_sql = "() VALUES ()"
     stream_blocks_connection = True
     retryable_codes = frozenset({"1213", "1020", "40001"})
+    backslash_escapes = True
+    mysql_comments = True
     type_names: ClassVar[dict[str, str]] = {
         "integer": "INT",
         "biginteger": "BIGINT",
@@ -150,13 +152,20 @@ class MySQLDialect(Dialect):
     def driver_errors(self) -> tuple[type[BaseException], ...]:
         import pymysql
 
-        return (pymysql.err.Error,)
+        return (pymysql.err.Error, *super().driver_errors())
 
     def error_class(self, exc: BaseException) -> type[errors.DatabaseError]:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if code in _CODE_CLASSES:
             return _CODE_CLASSES[code]
         return super().error_class(exc)
+
+    def ping(self, raw: DBAPIConnection) -> bool:
+        try:
+            raw.ping(reconnect=False)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - any failure means the connection is gone
+            return False
+        return True
 
     def error_code(self, exc: BaseException) -> str | None:
         if exc.args and isinstance(exc.args[0], int):

@@ -38,6 +38,8 @@ class PostgreSQLDialect(Dialect):
     max_params = 65535
     ilike_operator = "ILIKE"
     retryable_codes = frozenset({"40001", "40P01"})
+    e_strings = True
+    dollar_quotes = True
     no_limit = "ALL"
     type_names: ClassVar[dict[str, str]] = {
         "integer": "INTEGER",
@@ -90,7 +92,7 @@ class PostgreSQLDialect(Dialect):
     def driver_errors(self) -> tuple[type[BaseException], ...]:
         import psycopg
 
-        return (psycopg.Error,)
+        return (psycopg.Error, *super().driver_errors())
 
     def error_code(self, exc: BaseException) -> str | None:
         return getattr(exc, "sqlstate", None)
@@ -136,7 +138,9 @@ class PostgreSQLDialect(Dialect):
         # An identity column's sequence does not see explicit values: move it past the
         # largest key, or the next generated key would collide.
         t, c = self.quote(table), self.quote(column)
-        lit = table.replace("'", "''")
+        # The table argument is parsed as a (schema-qualified) name and folded to lower case
+        # unless quoted; the column argument is taken as written.
+        lit = t.replace("'", "''")
         col = column.replace("'", "''")
         return (
             f"SELECT setval(pg_get_serial_sequence('{lit}', '{col}'), "
@@ -180,6 +184,8 @@ class _PsycopgPool:
             timeout=timeout,
             open=True,
             configure=configure,
+            # A connection the server dropped while it sat in the pool is replaced, not lent.
+            check=_Pool.check_connection if engine.pre_ping else None,
             kwargs={"autocommit": False, **engine.options.get("connect_args", {})},
             name="mapper",
         )
@@ -191,17 +197,17 @@ class _PsycopgPool:
             return self._pool.getconn()
         except PoolTimeout as exc:
             # Either every connection is in use, or the server cannot be reached: say which.
+            # A full pool needs no probe (which would be one connection over pool_size).
+            stats = self._pool.get_stats()
+            if stats.get("pool_size", 0) >= self._size:
+                raise errors.PoolTimeoutError.waited(self._timeout, self._size) from exc
             try:
                 probe = self._dialect.connect(self._engine.url, self._engine.options)
             except Exception as conn_exc:  # noqa: BLE001
                 msg = f"cannot connect to {self._engine.url.safe()}: {self._engine.url.mask(str(conn_exc))}"
                 raise errors.OperationalError(msg, orig=conn_exc) from None
             probe.close()
-            msg = (
-                f"no connection became free within {self._timeout:g} s (pool_size={self._size}, "
-                "all in use); close sessions you are done with, or raise pool_size / pool_timeout"
-            )
-            raise errors.PoolTimeoutError(msg) from exc
+            raise errors.PoolTimeoutError.waited(self._timeout, self._size) from exc
         except PoolClosed as exc:
             msg = "the Database is closed; create a new one"
             raise errors.InterfaceError(msg) from exc

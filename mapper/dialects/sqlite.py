@@ -169,11 +169,15 @@ class SQLiteDialect(Dialect):
             raw.execute("ROLLBACK")  # type: ignore[attr-defined]
 
     def driver_errors(self) -> tuple[type[BaseException], ...]:
-        return (sqlite3.Error, OverflowError)
+        return (sqlite3.Error, OverflowError, *super().driver_errors())
 
     def error_class(self, exc: BaseException) -> type[errors.DatabaseError]:
         if isinstance(exc, OverflowError):
             return errors.DataError
+        if self.is_disconnect(exc):
+            # sqlite3 reports a closed connection as ProgrammingError, the class of bad SQL;
+            # the other drivers call it an interface or operational failure.
+            return errors.InterfaceError
         if isinstance(exc, sqlite3.OperationalError):
             text = str(exc).lower()
             if any(m in text for m in _PROGRAMMING_MESSAGES):
