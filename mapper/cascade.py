@@ -9,6 +9,7 @@ values once the parents have keys. Claims that contradict each other are a Flush
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from operator import is_
 from typing import Any
 
 from .errors import FlushError
@@ -138,11 +139,13 @@ def relations_changed(infos: Sequence[RelationInfo], states: Iterable[ObjectStat
             if value is None or len(value) != len(snap):
                 out.append(st)
                 break
+            # Same length: a set is unchanged when it holds every snapshot member, a list when
+            # each position holds the same object (both compared in C).
             if isinstance(value, set):
-                if any(x not in value for x in snap):
+                if not value.issuperset(snap):
                     out.append(st)
                     break
-            elif any(a is not b for a, b in zip(value, snap)):
+            elif not all(map(is_, value, snap)):
                 out.append(st)
                 break
     return out

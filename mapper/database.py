@@ -21,6 +21,19 @@ __all__ = ["Database"]
 _LAZY = ("select", "raise")
 
 
+def _exception_classes(value: Any) -> tuple[type[BaseException], ...]:
+    """``retry_on`` as a tuple of exception classes, or a ConfigurationError naming it."""
+    items = value if isinstance(value, tuple) else (value,)
+    for klass in items:
+        if not (isinstance(klass, type) and issubclass(klass, BaseException)):
+            msg = (
+                f"transaction(retry_on={value!r}): give an exception class or a tuple of them, "
+                "for example retry_on=StaleDataError"
+            )
+            raise errors.ConfigurationError(msg)
+    return items
+
+
 class Database:
     """A database and the mappers that describe its tables.
 
@@ -183,7 +196,7 @@ class Database:
             retries=retries,
             backoff=backoff,
             max_backoff=max_backoff,
-            retry_on=(retry_on,) if isinstance(retry_on, type) else tuple(retry_on),
+            retry_on=_exception_classes(retry_on),
         )
 
     # -- schema -----------------------------------------------------------------------------------

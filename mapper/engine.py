@@ -423,14 +423,19 @@ class Connection:
     # -- transactions -----------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Commit the open transaction, if any."""
+        """Commit the open transaction, if any.
+
+        A COMMIT that fails may leave the transaction open (SQLite keeps it, and its locks,
+        after SQLITE_BUSY), so the connection counts as in a transaction until the COMMIT
+        succeeds: the rollback that follows the error, or close(), then ends it.
+        """
         if not self.in_transaction:
             return
-        self.in_transaction = False
         try:
             self.dialect.commit(self.raw)
         except self._errors as exc:
             self._raise(exc, "COMMIT", None)
+        self.in_transaction = False
 
     def rollback(self) -> None:
         """Roll back the open transaction, if any.

@@ -127,18 +127,21 @@ class Transaction:
         self.retry_on = retry_on
         self._sleep = sleep
         self._single: Attempt | None = None
-        #: Attempts made by the last run (1 when the first one committed).
+        #: Attempts made by the last run (1 when the first one committed). A decorated function
+        #: shared by threads shares this too; in the loop form ``attempt.number`` is per run.
         self.attempts = 0
 
     def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` failed attempts: exponential, jittered, capped.
+        """Seconds to wait after ``failures`` failed attempts: exponential, capped, jittered.
 
-        The jitter (0.5x to 1.5x) keeps two transactions that deadlocked each other from
-        waking at the same moment and colliding again.
+        ``backoff * 2**(failures-1)``, at most ``max_backoff``, times a random 0.5 to 1: the
+        jitter keeps two transactions that deadlocked each other from waking at the same
+        moment and colliding again, also once both waits reach the cap.
         """
-        # The exponent stops growing long before the cap matters, so it never overflows.
-        base = self.backoff * 2.0 ** min(failures - 1, 30)
-        wait: float = min(self.max_backoff, base * random.uniform(0.5, 1.5))
+        # The exponent stops growing long before the cap matters, so it never overflows; the
+        # jitter applies after the cap, so waits at the cap still differ.
+        base = min(self.max_backoff, self.backoff * 2.0 ** min(failures - 1, 30))
+        wait: float = base * random.uniform(0.5, 1.0)
         return wait
 
     def __iter__(self) -> Iterator[Attempt]:

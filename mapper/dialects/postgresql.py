@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 from .. import errors
@@ -168,6 +169,8 @@ class _PsycopgPool:
 
         self._dialect = dialect
         self._engine = engine
+        self._lock = threading.Lock()
+        self._out = 0
         self._timeout = timeout
         self._size = size
         isolation = engine.isolation_level
@@ -194,7 +197,7 @@ class _PsycopgPool:
         from psycopg_pool import PoolTimeout, PoolClosed
 
         try:
-            return self._pool.getconn()
+            raw = self._pool.getconn()
         except PoolTimeout as exc:
             # Either every connection is in use, or the server cannot be reached: say which.
             # A full pool needs no probe (which would be one connection over pool_size).
@@ -211,8 +214,18 @@ class _PsycopgPool:
         except PoolClosed as exc:
             msg = "the Database is closed; create a new one"
             raise errors.InterfaceError(msg) from exc
+        with self._lock:
+            self._out += 1
+        return raw
+
+    @property
+    def checked_out(self) -> int:
+        """Connections currently lent to sessions."""
+        return self._out
 
     def release(self, raw: Any, discard: bool = False) -> None:
+        with self._lock:
+            self._out -= 1
         if discard and not raw.closed:
             try:
                 raw.close()

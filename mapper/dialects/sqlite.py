@@ -83,7 +83,8 @@ class SQLiteDialect(Dialect):
     # then write deadlock on the lock upgrade (SQLite answers at once rather than wait), and in
     # WAL mode a writer whose snapshot went stale gets BUSY_SNAPSHOT; the remedy is to roll
     # back and run again. A busy timeout that runs out reports the same code.
-    retryable_codes = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT"})
+    # The in-memory database's shared cache reports the same conflict as a table lock.
+    retryable_codes = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED_SHAREDCACHE"})
     for_update_sql = ""
     inline_forward_fks = True
     type_names: ClassVar[dict[str, str]] = {
