@@ -334,7 +334,7 @@ def test_lost_connection_is_discarded_and_next_session_works(backend, server, mo
         assert names(backend, "fault_pets") == ["Fine"]
 
 
-def test_closed_driver_connection_is_operational_or_interface_error(backend, make_db, request):
+def test_closed_driver_connection_is_operational_or_interface_error(backend, make_db):
     """The same fault, the same class: a closed driver connection is not 'SQL that is wrong'."""
     db = make_db(*MAPPERS)
     s = db.session()
@@ -375,7 +375,7 @@ def test_with_block_reports_the_lost_connection_not_a_failed_rollback(backend, m
 
 
 @pytest.mark.parametrize("where", ["open_session", "idle_in_pool"])
-def test_connection_killed_between_transactions_is_not_lent_again(backend, server, request, where):
+def test_connection_killed_between_transactions_is_not_lent_again(backend, server, where):
     """A connection that died while no statement ran is found out before a session gets it."""
     if backend.name == "sqlite" and where == "idle_in_pool":
         pytest.skip("nothing can end an idle SQLite connection from outside")
@@ -669,7 +669,7 @@ def test_waiter_gets_the_connection_another_session_gives_back(backend, make_db)
     assert settle_checked_out(db) == 0
 
 
-def test_pool_never_opens_more_than_pool_size_server_connections(backend, request):
+def test_pool_never_opens_more_than_pool_size_server_connections(backend):
     """With the server limiting the user to pool_size connections, exhaustion is still a PoolTimeoutError."""
     if backend.name == "sqlite":
         pytest.skip("SQLite has no server-side connection limit")
