@@ -95,6 +95,7 @@ class Session:
         self._by_class = db.registry.by_class
         #: Identity dicts of classes with a one-column key, by class, for get()'s fast path.
         self._held: dict[type, dict[Any, ObjectState]] = {}
+        self._get_plans: dict[ClassMapping[Any], tuple[str, Callable[[Sequence[Any]], list[Any]]]] = {}
         #: States whose committed values were set aside since the last commit.
         self._since_commit: list[ObjectState] = []
         #: States whose rows were deleted since the last commit.
@@ -372,9 +373,12 @@ class Session:
         st = self._identity.get(m, key)
         if st is not None and st.status != GHOST:
             return None if st.status == DELETED else st.obj
-        loader = self._loader(m)
-        sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
-        rows = conn.fetchall(sql, conn.dialect.key_params(m.pk, [key]))
+        plan = self._get_plans.get(m)
+        if plan is None:
+            # The statement and the key conversion of get(), built once per session and class.
+            sql = conn.compiler.select_by_keys(m.table, self._loader(m).columns, m.pk, 1)
+            plan = self._get_plans[m] = (sql, conn.dialect.key_binder(m.pk))
+        rows = conn.fetchall(plan[0], plan[1]((key,)))
         found = self._load_rows(m, rows)
         if not found and st is not None:
             # A reference to a row that does not exist: drop the stand-in.

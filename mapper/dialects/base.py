@@ -387,15 +387,28 @@ class Dialect:
         One column: the values, or one array of them where IN lists are arrays; several
         columns: the row values flattened.
         """
+        return self.key_binder(cols)(keys)
+
+    def key_binder(self, cols: Sequence[Column]) -> Callable[[Sequence[Any]], list[Any]]:
+        """``key_params`` for fixed ``cols``, with the conversions looked up once (for reuse)."""
         binds = [self.bind_processor(c.type) for c in cols]
+        array_in = self.array_in
         if len(cols) == 1:
             b = binds[0]
-            vals = [k if b is None or k is None else b(k) for k in keys]
-            return [vals] if self.array_in else vals
-        out: list[Any] = []
-        for key in keys:
-            out += [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
-        return out
+
+            def one(keys: Sequence[Any]) -> list[Any]:
+                vals = list(keys) if b is None else [k if k is None else b(k) for k in keys]
+                return [vals] if array_in else vals
+
+            return one
+
+        def many(keys: Sequence[Any]) -> list[Any]:
+            out: list[Any] = []
+            for key in keys:
+                out += [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
+            return out
+
+        return many
 
     # -- DDL --------------------------------------------------------------------------------------
 
