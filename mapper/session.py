@@ -704,6 +704,9 @@ class Session:
         ops: list[ParentOp] = []
         done: set[int] = set()
         queue = list(self._deleted.values())
+        # A child this flush moves to another parent (by either side) is that parent's now: the
+        # old parent's delete cascade does not take it, whatever its collection still shows.
+        moved = {(id(cst.obj), edge): new for cst, edge, new, _ in plan.moves if new is not None}
         while queue:
             batch = [st for st in queue if id(st) not in done]
             queue = []
@@ -717,6 +720,9 @@ class Session:
                             need.setdefault(info, []).append(st)
                         continue
                     for child in members:
+                        target = moved.get((id(child), info.edge))
+                        if target is not None and target is not st.obj:
+                            continue
                         cst = self._lookup(child)
                         if cst is not None and self._mark_deleted(cst):
                             queue.append(cst)
@@ -850,8 +856,7 @@ class Session:
             self._mirror_pair(op, False)
         for st, old_key in rekeyed:
             self._follow_key(st, old_key)
-        for st in uow.deleted:
-            self._drop_from_collections(st)
+        self._drop_deleted(uow.deleted)
         self._gone += uow.deleted
         through = self._db._through_relations()
         if through:
@@ -933,26 +938,36 @@ class Session:
         if set_member(coll, target, adding):
             src.rels[info.key] = tuple(coll)
 
-    def _drop_from_collections(self, st: ObjectState) -> None:
-        """A deleted object leaves the loaded collections and references that held it."""
-        obj = st.obj
-        for info in st.mapping.relations.values():
-            if info.kind == "belongs_to":
-                parent = st.rels.get(info.key)
-                pst = self._lookup(parent) if parent is not None else None
-                if pst is None or pst.status == GHOST:
-                    continue  # a stand-in's collections are not loaded: nothing to update
-                for pinfo in pst.mapping.relations.values():
-                    if pinfo.edge == info.edge and pinfo.kind in ("has_many", "has_one"):
-                        self._discard(pst, pinfo, obj)
-            elif info.kind == "belongs_to_many" and info.inverse is not None:
-                value = getattr(obj, info.key, None)
-                if value is None or is_unloaded(value):
+    def _drop_deleted(self, deleted: Sequence[ObjectState]) -> None:
+        """Deleted objects leave every loaded collection (and HasOne) of the objects the session holds.
+
+        Every holder is looked at, not only the parent the child's snapshot names: a child may
+        have been moved into another collection in the same flush, and a deleted object left in
+        a collection would be inserted again by the save cascade of a later flush.
+        """
+        if not deleted:
+            return
+        gone: dict[ClassMapping[Any], set[int]] = {}
+        for st in deleted:
+            gone.setdefault(st.mapping, set()).add(id(st.obj))
+        for m, states in self._identity.items():
+            infos = [i for i in m.relations.values() if i.kind != "belongs_to" and i.target in gone]
+            if not infos:
+                continue
+            for hst in list(states.values()):
+                if hst.status == GHOST:
                     continue
-                for other in list(value):
-                    ost = self._lookup(other)
-                    if ost is not None:
-                        self._discard(ost, info.inverse, obj)
+                obj = hst.obj
+                for info in infos:
+                    ids = gone[info.target]
+                    value = getattr(obj, info.key, None)
+                    if value is None or is_unloaded(value):
+                        continue
+                    if info.to_many:
+                        for x in [x for x in value if id(x) in ids]:
+                            self._discard(hst, info, x)
+                    elif id(value) in ids:
+                        self._discard(hst, info, value)
 
     def _discard(self, holder: ObjectState, info: Any, obj: Any) -> None:
         value = getattr(holder.obj, info.key, None)
@@ -1284,6 +1299,7 @@ class Session:
         count, keys, held = self._bulk_write(
             m, where, lambda ret: conn.compiler.delete_where(m.table.name, where, ret), conn.dialect.delete_returning
         )
+        gone: list[ObjectState] = []
         for key in keys:
             st = held.get(key)
             if st is not None:
@@ -1291,6 +1307,8 @@ class Session:
                 st.deleted_flushed = True
                 self._identity.discard(st)
                 self._gone.append(st)
+                gone.append(st)
+        self._drop_deleted(gone)
         return count
 
     def __repr__(self) -> str:
