@@ -2,13 +2,18 @@
 
 A state machine drives random sequences of session work on owners and their pugs: adding
 owners (with new pugs), adding pugs, editing columns, moving pugs between owners from either
-side of the relation, deleting pugs and owners, flushing, committing, rolling back, savepoints,
-failed flushes, a row changed by another connection (version check), and reloading everything in
-a new session in several ways. Plain dicts model what the database holds at the last commit and
-in the current transaction, what the session holds in memory, and what the next flush must
-write. After every flush, commit, rollback and reload the database is read with plain SQL and
-compared with the model, row for row; after every step the objects in memory are compared with
-the model.
+side of the relation (``pug.owner = x``, or removing from / appending to ``owner.pugs``),
+deleting pugs and owners (and cancelling a delete), orphans, flushing, committing, rolling back,
+savepoints that end or raise, failed flushes (NOT NULL, contradicting sides, a stale version),
+a row changed by another connection, ``refresh()``, queries and ``get()`` (autoflush, identity
+map), ``query.update()``, adding again what a rollback expunged, and reloading everything in a
+new session in five ways (with and without ``include("pugs")``). Plain dicts model what the
+database holds at the last commit and in the current transaction, what the session holds in
+memory (both sides of the relation, and which collections are loaded) and what the next flush
+must write. After every flush, commit, rollback and reload the database is read with plain SQL
+(another connection, and the session's own) and compared with the model row for row: keys,
+names, ages, owner keys, versions. After every step the objects in memory are compared with the
+model.
 
 Four mappings are exercised: ``cascade="all"`` with no database rule (the session deletes the
 children), ``cascade="all"`` over ``ON DELETE CASCADE``, the default cascade (deleting an owner
@@ -16,13 +21,16 @@ nulls its pugs' key) with no database rule, and the default cascade over ``ON DE
 The pug carries a version column.
 
 ``MAPPER_HYPOTHESIS_EXAMPLES`` raises the number of examples per configuration for a long local
-run (``MAPPER_HYPOTHESIS_STEPS`` the steps per example).
+run (``MAPPER_HYPOTHESIS_STEPS`` the steps per example; ``MAPPER_HYPOTHESIS_STATS=1`` with
+``pytest -s`` prints what the machine did). The bugs the machine found are at the end of the
+file, each as its smallest example; the machine stays out of those still open.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -85,11 +93,20 @@ def make_mappers(config: str) -> tuple[type, type]:
 
 EXAMPLES = int(os.environ.get("MAPPER_HYPOTHESIS_EXAMPLES", "0") or 0)
 STEPS = int(os.environ.get("MAPPER_HYPOTHESIS_STEPS", "0") or 0)
-#: Examples per configuration and backend in CI (about 3-5 s each).
-CI_EXAMPLES = {"sqlite": 30, "postgresql": 20, "mysql": 20}
+#: Examples per configuration and backend in CI (30 steps each): 3-4 s per configuration.
+CI_EXAMPLES = {"sqlite": 200, "postgresql": 110, "mysql": 110}
 
 NAMES = st.sampled_from(["Rex", "rex", "Cody", "Doug", "Zoé", "🐶", "a b", "Rex "])
 AGES = st.one_of(st.integers(min_value=0, max_value=20), st.sampled_from([-1, 2**31 - 1]))
+
+#: With MAPPER_HYPOTHESIS_STATS=1 (and pytest -s), what the machine did is printed per test.
+STATS: Counter[str] | None = Counter() if os.environ.get("MAPPER_HYPOTHESIS_STATS") else None
+
+
+def _note(what: str) -> None:
+    if STATS is not None:
+        STATS[what] += 1
+
 
 CONFLICT = "conflict"
 ORPHAN = "orphan"
@@ -111,7 +128,9 @@ def _without(lst: list[Any], obj: Any) -> None:
 # -- the machine -----------------------------------------------------------------------------------
 
 
-def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]) -> type:
+def build_machine(
+    db: Any, backend: Any, config: str, pug_mapper: Any, raw: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+) -> type:
     """A state machine class bound to one Database (its tables exist) on one backend."""
     cascade_all = config in CASCADE_ALL
     q = backend.q
@@ -127,6 +146,12 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             self.next_uid = 0
             self.objs: dict[int, Any] = {}  # uid -> the domain object the machine holds
             self.frames: list[tuple[Any, dict[str, Any], dict[int, Any]]] = []
+            self.rollback_suspects: set[int] = set()
+            self.loaded_since_commit: set[int] = set()
+            self.discard_suspects: set[int] = set()  # owners whose collection held a pug a flush deleted
+            self.expunged: list[Any] = []  # pugs a rollback expunged: they may be added again
+            self.carried: dict[int, int | None] = {}  # the version such a pug carries when added again
+            self.missed = False
             self._reset_model()
 
         def _reset_model(self) -> None:
@@ -138,7 +163,8 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             self.flushed_pugs: dict[int, tuple[Any, ...]] = {}  # uid -> (name, age, owner, version)
             self.committed_owners: dict[int, str] = {}
             self.committed_pugs: dict[int, tuple[Any, ...]] = {}
-            #: pug uid -> (name, version) another connection committed behind the session's back.
+            #: pug uid -> (name, version) another connection committed behind the session's back;
+            #: it is what the row holds while the session's version of it is another.
             self.overlay: dict[int, tuple[str, int]] = {}
             self.ids: dict[int, int] = {}  # uid -> database key, once flushed
             self.tx_new: set[int] = set()  # created since the last commit
@@ -207,8 +233,21 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             _without(self.objs[ou].pugs, self.objs[pu])
             members.discard(pu)
 
+        def _pin_owner_of(self, pu: int) -> None:
+            """add() a new owner known only through this pug's reference, before the pug lets go of it.
+
+            Otherwise pugs put into its collection would lose their owner with it (nothing
+            would reach it), a case the model leaves alone."""
+            ou = self.mem_ref.get(pu)
+            if ou is not None and ou in self.owners and ou not in self.added and ou not in self.flushed_owners:
+                self.s.add(self.objs[ou])
+                self.added.add(ou)
+
         def _lists_holding(self, pu: int) -> list[int]:
-            return [o for o, m in self.mem_list.items() if m is not None and pu in m and o in self.objs]
+            return [
+                o for o, m in self.mem_list.items()
+                if m is not None and pu in m and (o in self.owners or o in self.flushed_owners)
+            ]
 
         def claimed_owner(self, pu: int) -> Any:
             """The owner the documented rules derive from the in-memory edits of pug ``pu``.
@@ -220,7 +259,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             """
             pending = pu not in self.flushed_pugs
             snap_ref = None if pending else self.snap_ref[pu]
-            lists = [o for o in self.mem_list if o in self.owners or o in self.doomed]
+            lists = [o for o in self.mem_list if o in self.owners or o in self.flushed_owners]
             adds = [
                 o for o in lists
                 if self.mem_list[o] is not None and pu in self.mem_list[o] and pu not in (self.snap_list[o] or ())  # type: ignore[operator]
@@ -242,7 +281,36 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 return ORPHAN if cascade_all else None
             return snap_ref
 
+        def known_bug_ahead(self) -> bool:
+            """Whether the next flush would meet one of these known bugs; the machine stays out.
+
+            1. test_child_moved_away_from_a_parent_deleted_with_unloaded_children_survives: with
+               the "delete" cascade and no database rule, a pug moved away from an owner deleted
+               in the same flush, whose collection is not loaded, is deleted anyway.
+            2. test_child_moved_by_reference_into_a_parent_deleted_in_the_same_flush_is_detached:
+               a pug moved into an owner deleted in the same flush is linked to it
+               (IntegrityError, or a row the database deleted or nulled behind the session);
+               moved by appending to that owner's collection alone, without the "delete"
+               cascade, the move is dropped.
+            """
+            for u, row in self.pugs.items():
+                if row[2] == CONFLICT:
+                    continue
+                flushed = u in self.flushed_pugs
+                old = self.snap_ref.get(u) if flushed else None
+                if config == "all" and old is not None and old not in self.owners and row[2] != old:
+                    if self.mem_list.get(old) is None:
+                        return True
+                new = row[2]
+                if new is not None and new not in self.owners and (not flushed or old != new):
+                    if self.mem_ref[u] == new:
+                        return True
+                    if flushed and not cascade_all and (self.mem_list.get(old) is None or u in self.mem_list[old]):  # type: ignore[arg-type, operator]
+                        return True
+            return False
+
         def _check_claims(self) -> None:
+            assert not self.known_bug_ahead(), "model error: the machine walked into a known bug"
             for u, row in self.pugs.items():
                 assert self.claimed_owner(u) == row[2], f"model error: pug {u} claims {self.claimed_owner(u)}, intent {row[2]}"
 
@@ -279,10 +347,17 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             writes = {u for u, row in self.flushed_pugs.items() if u not in pugs or tuple(pugs[u]) != row[:3]}
             for u, v in pugs.items():
                 old = self.flushed_pugs.get(u)
-                version = 1 if old is None else (old[3] + 1 if tuple(v) != old[:3] else old[3])
+                if old is None:  # "1 on insert unless the object already carries a value"
+                    version = self.carried.get(u) or 1
+                else:
+                    version = old[3] + 1 if tuple(v) != old[:3] else old[3]
                 flushed[u] = (v[0], v[1], v[2], version)
             owners = {o: name for o, name in self.owners.items() if o in live_owners}
-            return {"owners": owners, "pugs": flushed, "stale": bool(writes & set(self.overlay))}
+            return {"owners": owners, "pugs": flushed, "stale": bool(writes & self.stale(self.flushed_pugs))}
+
+        def stale(self, rows: dict[int, tuple[Any, ...]]) -> set[int]:
+            """Pugs whose row another connection changed since the session last read or wrote it."""
+            return {u for u, (_, version) in self.overlay.items() if u in rows and rows[u][3] < version}
 
         def apply_flush(self, pred: dict[str, Any]) -> None:
             for u in list(pred["owners"]) + list(pred["pugs"]):
@@ -311,6 +386,8 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 self.doomed.add(u)
             for u in set(self.flushed_pugs) - set(pred["pugs"]):
                 self.doomed.add(u)
+                self.discard_suspects |= {o for o, m in self.mem_list.items() if m is not None and u in m}
+                self.discard_suspects.add(self.flushed_pugs[u][2])
             self.pugs = {u: list(v[:3]) for u, v in pred["pugs"].items()}
             self.owners = dict(pred["owners"])
             self.flushed_owners = dict(pred["owners"])
@@ -338,8 +415,10 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
 
         def _sync_loaded(self) -> None:
             """Collections the session loaded (a lazy load serves a whole cohort) join the model."""
-            for o in self.owners:
-                if self.mem_list[o] is None and not is_unloaded(self.objs[o].pugs):
+            for o, obj in self.objs.items():  # deleted owners are part of the cohort too
+                if isinstance(obj, MbOwner) and self.mem_list.get(o) is None and not is_unloaded(obj.pugs):
+                    self.loaded_since_commit.add(o)
+                if o in self.owners and self.mem_list[o] is None and not is_unloaded(obj.pugs):
                     members = {u for u, v in self.pugs.items() if v[2] == o}
                     self.mem_list[o] = members
                     self.snap_list[o] = set(members)
@@ -349,6 +428,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
         ) -> bool:
             """Run something that flushes; check the outcome the model predicts. False if it failed."""
             pred = self.predict()
+            _note(f"flush: {'stale' if pred['stale'] else 'ok'}")
             if pred["stale"]:
                 with pytest.raises(errors.StaleDataError) as info:
                     action()
@@ -371,8 +451,13 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             """Touch an owner's collection; an unloaded one autoflushes, then loads (with its cohort)."""
             if self.mem_list[ou] is not None:
                 return True
+            if self.frames:
+                # Known bug (test_failed_savepoint_restores_a_collection_loaded_inside_it):
+                # a collection loaded inside begin_nested() is not restored when the block fails.
+                return False
             pugs = self.objs[ou].pugs
             assert is_unloaded(pugs)
+            _note("lazy load (autoflush)")
             if not self.flush_via(lambda: len(pugs)):
                 return False
             assert self.mem_list[ou] is not None
@@ -399,8 +484,9 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
         def expected_rows(self, owners: dict[int, str], pugs: dict[int, tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
             o_rows = sorted((self.ids[u], name) for u, name in owners.items())
             p_rows = []
+            stale = self.stale(pugs)
             for u, (name, age, owner, version) in pugs.items():
-                if u in self.overlay:
+                if u in stale:
                     name, version = self.overlay[u]
                 p_rows.append((self.ids[u], name, age, self.ids[owner] if owner is not None else None, version))
             return o_rows, sorted(p_rows)
@@ -445,13 +531,17 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 got = [id(x) for x in value]
                 assert len(got) == len(set(got)), f"owner {u}: a pug twice in the collection"
                 want = {id(self.objs[x]) for x in members}
-                assert set(got) == want, f"owner {u}: pugs {sorted(self._names(value))} != model {sorted(members)}"
+                if u in self.rollback_suspects and set(got) != want:
+                    _note("rollback: known bug tolerated")
+                    self.missed = True
+                    continue
+                assert set(got) == want, f"owner {u}: pugs {sorted(map(str, self._names(value)))} != model {sorted(members)}"
             for u, (name, age, owner) in self.pugs.items():
                 p = self.objs[u]
                 assert (p.name, p.age) == (name, age), f"pug {u}: {(p.name, p.age)} != {(name, age)}"
                 assert p.id == self.ids.get(u)
                 flushed = self.flushed_pugs.get(u)
-                assert p.version == (flushed[3] if flushed is not None else None), f"pug {u}: version {p.version}"
+                assert p.version == (flushed[3] if flushed is not None else self.carried.get(u)), f"pug {u}: version {p.version}"
                 if u in self.added and not (failed and u not in self.flushed_pugs):
                     assert p in s
                 ref = self.mem_ref[u]
@@ -499,12 +589,13 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
 
         @rule(data=st.data(), name=NAMES, age=AGES, how=st.sampled_from(["list", "reference", "both", "alone"]))
         def add_pug(self, data: Any, name: str, age: int, how: str) -> None:
-            if how == "alone" or not self.owners:
+            live = sorted(self.reachable()[0])  # owners the flush will see
+            if how == "alone" or not live:
                 u = self._new_pug(name, age, None)
                 self.s.add(self.objs[u])
                 self.added.add(u)
                 return
-            ou = data.draw(st.sampled_from(sorted(self.owners)), label="owner")
+            ou = data.draw(st.sampled_from(live), label="owner")
             if how in ("list", "both") and not self.ensure_loaded(ou):
                 return
             u = self._new_pug(name, age, ou)
@@ -536,7 +627,8 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
         def move_pug(self, data: Any, how: str) -> None:
             """Move a pug: ``pug.owner = x``, or remove it from / append it to collections, or both."""
             pu = data.draw(st.sampled_from(sorted(self.pugs)), label="pug")
-            targets: list[int | None] = list(sorted(self.owners))
+            self._pin_owner_of(pu)
+            targets: list[int | None] = list(sorted(self.reachable()[0]))  # owners the flush will see
             if not cascade_all:
                 targets.append(None)  # detach (with "orphan", detaching is orphan_pug)
             if not targets:
@@ -546,15 +638,25 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 how = "list"
             if how != "reference" and to is not None and not self.ensure_loaded(to):
                 return
+            if pu not in self.pugs or (to is not None and to not in self.owners):
+                return
             if how == "append" and pu in self.mem_list[to]:  # type: ignore[index, operator]
                 how = "list"
             ops = self._move_ops(pu, to, how)
-            if self._claim_after(pu, ops) != to:
+            if self._claim_after(pu, ops, hazard=True) != to:
                 # That side alone would contradict earlier unflushed edits: edit both sides.
                 if to is not None and not self.ensure_loaded(to):
                     return
+                if pu not in self.pugs or (to is not None and to not in self.owners):
+                    return
                 ops = self._move_ops(pu, to, "both")
-                assert self._claim_after(pu, ops) == to
+                owner = self._claim_after(pu, ops, hazard=True)
+                if owner == "hazard":
+                    _note("move: skipped (known bug)")
+                    return
+                assert owner == to
+                how = "both (fallback)"
+            _note(f"move: {how}{' to None' if to is None else ''}")
             for op, o in ops:
                 if op == "ref":
                     self._set_ref(pu, o)
@@ -574,9 +676,10 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 ops.append(("append", to))
             return ops
 
-        def _claim_after(self, pu: int, ops: list[tuple[str, Any]]) -> Any:
+        def _claim_after(self, pu: int, ops: list[tuple[str, Any]], hazard: bool = False) -> Any:
             """The owner the flush would derive after ``ops`` (the model is left as it was)."""
             saved = (dict(self.mem_ref), {k: (set(v) if v is not None else None) for k, v in self.mem_list.items()})
+            row = list(self.pugs[pu])
             try:
                 for op, o in ops:
                     if op == "ref":
@@ -585,9 +688,14 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                         self.mem_list[o].discard(pu)  # type: ignore[union-attr]
                     else:
                         self.mem_list[o].add(pu)  # type: ignore[union-attr]
-                return self.claimed_owner(pu)
+                owner = self.claimed_owner(pu)
+                self.pugs[pu][2] = owner
+                if hazard and self.known_bug_ahead():
+                    return "hazard"
+                return owner
             finally:
                 self.mem_ref, self.mem_list = saved
+                self.pugs[pu] = row
 
         @precondition(lambda self: cascade_all and self.pugs)
         @rule(data=st.data())
@@ -608,6 +716,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             if self.mem_ref[pu] != ou or self._lists_holding(pu) != [ou] or self.claimed_owner(pu) != ou:
                 return
             self._remove(ou, pu)
+            _note("orphan")
             assert self.claimed_owner(pu) == ORPHAN
             del self.pugs[pu]
             self.doomed.add(pu)
@@ -618,6 +727,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
         @rule(data=st.data(), how=st.sampled_from(["session", "both"]))
         def delete_pug(self, data: Any, how: str) -> None:
             pu = data.draw(st.sampled_from(sorted(self.pugs)), label="pug")
+            self._pin_owner_of(pu)
             p = self.objs[pu]
             if pu not in self.flushed_pugs:
                 how = "both"  # a new pug left in a collection would be saved again by the cascade
@@ -648,10 +758,12 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 )))
                 or (u in self.added and not self.mem_list[u] and u not in self.mem_ref.values() and all(v[2] != u for v in self.pugs.values()))
             ]
+            candidates = [u for u in candidates if not self._hazard_if_deleted(u)]
             if not candidates:
                 return
             ou = data.draw(st.sampled_from(candidates), label="owner")
             o = self.objs[ou]
+            _note(f"delete owner with {sum(1 for v in self.pugs.values() if v[2] == ou)} pugs")
             self.s.delete(o)
             del self.owners[ou]
             if ou in self.flushed_owners:
@@ -662,6 +774,30 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 self.added.discard(ou)
                 self.objs.pop(ou)
                 self.tx_new.discard(ou)
+
+        def _hazard_if_deleted(self, ou: int) -> bool:
+            saved = dict(self.owners)
+            del self.owners[ou]
+            try:
+                return self.known_bug_ahead()
+            finally:
+                self.owners = saved
+
+        @precondition(lambda self: self.expunged)
+        @rule(data=st.data())
+        def add_again(self, data: Any) -> None:
+            """An object the rollback expunged (its generated key cleared) can be added again."""
+            i = data.draw(st.integers(0, len(self.expunged) - 1), label="expunged pug")
+            p = self.expunged.pop(i)
+            assert p.id is None and p not in self.s
+            p.owner = None
+            u = self._uid(p)
+            self.carried[u] = p.version
+            self.pugs[u] = [p.name, p.age, None]
+            self.mem_ref[u] = self.snap_ref[u] = None
+            self.s.add(p)
+            self.added.add(u)
+            _note(f"add again (version {p.version})")
 
         @precondition(lambda self: self.unflushed_deletes)
         @rule(data=st.data())
@@ -676,6 +812,83 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             else:
                 assert self.claimed_owner(u) == saved[2]
                 self.pugs[u] = list(saved)
+
+        # -- rules: reading and set-based writes (each autoflushes first) --------------------------
+
+        @rule(data=st.data(), how=st.sampled_from(["pugs", "owners", "count", "get"]))
+        def read(self, data: Any, how: str) -> None:
+            """Queries see the session's changes (autoflush) and return the objects it holds."""
+            out: list[Any] = []
+            include = not self.frames  # known bug: collections loaded inside a savepoint (ensure_loaded)
+
+            def action() -> None:
+                if how == "pugs":
+                    out.extend(self.s.query(MbPug).order_by("-age", "id").all())
+                elif how == "owners":
+                    q = self.s.query(MbOwner)
+                    out.extend((q.include("pugs") if include else q).all())
+                elif how == "count":
+                    out.append((self.s.query(MbOwner).count(), self.s.query(MbPug).where(pug_mapper.age >= 0).count()))
+                else:
+                    self.s.flush()
+
+            def then() -> None:
+                if how == "pugs":
+                    assert [id(x) for x in out] == [id(self.objs[u]) for u in self._by_age()]
+                elif how == "owners":
+                    assert sorted(id(x) for x in out) == sorted(id(self.objs[u]) for u in self.owners)
+                elif how == "count":
+                    assert out == [(len(self.owners), sum(1 for v in self.pugs.values() if v[1] >= 0))]
+                else:
+                    with self.s.budget(queries=0):
+                        for u in self.flushed_pugs:
+                            assert self.s.get(MbPug, self.ids[u]) is self.objs[u]
+                    for u in self.doomed:
+                        cls = MbOwner if isinstance(self.objs[u], MbOwner) else MbPug
+                        assert self.s.get(cls, self.ids[u]) is None, "get() of an object deleted in this session"
+
+            self.flush_via(action, then=then)
+
+        def _by_age(self) -> list[int]:
+            """Alive pugs in ``order_by("-age", "id")`` order."""
+            return sorted(self.pugs, key=lambda u: (-self.pugs[u][1], self.ids[u]))
+
+        @rule(data=st.data(), age=AGES)
+        def bulk_update(self, data: Any, age: int) -> None:
+            """query.update(): one UPDATE; held objects follow in memory; no version bump."""
+            choices: list[int | None] = [o for o in sorted(self.owners) if o in self.flushed_owners]
+            o = data.draw(st.sampled_from([*choices, None]), label="owner")
+            key = self.ids[o] if o is not None else None
+            count: list[int] = []
+
+            def then() -> None:
+                hits = [u for u, v in self.pugs.items() if v[2] == o]
+                assert count == [len(hits)]
+                for u in hits:
+                    self.pugs[u][1] = age
+                    name, _, owner, version = self.flushed_pugs[u]
+                    self.flushed_pugs[u] = (name, age, owner, version)
+
+            _note("bulk update")
+            self.flush_via(lambda: count.append(self.s.query(MbPug).where(owner_id=key).update(age=age)), then=then)
+
+        @rule(data=st.data())
+        def refresh(self, data: Any) -> None:
+            """refresh() reads the row again (no autoflush): unflushed column changes are dropped."""
+            candidates = sorted(u for u in [*self.owners, *self.pugs] if u in self.flushed_owners or u in self.flushed_pugs)
+            if not candidates:
+                return
+            u = data.draw(st.sampled_from(candidates), label="object")
+            self.s.refresh(self.objs[u])
+            if u in self.owners:
+                self.owners[u] = self.flushed_owners[u]
+                return
+            name, age, owner, version = self.flushed_pugs[u]
+            if u in self.stale(self.flushed_pugs):
+                _note("refresh a stale pug")
+                name, version = self.overlay[u]
+            self.flushed_pugs[u] = (name, age, owner, version)
+            self.pugs[u][:2] = [name, age]  # relations are left as they are
 
         # -- rules: the unit of work --------------------------------------------------------------
 
@@ -695,7 +908,10 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
         def _committed(self) -> None:
             self.committed_owners = dict(self.flushed_owners)
             self.committed_pugs = dict(self.flushed_pugs)
+            self.overlay = {u: row for u, row in self.overlay.items() if u in self.stale(self.committed_pugs)}
             self.tx_new.clear()
+            self.loaded_since_commit = set()
+            self.discard_suspects = set()
             for u in self.doomed:
                 assert self.objs[u] not in self.s, f"{u}: a deleted object is still in the session after commit"
                 self.objs.pop(u)
@@ -712,12 +928,25 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
 
         def do_rollback(self) -> None:
             """Back to the last commit: new objects expunged (keys cleared), deleted ones back, values back."""
+            # Known bugs: rollback does not return these collections (and their snapshots) to the
+            # last commit:
+            # - test_rollback_puts_a_deleted_child_back_into_its_parents_collection: a collection
+            #   that held a child whose DELETE was flushed since the commit (savepoints included);
+            # - test_rollback_restores_a_collection_loaded_after_a_flush: a collection loaded since
+            #   the commit (after a flush that touched its owner).
+            # Their contents are not checked (everything else is), then the machine reloads, since
+            # the session's snapshot of them may be wrong even when the contents look right.
+            self.rollback_suspects = self.discard_suspects | self.loaded_since_commit
+            self.discard_suspects = set()
+            self.loaded_since_commit = set()
             self.s.rollback()
             for u in self.tx_new:
                 obj = self.objs.pop(u, None)
                 if obj is not None:
                     assert obj not in self.s, f"{u}: an object added since the commit is still in the session"
                     assert obj.id is None, f"{u}: the key generated for an expunged object was kept"
+                    if isinstance(obj, MbPug) and obj.name is not None:
+                        self.expunged.append(obj)
                 self.ids.pop(u, None)
                 self.mem_ref.pop(u, None)
                 self.mem_list.pop(u, None)
@@ -733,6 +962,10 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             self._mirror()
             self.check_memory()
             self.check_database(in_transaction=False)
+            if self.missed or any(self.mem_list.get(o) is not None for o in self.rollback_suspects):
+                self.missed = False
+                self._reload("include")
+            self.rollback_suspects = set()
 
         @precondition(lambda self: not self.frames)
         @rule(how=st.sampled_from(["include", "owners_first", "pugs_first", "include_owner", "load"]),
@@ -741,6 +974,12 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             """A new session reads everything back; the machine's handles move to the new objects."""
             if commit_first:
                 self.commit()
+            self._reload(how)
+
+        def _reload(self, how: str) -> None:
+            self.loaded_since_commit = set()
+            self.discard_suspects = set()
+            _note(f"reload: {how}")
             self.s.close()  # anything not committed is discarded
             self.s = s = db.session()
             if how == "include":
@@ -762,7 +1001,8 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             by_id = {MbOwner: {self.ids[u]: u for u in self.committed_owners}, MbPug: {self.ids[u]: u for u in self.committed_pugs}}
             assert sorted(o.id for o in owners) == sorted(self.ids[u] for u in self.committed_owners)
             assert sorted(p.id for p in pugs) == sorted(self.ids[u] for u in self.committed_pugs)
-            for u, (name, version) in self.overlay.items():
+            for u in self.stale(self.committed_pugs):
+                name, version = self.overlay[u]
                 row = self.committed_pugs[u]
                 self.committed_pugs[u] = (name, row[1], row[2], version)
             self.overlay.clear()
@@ -815,7 +1055,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             if self.predict()["stale"]:
                 return  # that flush fails anyway (StaleDataError)
             if how == "not_null":
-                written = sorted(u for u in self.predict()["pugs"] if u not in self.overlay)
+                written = sorted(u for u in self.predict()["pugs"] if u not in self.stale(self.flushed_pugs))
                 if not written:
                     return
                 u = data.draw(st.sampled_from(written), label="pug")
@@ -827,6 +1067,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
                 if pu is None:
                     return
                 expected = errors.FlushError
+            _note(f"failed flush: {how}{' (in savepoint)' if self.frames else ''}")
             with pytest.raises(expected) as info:
                 self.s.flush()
             self.after_failed_flush(info.value)
@@ -837,7 +1078,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
             if not candidates:
                 return None, None, None
             pu = data.draw(st.sampled_from(candidates), label="pug")
-            others = [o for o in sorted(self.owners) if o != self.snap_ref[pu] and pu not in (self.mem_list[o] or ())]  # type: ignore[operator]
+            others = [o for o in sorted(self.reachable()[0]) if o != self.snap_ref[pu] and pu not in (self.mem_list[o] or ())]  # type: ignore[operator]
             if len(others) < 2:
                 return None, None, None
             b, c = data.draw(st.permutations(others), label="owners")[:2]
@@ -870,6 +1111,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Callable[[str, tuple[
         @rule(fail=st.booleans())
         def end_nested(self, fail: bool) -> None:
             cm, saved, held = self.frames[-1]
+            _note(f"end savepoint: {'raise' if fail else 'ok'}")
             if fail:
                 self.frames.pop()
                 assert cm.__exit__(Boom, Boom(), None) is False
@@ -926,7 +1168,7 @@ def test_session_against_a_model(backend, make_db, config):
             conn.commit()
         return rows
 
-    machine = build_machine(db, backend, config, raw)
+    machine = build_machine(db, backend, config, pug_mapper, raw)
     try:
         run_state_machine_as_test(
             machine,
@@ -941,3 +1183,200 @@ def test_session_against_a_model(backend, make_db, config):
         )
     finally:
         conn.close()
+        if STATS is not None:
+            print(f"\n{backend.name}-{config}:", dict(sorted(STATS.items())))
+            STATS.clear()
+
+
+# -- regressions: the bugs the machine found, each as its smallest example -------------------------
+#
+# Those marked xfail are open: the machine stays out of their states (see known_bug_ahead(),
+# do_rollback() and ensure_loaded()) so that it keeps checking everything else, and each fails
+# until its bug is fixed. The others were fixed while this test was written (commit 33c54f7).
+
+
+def _pug_rows(backend):
+    return sorted(backend.raw(f"SELECT name, owner_id FROM {backend.q('mb_pugs')}"), key=lambda r: r[0])
+
+
+def _tom_and_ann(db, *pugs):
+    with db.session() as s:
+        s.add(MbOwner("Tom", pugs=[MbPug(name) for name in pugs]))
+        s.add(MbOwner("Ann"))
+
+
+@pytest.mark.parametrize("side", ["reference", "collection"])
+def test_child_moved_away_from_a_deleted_parent_survives(backend, make_db, side):
+    """Either side moves a child (guide, 'Editing either side'), and a moved child is not the
+    deleted parent's any more. (Was: its row was deleted while memory showed it in Ann's
+    collection, and a later flush of that collection inserted it again.)"""
+    db = make_db(*make_mappers("all"))
+    _tom_and_ann(db, "Cody")
+    with db.session() as s:
+        tom, ann = s.query(MbOwner).order_by("id").include("pugs").all()
+        cody = tom.pugs[0]
+        s.delete(tom)
+        if side == "reference":
+            cody.owner = ann
+        else:
+            ann.pugs.append(cody)  # not removed from tom.pugs by hand
+        s.flush()
+        assert cody.owner is ann and ann.pugs == [cody]  # what memory says ...
+    assert _pug_rows(backend) == [("Cody", ann.id)]  # ... and the database agrees
+
+
+@pytest.mark.xfail(strict=True, reason="bug: the delete cascade takes a moved child when it loads the parent's children itself")
+def test_child_moved_away_from_a_parent_deleted_with_unloaded_children_survives(backend, make_db):
+    """The same as above when tom.pugs is not loaded and no ON DELETE CASCADE spares the
+    session from loading it: the cascade loads Tom's children and deletes Cody although the flush
+    moves him to Ann, who shows him in memory (owner Ann, version 1: no UPDATE was written)."""
+    db = make_db(*make_mappers("all"))
+    _tom_and_ann(db, "Cody")
+    with db.session() as s:
+        tom, ann = s.query(MbOwner).order_by("id").all()  # collections not loaded
+        cody = s.query(MbPug).one()
+        s.delete(tom)
+        cody.owner = ann
+        s.flush()
+        assert cody.owner is ann
+    assert _pug_rows(backend) == [("Cody", ann.id)]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a child linked to a parent deleted in the same flush is not detached")
+def test_child_moved_by_reference_into_a_parent_deleted_in_the_same_flush_is_detached(backend, make_db):
+    """Without the "delete" cascade, deleting a parent detaches the children the session holds.
+    A child that was just pointed at it is written with the deleted parent's key instead: an
+    IntegrityError with no ON DELETE rule (a row the database deleted or nulled behind the
+    session's back with CASCADE or SET NULL)."""
+    db = make_db(*make_mappers("nullify"))
+    _tom_and_ann(db, "Cody")
+    with db.session() as s:
+        tom, ann = s.query(MbOwner).order_by("id").include("pugs").all()
+        cody = tom.pugs[0]
+        cody.owner = ann
+        s.delete(ann)
+        s.flush()
+        assert cody.owner is None
+    assert _pug_rows(backend) == [("Cody", None)]
+
+
+def test_deleted_child_leaves_the_collection_it_was_moved_to(backend, make_db):
+    """(Was: the deleted child stayed in Ann's loaded collection, and after the commit the next
+    flush of that collection inserted it again, with its old key.)"""
+    db = make_db(*make_mappers("nullify"))
+    _tom_and_ann(db, "Cody")
+    with db.session() as s:
+        tom, ann = s.query(MbOwner).order_by("id").include("pugs").all()
+        cody = tom.pugs[0]
+        tom.pugs.remove(cody)
+        ann.pugs.append(cody)
+        s.delete(cody)
+        s.commit()
+        ann.pugs.append(MbPug("Rex"))
+        s.commit()
+        assert not any(p is cody for p in ann.pugs)
+    assert _pug_rows(backend) == [("Rex", ann.id)]  # not Cody, deleted above, back from the dead
+
+
+@pytest.mark.xfail(strict=True, reason="bug: rollback leaves a child whose DELETE was flushed out of its parent's collection")
+def test_rollback_puts_a_deleted_child_back_into_its_parents_collection(backend, make_db):
+    """Guide, Rollback: 'references and the contents of loaded collections go back to the last
+    commit'. The child comes back (cody.owner is tom) but tom.pugs stays without it."""
+    db = make_db(*make_mappers("nullify"))
+    _tom_and_ann(db, "Cody", "Doug")
+    with db.session() as s:
+        tom = s.query(MbOwner).where(name="Tom").include("pugs").one()
+        cody = tom.pugs[0]
+        s.delete(cody)  # or s.delete(tom) with cascade="all"
+        s.flush()
+        s.rollback()
+        assert cody in s and cody.owner is tom
+        assert [p.name for p in tom.pugs] == ["Cody", "Doug"]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a collection loaded inside a failed savepoint keeps the block's edits, which the commit writes")
+def test_failed_savepoint_restores_a_collection_loaded_inside_it(backend, make_db):
+    """Guide, Savepoints: 'If the block raises, the database and the session return to the
+    savepoint'. A collection first loaded inside the block keeps the block's removal, and the
+    commit then applies it: Cody is deleted as an orphan although the block that removed him
+    was undone."""
+    db = make_db(*make_mappers("all"))
+    _tom_and_ann(db, "Cody", "Doug")
+    with db.session() as s:
+        tom = s.query(MbOwner).where(name="Tom").one()  # pugs not loaded
+        cody, doug = s.query(MbPug).order_by("id").all()
+        with pytest.raises(Boom):
+            with s.begin_nested():
+                tom.pugs.remove(cody)  # loads tom.pugs inside the block
+                raise Boom
+        assert [p.name for p in tom.pugs] == ["Cody", "Doug"]
+    assert _pug_rows(backend) == [("Cody", tom.id), ("Doug", tom.id)]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a failed savepoint expunges objects merely loaded inside it")
+def test_failed_savepoint_keeps_objects_loaded_inside_it(backend, make_db):
+    """Only objects *added* inside the block are expunged. An object loaded inside it is dropped
+    from the identity map: its later changes are silently not written, and get() builds a second
+    object for the same row."""
+    db = make_db(*make_mappers("nullify"))
+    with db.session() as s:
+        s.add(MbPug("Cody"))
+    with db.session() as s:
+        with pytest.raises(Boom):
+            with s.begin_nested():
+                cody = s.query(MbPug).one()
+                raise Boom
+        cody.age = 5
+        s.commit()
+        assert cody in s and s.get(MbPug, cody.id) is cody
+    assert backend.raw(f"SELECT name, age FROM {backend.q('mb_pugs')}") == [("Cody", 5)]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: with 'orphan', a child removed from both sides is detached, not deleted")
+def test_orphan_removed_from_both_sides_is_deleted(backend, make_db):
+    """Guide, Cascades: with "orphan", 'a child removed from the collection is deleted rather than
+    detached'. tom.pugs.remove(cody) alone deletes Cody; also clearing cody.owner (the same
+    edit seen from the other side) leaves a row with a NULL key instead."""
+    db = make_db(*make_mappers("all"))
+    _tom_and_ann(db, "Cody")
+    with db.session() as s:
+        tom = s.query(MbOwner).where(name="Tom").include("pugs").one()
+        cody = tom.pugs[0]
+        tom.pugs.remove(cody)
+        cody.owner = None
+    assert _pug_rows(backend) == []
+
+
+@pytest.mark.xfail(strict=True, reason="bug: rollback leaves a collection loaded after a flush with rolled-back contents")
+def test_rollback_restores_a_collection_loaded_after_a_flush(backend, make_db):
+    """A collection first loaded after a flush that touched its owner keeps what was loaded and
+    appended after rollback: Cody (back with tom) is missing, and Rex, whom the rollback
+    expunged, stays in it, so the next commit inserts Rex after all."""
+    db = make_db(*make_mappers("nullify"))
+    _tom_and_ann(db, "Cody")
+    with db.session() as s:
+        tom = s.query(MbOwner).where(name="Tom").one()  # pugs not loaded
+        cody = s.query(MbPug).one()
+        cody.owner = None
+        s.flush()
+        tom.pugs.append(MbPug("Rex"))  # loads tom.pugs (now empty), then appends
+        s.rollback()
+        assert cody.owner is tom
+        assert is_unloaded(tom.pugs) or [p.name for p in tom.pugs] == ["Cody"]
+        s.commit()
+    assert _pug_rows(backend) == [("Cody", tom.id)]
+
+
+def test_query_delete_takes_held_objects_out_of_loaded_collections(backend, make_db):
+    """(Was: query.delete() marked the held objects deleted but left them in tom.pugs; after the
+    commit, the next flush of tom.pugs inserted the deleted row again, with its old key.)"""
+    db = make_db(*make_mappers("nullify"))
+    _tom_and_ann(db, "Cody", "Doug")
+    with db.session() as s:
+        tom = s.query(MbOwner).where(name="Tom").include("pugs").one()
+        assert s.query(MbPug).where(name="Cody").delete() == 1
+        s.commit()
+        tom.pugs.append(MbPug("Rex"))
+        s.commit()
+        assert [p.name for p in tom.pugs] == ["Doug", "Rex"]
+    assert _pug_rows(backend) == [("Doug", tom.id), ("Rex", tom.id)]
