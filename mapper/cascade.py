@@ -300,6 +300,9 @@ def reconcile(
             old = child_state.rels.get(info.key, None)
             if old is not None and old is not new:
                 old_parents.append(old)
+            if new is None and old_parents and _orphans(info, c.removes):
+                plan.orphans.append(child_state)
+                continue
         elif add_parents:
             new, info = add_parents[0]
             for ref in child_state.mapping.relations.values():
@@ -309,7 +312,7 @@ def reconcile(
                         old_parents.append(old)
         elif c.removes:
             new, info = None, c.removes[0][1]
-            if any("orphan" in i.cascade for _, i in c.removes):
+            if _orphans(None, c.removes):
                 plan.orphans.append(child_state)
                 continue
         else:
@@ -317,6 +320,14 @@ def reconcile(
         plan.links.setdefault(id(child_state), []).append(Link(info.fk_cols, info.ref_cols, new, info))
         plan.moves.append((child_state, edge, new, old_parents))
     return plan
+
+
+def _orphans(to_one: RelationInfo | None, removes: list[tuple[Any, RelationInfo]]) -> bool:
+    """Whether a child that leaves its parent (from either side) is an orphan to delete."""
+    if any("orphan" in i.cascade for _, i in removes):
+        return True
+    inverse = to_one.inverse if to_one is not None else None
+    return inverse is not None and "orphan" in inverse.cascade
 
 
 def _pair_key(info: RelationInfo, source: Any, target: Any) -> tuple[Any, ...]:

@@ -117,6 +117,10 @@ class GraphLoader:
                 # HasOne is loaded with its parents: an absent row must read as None.
                 self.load([st for st in fresh if st.status == PERSISTENT], info)
 
+    def unloaded(self, st: ObjectState, info: RelationInfo) -> Any:
+        """A fresh unloaded collection for ``info`` of ``st`` (it loads on first use)."""
+        return new_unloaded(info.collection, self.lazy_collection, info.name, st, info)
+
     def ghost_factory(self, info: RelationInfo) -> Callable[[Any], Any]:
         """``make(key)``: a stand-in for the target of ``info`` with that key.
 
@@ -247,8 +251,12 @@ class GraphLoader:
         else:
             children = self._fetch_through(info, list(parents), groups)
         inverse = info.inverse if info.inverse is not None and not info.inverse.to_many else None
+        wrote = s._wrote
         for pk, st in parents.items():
             found = groups.get(pk, [])
+            if wrote:
+                # Rows written in this transaction may be among them: rollback must not keep them.
+                s._keep_committed_rels(st)
             if info.kind == "has_one":
                 value = found[0] if found else None
                 setattr_(st.obj, key, value)

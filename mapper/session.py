@@ -17,7 +17,7 @@ from . import errors
 from .engine import Budget, Connection, Row, row_class
 from .expressions import BoolExpr
 from .accessors import CollectionAccessor, ReferenceAccessor
-from .cascade import Link, RelationPlan, delete_targets, reachable_unmanaged, reconcile, relations_changed
+from .cascade import Link, RelationPlan, delete_targets, label, reachable_unmanaged, reconcile, relations_changed
 from .flush import ParentOp, Persister, UnitOfWork
 from .lazy import is_unloaded, set_member
 from .graph import GraphLoader, resolve_paths
@@ -49,6 +49,11 @@ class _Frame:
         self.states = set(session._states)
         self.deleted = dict(session._deleted)
         self.new = dict(session._new)
+
+
+#: Frame entry of an object first loaded inside the savepoint (restored by _restore_loaded).
+_LOADED_STATUS = -1
+_LOADED: tuple[Any, Any, int, bool] = (None, None, _LOADED_STATUS, False)
 
 
 def _pause_gc(rows: int) -> bool:
@@ -106,6 +111,9 @@ class Session:
         self._relation_ops: list[tuple[bool, Any, Any, Any]] = []
         #: Keys of pending objects known at add(), to refuse a second object with the same key.
         self._pending_keys: dict[tuple[ClassMapping[Any], Any], ObjectState] = {}
+        #: Whether this transaction may have written: a collection loaded from then on shows
+        #: uncommitted rows, so its loader keeps the committed relation snapshot for rollback.
+        self._wrote = False
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -516,6 +524,7 @@ class Session:
             dollar_quotes=d.dollar_quotes,
             mysql_comments=d.mysql_comments,
         )
+        self._wrote = True
         cur = conn.execute(text, values)
         if cur.description is None:
             return []
@@ -568,6 +577,7 @@ class Session:
                 return
             conn = self.connection
             db = self._db
+            self._wrote = True
             paused = _pause_gc(len(self._new) + len(persistent) + len(self._deleted))
             try:
                 uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister, self._states)
@@ -733,6 +743,9 @@ class Session:
                     value: Any = getattr(st.obj, info.key, None)
                     items: list[Any] = list(value) if info.to_many and value is not None else ([value] if value is not None else [])
                     for child in items:
+                        target = moved.get((id(child), info.edge))
+                        if target is not None and target is not st.obj:
+                            continue
                         cst = self._lookup(child)
                         if cst is not None and self._mark_deleted(cst):
                             queue.append(cst)
@@ -783,11 +796,43 @@ class Session:
             else:
                 plan.links[id(h)] = [Link(cols, info.ref_cols, None, info)]
                 plan.moves.append((h, info.edge, None, []))
+        self._detach_moved_in(parents, info, plan, queued, delete_mode or rule == "CASCADE")
         if owning is not None:
             # Parents whose collection is loaded had every child handled above.
             keys = [k for k, st in zip(keys, parents) if owning.key not in st.rels]
         self._plan_unheld_children(infos, m, keys, ops, {m})
         return queued
+
+    def _detach_moved_in(
+        self, parents: list[ObjectState], info: Any, plan: RelationPlan, queued: list[ObjectState], delete: bool
+    ) -> None:
+        """Children this flush moves to a parent it deletes: what the delete does to its children.
+
+        Their keys still name the old parent, so the scan of held children above misses them;
+        linked as planned, they would reference a deleted row. With the "delete" cascade (or
+        ON DELETE CASCADE) they are deleted, otherwise detached (NOT NULL keys are refused).
+        """
+        ids = {id(st.obj) for st in parents}
+        edge = info.edge
+        for i, (h, e, new, old_parents) in enumerate(plan.moves):
+            if e != edge or new is None or id(new) not in ids or h.status not in (PENDING, PERSISTENT):
+                continue
+            links = [lk for lk in plan.links.get(id(h), ()) if lk.info.edge != edge]
+            if delete:
+                if self._mark_deleted(h):
+                    queued.append(h)
+                plan.links[id(h)] = links
+                plan.moves[i] = (h, e, None, [*old_parents, new])
+                continue
+            if not all(c.nullable for c in info.fk_cols):
+                msg = (
+                    f"cannot delete {label(new)}: {label(h.obj)} was just linked to it through {info.name}, "
+                    "whose key is NOT NULL with no ON DELETE rule; link it to another parent, or give the "
+                    "relation cascade='delete' (or 'all')"
+                )
+                raise errors.FlushError(msg)
+            plan.links[id(h)] = [*links, Link(info.fk_cols, info.ref_cols, None, info)]
+            plan.moves[i] = (h, e, None, [*old_parents, new])
 
     def _plan_unheld_children(
         self, infos: list[Any], m: ClassMapping[Any], keys: list[Any], ops: list[ParentOp], seen: set[Any]
@@ -882,9 +927,7 @@ class Session:
         for st in touched.values():
             if st.status != PERSISTENT or not st.mapping.relations:
                 continue
-            if st.crels is None and id(st.obj) not in self._tx_new:
-                st.crels = dict(st.rels)
-                self._since_commit.append(st)
+            self._keep_committed_rels(st)
             obj = st.obj
             for info in st.mapping.relations.values():
                 value = getattr(obj, info.key, None)
@@ -969,10 +1012,17 @@ class Session:
                     elif id(value) in ids:
                         self._discard(hst, info, value)
 
+    def _keep_committed_rels(self, st: ObjectState) -> None:
+        """Before a relation snapshot changes, remember the committed one (for rollback)."""
+        if st.crels is None and id(st.obj) not in self._tx_new:
+            st.crels = dict(st.rels)
+            self._since_commit.append(st)
+
     def _discard(self, holder: ObjectState, info: Any, obj: Any) -> None:
         value = getattr(holder.obj, info.key, None)
         if value is None or is_unloaded(value):
             return
+        self._keep_committed_rels(holder)
         spec = self._spec(holder.mapping)
         if not info.to_many:
             if value is obj:
@@ -1072,6 +1122,7 @@ class Session:
             st.crels = None
         self._since_commit.clear()
         self._tx_new.clear()
+        self._wrote = False
         self._db._after_commit(self)
 
     def rollback(self) -> None:
@@ -1099,6 +1150,7 @@ class Session:
 
     def _restore_committed(self) -> None:
         self._relation_ops.clear()
+        self._wrote = False
         for st in list(self._tx_new.values()):
             self._clear_generated(st)
             self._forget(st)
@@ -1133,6 +1185,12 @@ class Session:
         spec = self._spec(st.mapping)
         for info in st.mapping.relations.values():
             if info.key not in rels:
+                if info.to_many and st.status != PENDING:
+                    current = getattr(st.obj, info.key, None)
+                    if current is not None and not is_unloaded(current):
+                        # Loaded after the snapshot, it may show rows the rollback undid, or
+                        # edits the rollback discards: it loads again on next use.
+                        spec.setattr(st.obj, info.key, self._graph.unloaded(st, info))
                 continue
             value = rels[info.key]
             current = getattr(st.obj, info.key, None)
@@ -1187,26 +1245,57 @@ class Session:
         conn.release_savepoint(name)
 
     def _restore_frame(self, frame: _Frame) -> None:
+        loaded: list[ObjectState] = []
         for k, st in list(self._states.items()):
-            if k not in frame.states:
+            if k in frame.states:
+                continue
+            if k in self._tx_new:
                 self._clear_generated(st)
                 self._forget(st)
+            else:
+                loaded.append(st)
         self._new = {k: st for k, st in frame.new.items() if k in self._states}
         self._deleted = dict(frame.deleted)
         self._identity.clear()
         for k, st in self._states.items():
-            snap, hsnap, status, deleted_flushed = frame.snaps[k]
+            snap, hsnap, status, deleted_flushed = frame.snaps.get(k, _LOADED)
+            if status == GHOST and st.status != GHOST:
+                loaded.append(st)  # a stand-in loaded inside the block: as below
+                continue
+            if status == _LOADED_STATUS:
+                continue
             if status == PENDING:
                 st.status = PENDING
                 continue
             self._restore_values(st, snap, hsnap)
-            if k in frame.rels:
-                self._restore_relations(st, frame.rels[k])
+            if st.mapping.relations:
+                self._restore_relations(st, frame.rels.get(k, {}))
             st.status = status
             st.deleted_flushed = deleted_flushed
             st.key = self._spec(st.mapping).key_of(st)
             if status == PERSISTENT or (status == DELETED and not deleted_flushed):
                 self._identity.add(st)
+        for st in loaded:
+            self._restore_loaded(st)
+
+    def _restore_loaded(self, st: ObjectState) -> None:
+        """An object first loaded inside a failed savepoint stays, with the values it was loaded with.
+
+        Its row existed before the block (unless the block's own raw SQL wrote it), so, unlike
+        an object added inside the block, it is not expunged: expunging it would silently drop
+        later changes to it and let get() build a second object for the same row.
+        """
+        snap, hsnap = st.committed if st.committed is not None else (st.snap, st.hsnap)
+        self._restore_values(st, snap, hsnap)
+        if st.mapping.relations:
+            self._restore_relations(st, st.crels if st.crels is not None else dict(st.rels))
+        st.committed = None
+        st.crels = None
+        st.status = PERSISTENT
+        st.deleted_flushed = False
+        self._deleted.pop(id(st.obj), None)
+        st.key = self._spec(st.mapping).key_of(st)
+        self._identity.add(st)
 
     def close(self) -> None:
         """Release the connection (rolling back anything uncommitted). Objects keep their values."""
@@ -1258,6 +1347,7 @@ class Session:
         when the session holds objects of the class, from a SELECT ... FOR UPDATE first.
         """
         conn = self._prepare_read()
+        self._wrote = True
         held = self._identity.for_mapping(m)
         keys: list[Any] = []
         if held and not returning_ok:

@@ -1225,7 +1225,6 @@ def test_child_moved_away_from_a_deleted_parent_survives(backend, make_db, side)
     assert _pug_rows(backend) == [("Cody", ann.id)]  # ... and the database agrees
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the delete cascade takes a moved child when it loads the parent's children itself")
 def test_child_moved_away_from_a_parent_deleted_with_unloaded_children_survives(backend, make_db):
     """The same as above when tom.pugs is not loaded and no ON DELETE CASCADE spares the
     session from loading it: the cascade loads Tom's children and deletes Cody although the flush
@@ -1242,7 +1241,6 @@ def test_child_moved_away_from_a_parent_deleted_with_unloaded_children_survives(
     assert _pug_rows(backend) == [("Cody", ann.id)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a child linked to a parent deleted in the same flush is not detached")
 def test_child_moved_by_reference_into_a_parent_deleted_in_the_same_flush_is_detached(backend, make_db):
     """Without the "delete" cascade, deleting a parent detaches the children the session holds.
     A child that was just pointed at it is written with the deleted parent's key instead: an
@@ -1278,7 +1276,6 @@ def test_deleted_child_leaves_the_collection_it_was_moved_to(backend, make_db):
     assert _pug_rows(backend) == [("Rex", ann.id)]  # not Cody, deleted above, back from the dead
 
 
-@pytest.mark.xfail(strict=True, reason="bug: rollback leaves a child whose DELETE was flushed out of its parent's collection")
 def test_rollback_puts_a_deleted_child_back_into_its_parents_collection(backend, make_db):
     """Guide, Rollback: 'references and the contents of loaded collections go back to the last
     commit'. The child comes back (cody.owner is tom) but tom.pugs stays without it."""
@@ -1294,7 +1291,6 @@ def test_rollback_puts_a_deleted_child_back_into_its_parents_collection(backend,
         assert [p.name for p in tom.pugs] == ["Cody", "Doug"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a collection loaded inside a failed savepoint keeps the block's edits, which the commit writes")
 def test_failed_savepoint_restores_a_collection_loaded_inside_it(backend, make_db):
     """Guide, Savepoints: 'If the block raises, the database and the session return to the
     savepoint'. A collection first loaded inside the block keeps the block's removal, and the
@@ -1313,7 +1309,6 @@ def test_failed_savepoint_restores_a_collection_loaded_inside_it(backend, make_d
     assert _pug_rows(backend) == [("Cody", tom.id), ("Doug", tom.id)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a failed savepoint expunges objects merely loaded inside it")
 def test_failed_savepoint_keeps_objects_loaded_inside_it(backend, make_db):
     """Only objects *added* inside the block are expunged. An object loaded inside it is dropped
     from the identity map: its later changes are silently not written, and get() builds a second
@@ -1332,7 +1327,6 @@ def test_failed_savepoint_keeps_objects_loaded_inside_it(backend, make_db):
     assert backend.raw(f"SELECT name, age FROM {backend.q('mb_pugs')}") == [("Cody", 5)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with 'orphan', a child removed from both sides is detached, not deleted")
 def test_orphan_removed_from_both_sides_is_deleted(backend, make_db):
     """Guide, Cascades: with "orphan", 'a child removed from the collection is deleted rather than
     detached'. tom.pugs.remove(cody) alone deletes Cody; also clearing cody.owner (the same
@@ -1347,7 +1341,6 @@ def test_orphan_removed_from_both_sides_is_deleted(backend, make_db):
     assert _pug_rows(backend) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: rollback leaves a collection loaded after a flush with rolled-back contents")
 def test_rollback_restores_a_collection_loaded_after_a_flush(backend, make_db):
     """A collection first loaded after a flush that touched its owner keeps what was loaded and
     appended after rollback: Cody (back with tom) is missing, and Rex, whom the rollback
