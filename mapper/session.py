@@ -604,13 +604,24 @@ class Session:
         return st if st is not None and st.obj is obj and st.status != DETACHED else None
 
     def _related_states(self) -> list[ObjectState]:
-        """Pending states, and persistent ones whose loaded relations differ from their snapshot."""
+        """Pending states, and persistent ones whose loaded relations differ from their snapshot.
+
+        Objects marked for deletion count too: a child appended to (or removed from) the
+        collection of a parent deleted in this flush was moved by that edit, and the delete
+        then deletes or detaches it with the parent's other children.
+        """
         out = list(self._new.values())
         for m, states in self._identity.items():
             if m.relations:
                 out += relations_changed(
                     list(m.relations.values()), [st for st in states.values() if st.status == PERSISTENT]
                 )
+        doomed: dict[ClassMapping[Any], list[ObjectState]] = {}
+        for st in self._deleted.values():
+            if st.mapping.relations:
+                doomed.setdefault(st.mapping, []).append(st)
+        for m, sts in doomed.items():
+            out += relations_changed(list(m.relations.values()), sts)
         return out
 
     def _mark_deleted(self, st: ObjectState) -> bool:
@@ -826,7 +837,7 @@ class Session:
                 continue
             if not all(c.nullable for c in info.fk_cols):
                 msg = (
-                    f"cannot delete {label(new)}: {label(h.obj)} was just linked to it through {info.name}, "
+                    f"cannot delete {label(new, self._lookup)}: {label(h.obj, self._lookup)} was just linked to it through {info.name}, "
                     "whose key is NOT NULL with no ON DELETE rule; link it to another parent, or give the "
                     "relation cascade='delete' (or 'all')"
                 )

@@ -325,6 +325,56 @@ def test_orphan_cascade_does_not_delete_a_child_moved_to_another_parent(backend,
     assert _pug_owners(backend) == [("Cody", ann.id), ("Doug", tom.id)]
 
 
+def test_orphan_cascade_deletes_a_child_whose_reference_is_cleared(backend, make_db):
+    """The same edit from the child's side: pug.owner = None (the relations are inverses)."""
+    db = make_db(*PETS)
+    (tom,) = _seed(db, Owner("Tom", pugs=[Pug("Cody", toys=[Toy("ball")]), Pug("Doug")]))
+    with db.session() as s:
+        cody = s.query(Pug).where(name="Cody").one()  # tom.pugs never loaded
+        cody.owner = None
+        s.flush()
+        assert cody not in s or s.get(Pug, cody.id) is None
+    assert _pug_owners(backend) == [("Doug", tom.id)]
+    assert rows(backend, "SELECT name FROM {rel_toys}") == []
+
+
+def test_child_moved_into_a_parent_deleted_in_the_same_flush_goes_with_it(backend, make_db):
+    """With the "delete" cascade, a child moved into a deleted parent is one of its children."""
+    db = make_db(*PETS)
+    tom, ann = _seed(db, Owner("Tom", pugs=[Pug("Cody"), Pug("Doug")]), Owner("Ann"))
+    with db.session() as s:
+        cody = s.query(Pug).where(name="Cody").one()
+        ann_ = s.get_one(Owner, ann.id)
+        cody.owner = ann_
+        rex = Pug("Rex", owner=ann_)  # a new child of the deleted parent, too
+        s.add(rex)
+        s.delete(ann_)
+        s.flush()
+        assert s.get(Pug, cody.id) is None and rex not in s
+    assert _pug_owners(backend) == [("Doug", tom.id)]
+    assert rows(backend, "SELECT name FROM {rel_owners}") == [("Tom",)]
+
+
+def test_child_moved_into_a_deleted_parent_with_a_not_null_key_is_refused(backend, make_db):
+    db = make_db(OwnerSaveOnlyMapper, PugNotNullMapper)
+    tom, ann = _seed(db, Owner("Tom", pugs=[Pug("Cody")]), Owner("Ann"))
+    with db.session() as s:
+        cody = s.query(Pug).one()
+        ann_ = s.get_one(Owner, ann.id)
+        ann_.pugs.append(cody)
+        s.delete(ann_)
+        with pytest.raises(errors.FlushError) as e:
+            s.flush()
+        assert str(e.value) == (
+            f"cannot delete Owner({ann.id}): Pug({cody.id}) was just linked to it through Owner.pugs, "
+            "whose key is NOT NULL with no ON DELETE rule; link it to another parent, or give the "
+            "relation cascade='delete' (or 'all')"
+        )
+        s.rollback()
+    assert _pug_owners(backend) == [("Cody", tom.id)]
+    assert rows(backend, "SELECT name FROM {rel_owners} ORDER BY id") == [("Tom",), ("Ann",)]
+
+
 # -- the default: detach, or refuse when the key cannot be NULL -------------------------------------------
 
 
