@@ -40,7 +40,7 @@ T = TypeVar("T")
 class _Frame:
     """What a savepoint must restore: the snapshot of every state when it was opened."""
 
-    __slots__ = ("name", "snaps", "states", "deleted", "new", "rels")
+    __slots__ = ("name", "snaps", "states", "deleted", "new", "rels", "loaded_mark")
 
     def __init__(self, name: str, session: Session) -> None:
         self.name = name
@@ -49,6 +49,7 @@ class _Frame:
         self.states = set(session._states)
         self.deleted = dict(session._deleted)
         self.new = dict(session._new)
+        self.loaded_mark = len(session._loaded_after_write)
 
 
 #: Frame entry of an object first loaded inside the savepoint (restored by _restore_loaded).
@@ -114,6 +115,9 @@ class Session:
         #: Whether this transaction may have written: a collection loaded from then on shows
         #: uncommitted rows, so its loader keeps the committed relation snapshot for rollback.
         self._wrote = False
+        #: States loaded while ``_wrote`` was set: their values may be uncommitted, so a
+        #: rollback (or a failed savepoint) reads them again.
+        self._loaded_after_write: list[ObjectState] = []
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -199,6 +203,8 @@ class Session:
             objs = loader.load(rows, self._identity.for_mapping(m), self._states, fresh, refs)
             if fresh:
                 self._graph.wire(m, fresh)
+                if self._wrote:
+                    self._loaded_after_write += fresh
         finally:
             if paused:
                 gc.enable()
@@ -1134,6 +1140,7 @@ class Session:
         self._since_commit.clear()
         self._tx_new.clear()
         self._wrote = False
+        self._loaded_after_write.clear()
         self._db._after_commit(self)
 
     def rollback(self) -> None:
@@ -1147,12 +1154,15 @@ class Session:
             msg = "this session is closed; open a new one with db.session()"
             raise errors.SessionClosedError(msg)
         self._frames.clear()
+        reread = self._loaded_after_write
+        self._loaded_after_write = []
         try:
             if self._conn is not None:
                 self._conn.rollback()
         finally:
             self._pending_rollback = None
             self._restore_committed()
+        self._reread(reread)
 
     def _clear_generated(self, st: ObjectState) -> None:
         if st.generated and st.mapping.autoinc is not None:
@@ -1251,6 +1261,9 @@ class Session:
             finally:
                 self._pending_rollback = None
                 self._restore_frame(frame)
+            reread = self._loaded_after_write[frame.loaded_mark:]
+            del self._loaded_after_write[frame.loaded_mark:]
+            self._reread(reread)
             raise
         self._frames.remove(frame)
         conn.release_savepoint(name)
@@ -1288,6 +1301,54 @@ class Session:
                 self._identity.add(st)
         for st in loaded:
             self._restore_loaded(st)
+
+    def _reread(self, states: list[ObjectState]) -> None:
+        """Read again the rows of objects loaded after the transaction wrote, once it is undone.
+
+        They were loaded with values the rollback may have undone. One SELECT per mapping and
+        chunk of keys sets their columns to what the database holds now; an object whose row
+        is gone (written by the undone work itself) leaves the session. Without a usable
+        connection they leave the session too: nothing can say what their values are.
+        """
+        by_mapping: dict[ClassMapping[Any], dict[Any, ObjectState]] = {}
+        for st in states:
+            if (
+                self._states.get(id(st.obj)) is st
+                and st.status in (PERSISTENT, DELETED)
+                and id(st.obj) not in self._tx_new
+                and st.key is not None
+            ):
+                by_mapping.setdefault(st.mapping, {})[st.key] = st
+        conn = self._conn
+        usable = conn is not None and not conn.closed and not conn.broken
+        for m, held in by_mapping.items():
+            loader = self._loader(m)
+            names = [c.key for c in loader.columns]
+            found: dict[Any, dict[str, Any]] = {}
+            if usable:
+                assert conn is not None
+                try:
+                    for chunk in self._graph._chunks(list(held), len(m.pk)):
+                        sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, len(chunk))
+                        for row in conn.fetchall(sql, conn.dialect.key_params(m.pk, chunk)):
+                            values = dict(zip(names, loader.convert_row(row)))
+                            key = values[m.pk[0].key] if len(m.pk) == 1 else tuple(values[c.key] for c in m.pk)
+                            found[key] = values
+                except errors.DatabaseError:
+                    found = {}
+            spec = self._spec(m)
+            for key, st in held.items():
+                by_key = found.get(key)
+                if by_key is None:
+                    self._forget(st)
+                    continue
+                for c in m.attr_columns:
+                    spec.setattr(st.obj, c.key, by_key[c.key])
+                if st.hidden is not None:
+                    st.hidden[:] = [by_key[c.key] for c in m.hidden_columns]
+                st.snap = spec.take(st.obj)
+                st.hsnap = tuple(st.hidden) if st.hidden is not None else None
+                st.committed = None
 
     def _restore_loaded(self, st: ObjectState) -> None:
         """An object first loaded inside a failed savepoint stays, with the values it was loaded with.

@@ -206,6 +206,42 @@ def test_failed_flush_inside_savepoint_only_undoes_the_block(backend, make_db, c
     assert _owners(backend) == ["Ann", "Tom", "Zed"]
 
 
+def test_rollback_reads_again_objects_loaded_after_a_write(backend, make_db, count):
+    """An object first loaded after the transaction wrote holds uncommitted values; rollback
+    reads its row again (one SELECT), and drops an object whose row the rollback undid."""
+    db = make_db(OwnerMapper, PugMapper)
+    with db.session() as s:
+        s.add(Pug("Cody", age=1))
+    with db.session() as s:
+        assert s.query(Pug).update(age=5) == 1
+        s.execute(f"INSERT INTO {backend.q('pugs')} (name, age) VALUES ('Temp', 3)")
+        cody, temp = s.query(Pug).order_by("id").all()
+        assert cody.age == 5
+        with count(s, 1):
+            s.rollback()
+        assert cody.age == 1 and cody in s and s.get(Pug, cody.id) is cody
+        assert temp not in s
+        cody.name = "Cody II"
+        s.commit()
+    assert [(name, age) for _, name, age in _pugs(backend)] == [("Cody II", 1)]
+
+
+def test_failed_savepoint_reads_again_objects_loaded_after_a_write_in_it(backend, make_db):
+    db = make_db(OwnerMapper, PugMapper)
+    with db.session() as s:
+        s.add(Pug("Cody", age=1))
+    with db.session() as s:
+        with pytest.raises(Boom):
+            with s.begin_nested():
+                s.query(Pug).update(age=5)
+                cody = s.query(Pug).one()
+                assert cody.age == 5
+                raise Boom
+        assert cody.age == 1 and s.get(Pug, cody.id) is cody
+        cody.age = 2
+    assert [(name, age) for _, name, age in _pugs(backend)] == [("Cody", 2)]
+
+
 def test_commit_inside_savepoint_is_refused(backend, make_db):
     db = make_db(OwnerMapper, PugMapper)
     with db.session() as s:
