@@ -486,15 +486,18 @@ class Session:
         if not rows:
             msg = f"{m.cls.__name__} with key {st.key!r} no longer exists in the database"
             raise errors.NotFoundError(msg)
-        values = loader.convert_row(rows[0])
-        spec = self._spec(m)
         self._keep_committed(st)
-        by_key = dict(zip((c.key for c in loader.columns), values))
+        self._set_row(st, dict(zip((c.key for c in loader.columns), loader.convert_row(rows[0]))))
+
+    def _set_row(self, st: ObjectState, by_key: dict[str, Any]) -> None:
+        """Set a state's columns (attribute and hidden) and snapshots to a row read by key."""
+        m = st.mapping
+        spec = self._spec(m)
         for c in m.attr_columns:
-            spec.setattr(obj, c.key, by_key[c.key])
+            spec.setattr(st.obj, c.key, by_key[c.key])
         if st.hidden is not None:
             st.hidden[:] = [by_key[c.key] for c in m.hidden_columns]
-        st.snap = spec.take(obj)
+        st.snap = spec.take(st.obj)
         st.hsnap = tuple(st.hidden) if st.hidden is not None else None
 
     def identity(self, obj: Any) -> Any:
@@ -1192,14 +1195,18 @@ class Session:
                 snap, hsnap = st.snap, st.hsnap
             else:
                 continue
-            self._restore_values(st, snap, hsnap)
-            if st.mapping.relations:
-                self._restore_relations(st, st.crels if st.crels is not None else dict(st.rels))
-                st.crels = None
-            st.status = PERSISTENT
-            st.deleted_flushed = False
-            st.key = self._spec(st.mapping).key_of(st)
-            self._identity.add(st)
+            self._revert(st, snap, hsnap)
+
+    def _revert(self, st: ObjectState, snap: tuple[Any, ...] | None, hsnap: tuple[Any, ...] | None) -> None:
+        """Put a state back to these values and its committed relations, persistent and held."""
+        self._restore_values(st, snap, hsnap)
+        if st.mapping.relations:
+            self._restore_relations(st, st.crels if st.crels is not None else dict(st.rels))
+            st.crels = None
+        st.status = PERSISTENT
+        st.deleted_flushed = False
+        st.key = self._spec(st.mapping).key_of(st)
+        self._identity.add(st)
 
     def _restore_relations(self, st: ObjectState, rels: dict[str, Any]) -> None:
         """Put loaded relations back to a snapshot: references and collection contents."""
@@ -1336,19 +1343,13 @@ class Session:
                             found[key] = values
                 except errors.DatabaseError:
                     found = {}
-            spec = self._spec(m)
             for key, st in held.items():
                 by_key = found.get(key)
                 if by_key is None:
                     self._forget(st)
-                    continue
-                for c in m.attr_columns:
-                    spec.setattr(st.obj, c.key, by_key[c.key])
-                if st.hidden is not None:
-                    st.hidden[:] = [by_key[c.key] for c in m.hidden_columns]
-                st.snap = spec.take(st.obj)
-                st.hsnap = tuple(st.hidden) if st.hidden is not None else None
-                st.committed = None
+                else:
+                    self._set_row(st, by_key)
+                    st.committed = None
 
     def _restore_loaded(self, st: ObjectState) -> None:
         """An object first loaded inside a failed savepoint stays, with the values it was loaded with.
@@ -1358,16 +1359,9 @@ class Session:
         later changes to it and let get() build a second object for the same row.
         """
         snap, hsnap = st.committed if st.committed is not None else (st.snap, st.hsnap)
-        self._restore_values(st, snap, hsnap)
-        if st.mapping.relations:
-            self._restore_relations(st, st.crels if st.crels is not None else dict(st.rels))
         st.committed = None
-        st.crels = None
-        st.status = PERSISTENT
-        st.deleted_flushed = False
         self._deleted.pop(id(st.obj), None)
-        st.key = self._spec(st.mapping).key_of(st)
-        self._identity.add(st)
+        self._revert(st, snap, hsnap)
 
     def close(self) -> None:
         """Release the connection (rolling back anything uncommitted). Objects keep their values."""
