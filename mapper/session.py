@@ -52,10 +52,6 @@ class _Frame:
         self.loaded_mark = len(session._loaded_after_write)
 
 
-#: Frame entry of an object first loaded inside the savepoint (restored by _restore_loaded).
-_LOADED_STATUS = -1
-_LOADED: tuple[Any, Any, int, bool] = (None, None, _LOADED_STATUS, False)
-
 
 def _pause_gc(rows: int) -> bool:
     """Pause the cyclic GC for a batch of more than 1,000 rows; True if the caller must resume it.
@@ -1165,7 +1161,8 @@ class Session:
         finally:
             self._pending_rollback = None
             self._restore_committed()
-        self._reread(reread)
+            # Also when ROLLBACK failed: without a connection the objects leave the session.
+            self._reread(reread)
 
     def _clear_generated(self, st: ObjectState) -> None:
         if st.generated and st.mapping.autoinc is not None:
@@ -1289,11 +1286,11 @@ class Session:
         self._deleted = dict(frame.deleted)
         self._identity.clear()
         for k, st in self._states.items():
-            snap, hsnap, status, deleted_flushed = frame.snaps.get(k, _LOADED)
+            if k not in frame.states:
+                continue  # first loaded inside the block: restored below
+            snap, hsnap, status, deleted_flushed = frame.snaps[k]
             if status == GHOST and st.status != GHOST:
                 loaded.append(st)  # a stand-in loaded inside the block: as below
-                continue
-            if status == _LOADED_STATUS:
                 continue
             if status == PENDING:
                 st.status = PENDING

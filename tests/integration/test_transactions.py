@@ -226,6 +226,27 @@ def test_rollback_reads_again_objects_loaded_after_a_write(backend, make_db, cou
     assert [(name, age) for _, name, age in _pugs(backend)] == [("Cody II", 1)]
 
 
+def test_rollback_on_a_lost_connection_drops_objects_loaded_after_a_write(backend, make_db):
+    """Nothing can say what their committed values are: they leave the session rather than
+    keep values the lost transaction wrote; objects loaded before the write stay."""
+    db = make_db(OwnerMapper, PugMapper)
+    with db.session() as s:
+        s.add_all([Pug("Cody", age=1), Owner("Tom")])
+    s = db.session()
+    try:
+        tom = s.query(Owner).one()
+        s.query(Pug).update(age=5)
+        cody = s.query(Pug).one()
+        s.connection.raw.close()
+        with pytest.raises(errors.DatabaseError):
+            s.rollback()  # the ROLLBACK itself fails; memory is put back all the same
+        assert cody not in s and cody.age == 5
+        assert tom in s and tom.name == "Tom"
+    finally:
+        s.close()
+    assert [(name, age) for _, name, age in _pugs(backend)] == [("Cody", 1)]
+
+
 def test_failed_savepoint_reads_again_objects_loaded_after_a_write_in_it(backend, make_db):
     db = make_db(OwnerMapper, PugMapper)
     with db.session() as s:
