@@ -420,6 +420,19 @@ class UnitOfWork:
                 if returning:
                     self._apply_returned(table, p, returning, [r], cur.fetchall() if d.insert_returning else None, cur)
             return
+        if len(rows) > 1 and d.array_dml_rows:
+            arrays_sql = compiler.insert_arrays(table, columns, returning if d.insert_returning else ())
+            if arrays_sql is not None:
+                # One statement binding one array per column (PostgreSQL's unnest).
+                step = d.array_dml_rows
+                for i in range(0, len(rows), step):
+                    chunk = rows[i : i + step]
+                    arrays = [list(col) for col in zip(*[r.values for r in chunk])]
+                    if returning:
+                        self._apply_returned(table, p, returning, chunk, conn.fetchall(arrays_sql, arrays), None)
+                    else:
+                        conn.execute(arrays_sql, arrays)
+                return
         if not returning:
             if d.executemany_insert:
                 conn.executemany(compiler.insert(table.name, columns, 1), [r.values for r in rows])
@@ -562,9 +575,19 @@ class UnitOfWork:
             groups.setdefault(tuple(c.name for c in cols), []).append((cs, params))
             self.updated.append(cs)
         key_names = [k.name for k in m.pk]
+        vname = version.name if version is not None else None
+        array_rows = self.dialect.array_dml_rows
         for set_names, items in groups.items():
-            sql = self.compiler.update_row(table.name, set_names, key_names, version.name if version is not None else None)
-            count = self.conn.executemany(sql, [params for _, params in items])
+            arrays_sql = self.compiler.update_arrays(table, set_names, key_names, vname) if array_rows and len(items) > 1 else None
+            if arrays_sql is not None:
+                # One statement binding one array per column (PostgreSQL's UPDATE ... FROM unnest).
+                count = 0
+                for i in range(0, len(items), array_rows):
+                    arrays = [list(col) for col in zip(*[params for _, params in items[i : i + array_rows]])]
+                    count += int(self.conn.execute(arrays_sql, arrays).rowcount)
+            else:
+                sql = self.compiler.update_row(table.name, set_names, key_names, vname)
+                count = self.conn.executemany(sql, [params for _, params in items])
             if count != len(items):
                 keys = [cs.state.key for cs, _ in items][:10]
                 why = "their version changed (updated elsewhere)" if version is not None else "the rows are gone"

@@ -135,7 +135,7 @@ class Compiler:
         self.dialect = dialect
         self.marker = dialect.marker
         self.quote = dialect.quote
-        self._cache: dict[tuple[Any, ...], str] = {}
+        self._cache: dict[tuple[Any, ...], str | None] = {}
         #: Table name -> alias while rendering the inside of a correlated subquery.
         self._aliases: dict[str, str] = {}
 
@@ -373,6 +373,27 @@ class Compiler:
                 sql += " RETURNING " + ", ".join(q(c) for c in returning)
             self._cache[ck] = sql
         return sql
+
+    def insert_arrays(self, table: Table, columns: Sequence[str], returning: Sequence[str]) -> str | None:
+        """The dialect's array-bound INSERT of many rows, or None (cached)."""
+        ck = ("insa", table.name, tuple(columns), tuple(returning))
+        if ck not in self._cache:
+            cols = [table.column(n) for n in columns]
+            self._cache[ck] = None if any(c is None for c in cols) else self.dialect.insert_arrays_sql(table.name, cols, returning)  # type: ignore[arg-type]
+        return self._cache[ck]
+
+    def update_arrays(self, table: Table, set_columns: Sequence[str], keys: Sequence[str], version: str | None) -> str | None:
+        """The dialect's array-bound UPDATE of many rows by key, or None (cached)."""
+        ck = ("upda", table.name, tuple(set_columns), tuple(keys), version)
+        if ck not in self._cache:
+            sets = [table.column(n) for n in set_columns]
+            keyc = [table.column(n) for n in keys]
+            ver = table.column(version) if version is not None else None
+            if any(c is None for c in [*sets, *keyc]) or (version is not None and ver is None):
+                self._cache[ck] = None
+            else:
+                self._cache[ck] = self.dialect.update_arrays_sql(table.name, sets, keyc, ver)  # type: ignore[arg-type]
+        return self._cache[ck]
 
     def update_row(self, table: str, set_columns: Sequence[str], keys: Sequence[str], version: str | None) -> str:
         """``UPDATE t SET a = ?, b = ? WHERE key = ? [AND version = ?]`` for executemany (cached)."""

@@ -231,6 +231,8 @@ class Dialect:
     delete_returning: bool = True
     #: Bind an IN list as one array parameter (``= ANY(%s)``).
     array_in: ClassVar[bool] = False
+    #: Rows per array-bound INSERT/UPDATE (see ``insert_arrays_sql``); 0: no array statements.
+    array_dml_rows: ClassVar[int] = 0
     #: Most bound parameters in one statement (refined from the live connection).
     max_params: int = 999
     #: Rows per multi-row INSERT at most (keeps statements and packets reasonable).
@@ -452,6 +454,19 @@ class Dialect:
 
     def sync_sequence_sql(self, table: str, column: str) -> str | None:
         """SQL that moves a key generator past keys inserted explicitly (None where it follows by itself)."""
+        return None
+
+    def insert_arrays_sql(self, table: str, columns: Sequence[Column], returning: Sequence[str]) -> str | None:
+        """An INSERT of many rows that binds one array per column, or None where there is none.
+
+        The rows must be inserted (and their generated keys drawn) in array order, so that
+        sorting the generated keys pairs them with the rows as for a multi-row VALUES.
+        """
+        return None
+
+    def update_arrays_sql(self, table: str, set_columns: Sequence[Column], keys: Sequence[Column], version: Column | None) -> str | None:
+        """An UPDATE of many rows by key that binds one array per column (set columns, keys,
+        then the version), or None where there is none. Its row count is the rows matched."""
         return None
 
     def limit_sql(self, limit: int | None, offset: int | None) -> str:

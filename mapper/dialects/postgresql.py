@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .. import errors
@@ -36,6 +37,7 @@ class PostgreSQLDialect(Dialect):
     update_returning = True
     delete_returning = True
     array_in = True
+    array_dml_rows = 20000
     max_params = 65535
     ilike_operator = "ILIKE"
     retryable_codes = frozenset({"40001", "40P01"})
@@ -147,6 +149,47 @@ class PostgreSQLDialect(Dialect):
             f"SELECT setval(pg_get_serial_sequence('{lit}', '{col}'), "
             f"(SELECT COALESCE(max({c}), 1) FROM {t}), (SELECT max({c}) IS NOT NULL FROM {t}))"
         )
+
+    def _array_type(self, col: Column) -> str | None:
+        return self.type_sql(col, False) + "[]"
+
+    def _unnest(self, columns: Sequence[Column]) -> str | None:
+        types = [self._array_type(c) for c in columns]
+        if not types or any(t is None for t in types):
+            return None
+        return "unnest(" + ", ".join(f"%s::{t}" for t in types) + ")"
+
+    def insert_arrays_sql(self, table: str, columns: Sequence[Column], returning: Sequence[str]) -> str | None:
+        # One statement per table, whatever the row count: INSERT ... SELECT FROM unnest(...)
+        # WITH ORDINALITY ... ORDER BY the ordinal, so keys are drawn in array order.
+        arrays = self._unnest(columns)
+        if arrays is None:
+            return None
+        q = self.quote
+        names = [f"c{i}" for i in range(len(columns))]
+        sql = (
+            f"INSERT INTO {q(table)} (" + ", ".join(q(c.name) for c in columns) + ") "
+            "SELECT " + ", ".join(f"v.{n}" for n in names) + f" FROM {arrays} WITH ORDINALITY AS v("
+            + ", ".join(names) + ", ord) ORDER BY v.ord"
+        )
+        if returning:
+            sql += " RETURNING " + ", ".join(q(c) for c in returning)
+        return sql
+
+    def update_arrays_sql(self, table: str, set_columns: Sequence[Column], keys: Sequence[Column], version: Column | None) -> str | None:
+        # UPDATE ... FROM unnest(...): one statement for every changed row of a column set.
+        cols = [*set_columns, *keys, *([version] if version is not None else [])]
+        arrays = self._unnest(cols)
+        if arrays is None:
+            return None
+        q = self.quote
+        names = [f"c{i}" for i in range(len(cols))]
+        n = len(set_columns)
+        sets = ", ".join(f"{q(c.name)} = v.{names[i]}" for i, c in enumerate(set_columns))
+        conds = [f"t.{q(c.name)} = v.{names[n + i]}" for i, c in enumerate(keys)]
+        if version is not None:
+            conds.append(f"t.{q(version.name)} = v.{names[-1]}")
+        return f"UPDATE {q(table)} AS t SET {sets} FROM {arrays} AS v(" + ", ".join(names) + ") WHERE " + " AND ".join(conds)
 
     def existing_tables_sql(self) -> str:
         return (

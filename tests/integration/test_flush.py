@@ -100,10 +100,16 @@ def test_generated_keys_insert_in_chunks_of_1000(backend, make_db, count):
     pugs = [Pug(f"pug{i:05d}", age=i % 17) for i in range(2500)]
     with db.session() as s:
         s.add_all(pugs)
-        # name, age, owner_id per row; the key comes back (RETURNING or lastrowid)
-        step = min(d.max_insert_rows, d.max_params // 3)
-        assert math.ceil(2500 / step) == 3
-        with count(s, 3):
+        # name, age, owner_id per row; the key comes back (RETURNING or lastrowid).
+        # PostgreSQL binds one array per column: one INSERT ... SELECT FROM unnest(...).
+        if backend.name == "postgresql":
+            assert d.array_dml_rows >= 2500
+            expected = 1
+        else:
+            step = min(d.max_insert_rows, d.max_params // 3)
+            expected = math.ceil(2500 / step)
+            assert expected == 3
+        with count(s, expected):
             s.flush()
         ids = [p.id for p in pugs]
         assert all(isinstance(i, int) for i in ids)
@@ -120,7 +126,7 @@ def test_explicit_keys_insert_without_returning(backend, make_db, count):
     assert len({p.id for p in pugs}) == 2500
     if backend.name in ("sqlite", "mysql"):
         assert d.executemany_insert
-    if d.executemany_insert:
+    if d.executemany_insert or d.array_dml_rows >= 2500:
         expected = 1
     else:
         expected = math.ceil(2500 / min(d.max_insert_rows, d.max_params // 4))
@@ -307,7 +313,8 @@ def test_failed_flush_leaves_nothing_and_can_be_retried(backend, make_db, count)
         assert all(o.id is None for o in owners)
         owners[1999].name = "o01999"
         s.add_all(owners)
-        with count(s, 3):
+        # 1,000 rows per VALUES statement; one array-bound statement on PostgreSQL.
+        with count(s, 1 if backend.name == "postgresql" else 3):
             s.flush()
         s.commit()
     rows = backend.raw(f"SELECT id, name FROM {backend.q('owners')}")
@@ -330,3 +337,82 @@ def test_failed_flush_of_updates_restores_objects(backend, make_db):
         assert (t1.name, a1.name) == ("Tom", "Ann")
         t1.name = "Thomas"
     assert sorted(backend.raw(f"SELECT id, name FROM {backend.q('owners')}")) == sorted([(tom.id, "Thomas"), (ann.id, "Ann")])
+
+
+# -- many rows per statement: multi-row VALUES, executemany, or one array per column -------------
+
+
+def _statements(caplog, verb):
+    return [m for m in _sql_messages(caplog) if m.startswith(verb)]
+
+
+def test_many_inserts_pair_generated_keys_with_their_objects(backend, make_db, count, caplog):
+    db = make_db(OwnerMapper, PugMapper, echo=True)
+    # Names in an order unrelated to insertion, so a key given to the wrong object shows.
+    owners = [Owner(f"owner-{(i * 37) % 500:03d}") for i in range(500)]
+    caplog.set_level(logging.INFO, logger="mapper.sql")
+    with db.session() as s:
+        s.add_all(owners)
+        caplog.clear()
+        with count(s, 1):
+            s.flush()
+    inserts = _statements(caplog, "INSERT")
+    assert len(inserts) == 1
+    # PostgreSQL binds one array per column; the others send a multi-row VALUES.
+    assert ("unnest(" in inserts[0]) == (backend.name == "postgresql")
+    rows = backend.raw(f"SELECT id, name FROM {backend.q('owners')}")
+    assert dict(rows) == {o.id: o.name for o in owners}
+    assert [o.id for o in owners] == sorted(o.id for o in owners)  # keys drawn in add order
+
+
+def test_many_updates_go_in_one_statement_per_column_set(backend, make_db, count, caplog):
+    db = make_db(OwnerMapper, PugMapper, echo=True)
+    _seed(db, [Pug(f"pug{i:03d}", age=1) for i in range(300)])
+    caplog.set_level(logging.INFO, logger="mapper.sql")
+    with db.session() as s:
+        pugs = s.query(Pug).order_by("id").all()
+        for i, p in enumerate(pugs):
+            p.age = i % 7 + (2 if i % 2 else 100)
+            if i % 3 == 0:
+                p.name = f"renamed{i}"
+        caplog.clear()
+        # Two column sets (age; name and age): two statements on every backend.
+        with count(s, 2):
+            s.flush()
+        expected = {p.id: (p.name, p.age) for p in pugs}
+    updates = _statements(caplog, "UPDATE")
+    assert len(updates) == 2
+    assert all(("unnest(" in u) == (backend.name == "postgresql") for u in updates)
+    assert {r[0]: (r[1], r[2]) for r in _pug_rows(backend)} == expected
+
+
+def test_stale_row_among_many_updates_raises_and_loses_nothing(backend, make_db):
+    db = make_db(DocMapper)
+    docs = _seed(db, [Doc(f"d{i}", body="committed") for i in range(50)])
+    victim = docs[17]
+    with db.session() as s:
+        loaded = s.query(Doc).order_by("id").all()
+        s.commit()
+        backend.raw(f"UPDATE {backend.q('flush_docs')} SET title = ?, version = ? WHERE id = ?", ("theirs", 2, victim.id))
+        for d in loaded:
+            d.title = d.title + "-mine"
+        with pytest.raises(errors.StaleDataError, match=r"matched 49 of 50 rows"):
+            s.flush()
+        assert all(d.title.endswith("-mine") and d.version == 1 for d in loaded)
+        s.rollback()
+    rows = {r[0]: (r[1], r[2]) for r in _versions(backend)}
+    assert rows[victim.id] == ("theirs", 2)
+    assert all(rows[d.id] == (d.title, 1) for d in docs if d is not victim)
+
+
+def test_many_updates_with_versions_bump_each_row(backend, make_db, count):
+    db = make_db(DocMapper)
+    docs = _seed(db, [Doc(f"d{i}") for i in range(40)])
+    with db.session() as s:
+        loaded = s.query(Doc).order_by("id").all()
+        for d in loaded:
+            d.body = f"body of {d.title}"
+        with count(s, 1):
+            s.flush()
+        assert {d.version for d in loaded} == {2}
+    assert sorted(_versions(backend)) == sorted((d.id, d.title, 2) for d in docs)
