@@ -76,8 +76,8 @@ class CollectionAccessor(_Accessor, Generic[T]):
         pk = key[0] if len(key) == 1 else tuple(key)
         if info.kind == "belongs_to_many":
             groups: dict[Any, list[Any]] = {}
-            graph._fetch_through(info, [pk], groups)
-            return list(groups.get(pk, []))
+            graph._fetch_through(info, [pk], groups, [])
+            return [cst.obj for cst in groups.get(pk, [])]
         order = _with_key(info.order, info.target.pk)
         return graph.fetch(info.target, info.fk_cols, [pk], order)
 

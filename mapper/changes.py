@@ -42,7 +42,7 @@ def compute_changes(state: ObjectState, spec: SnapshotSpec) -> ChangeSet | None:
     snap = state.snap
     hidden = state.hidden
     same_attrs = current == snap
-    if same_attrs and (hidden is None or tuple(hidden) == state.hsnap):
+    if same_attrs and (hidden is None or hidden == state.hsnap):
         return None
     columns: list[Column] = []
     values: list[Any] = []

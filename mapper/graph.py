@@ -8,6 +8,7 @@ access pattern costs one query per object.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -15,6 +16,8 @@ from .lazy import fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
 from .state import DELETED, GHOST, PERSISTENT, ObjectState
+
+_obj = attrgetter("obj")
 
 if TYPE_CHECKING:
     from .session import Session
@@ -136,7 +139,15 @@ class GraphLoader:
 
         def make(key: Any) -> Any:
             obj: Any = new(klass)
-            st = ObjectState(obj, m, key, None, None, GHOST)
+            # Built inline: one per distinct reference of a load, a constructor call costs more.
+            st = new(ObjectState)
+            st.obj = obj
+            st.mapping = m
+            st.key = key
+            st.snap = st.hidden = st.hsnap = st.committed = st.crels = None
+            st.status = GHOST
+            st.generated = st.deleted_flushed = False
+            st.rels = {}
             st.cohort = info
             imap[key] = st
             states[id(obj)] = st
@@ -193,15 +204,17 @@ class GraphLoader:
         cols: Sequence[Column],
         keys: list[Any],
         order: Sequence[tuple[Column, bool]] = (),
+        row_states: list[ObjectState] | None = None,
     ) -> list[Any]:
-        """Objects of ``m`` whose ``cols`` match any of ``keys``, one query per chunk."""
+        """Objects of ``m`` whose ``cols`` match any of ``keys``, one query per chunk
+        (``row_states`` receives their states, in the same order)."""
         s = self.s
         conn = s.connection
         loader = s._loader(m)
         out: list[Any] = []
         for chunk in self._chunks(keys, len(cols)):
             sql = conn.compiler.select_by_keys(m.table, loader.columns, cols, len(chunk), order)
-            out += s._load_rows(m, conn.fetchall(sql, self.s._db.engine.dialect.key_params(cols, chunk)))
+            out += s._load_rows(m, conn.fetchall(sql, self.s._db.engine.dialect.key_params(cols, chunk)), row_states)
         return out
 
     def load(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
@@ -239,21 +252,28 @@ class GraphLoader:
             pk = self._parent_key(st, info)
             if pk is not None:
                 parents[pk] = st
-        groups: dict[Any, list[Any]] = {}
+        # Members are grouped by parent key as states: no lookup by object per member.
+        groups: dict[Any, list[ObjectState]] = {}
+        child_states: list[ObjectState] = []
         if info.kind in ("has_many", "has_one"):
             tm = info.target
             order = _with_key(info.order, tm.pk)
-            children = self.fetch(tm, info.fk_cols, list(parents), order)
+            self.fetch(tm, info.fk_cols, list(parents), order, child_states)
             fk_of = self._key_reader(tm, info.fk_cols)
-            by_id = s._states
-            for child in children:
-                groups.setdefault(fk_of(by_id[id(child)]), []).append(child)
+            for cst in child_states:
+                k = fk_of(cst)
+                g = groups.get(k)
+                if g is None:
+                    groups[k] = [cst]
+                else:
+                    g.append(cst)
         else:
-            children = self._fetch_through(info, list(parents), groups)
+            self._fetch_through(info, list(parents), groups, child_states)
         inverse = info.inverse if info.inverse is not None and not info.inverse.to_many else None
         wrote = s._wrote
         for pk, st in parents.items():
-            found = groups.get(pk, [])
+            found_states = groups.get(pk, [])
+            found = list(map(_obj, found_states))
             if wrote:
                 # Rows written in this transaction may be among them: rollback must not keep them.
                 s._keep_committed_rels(st)
@@ -273,18 +293,14 @@ class GraphLoader:
             if inverse is not None:
                 parent_obj = st.obj
                 inv_key = inverse.key
-                for child in found:
-                    cst = s._states[id(child)]
+                for cst in found_states:
                     # The loader already points a child at a parent it holds: skip those.
                     if cst.rels.get(inv_key) is not parent_obj:
-                        s._spec(cst.mapping).setattr(child, inv_key, parent_obj)
+                        s._spec(cst.mapping).setattr(cst.obj, inv_key, parent_obj)
                         cst.rels[inv_key] = parent_obj
-        seen: dict[int, ObjectState] = {}
-        for child in children:
-            seen.setdefault(id(child), s._states[id(child)])
-        return list(seen.values())
+        return list({id(cst): cst for cst in child_states}.values())
 
-    def _fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[Any]]) -> list[Any]:
+    def _fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[ObjectState]], row_states: list[ObjectState]) -> None:
         s = self.s
         conn = s.connection
         tm = info.target
@@ -293,16 +309,15 @@ class GraphLoader:
         n = len(info.fk_cols)
         procs = [conn.dialect.result_processor(c.type) for c in info.fk_cols]
         order = _with_key(info.order, tm.pk)
-        out: list[Any] = []
         for chunk in self._chunks(keys, n):
             sql = conn.compiler.select_through(junction, info.fk_cols, info.other_cols, tm.table, loader.columns, len(chunk), order)
             rows = conn.fetchall(sql, self.s._db.engine.dialect.key_params(info.fk_cols, chunk))
-            objs = s._load_rows(tm, [r[n:] for r in rows])
-            for row, obj in zip(rows, objs):
+            sts: list[ObjectState] = []
+            s._load_rows(tm, [r[n:] for r in rows], sts)
+            for row, cst in zip(rows, sts):
                 vals = [v if p is None else p(v) for p, v in zip(procs, row[:n])]
-                groups.setdefault(vals[0] if n == 1 else tuple(vals), []).append(obj)
-            out += objs
-        return out
+                groups.setdefault(vals[0] if n == 1 else tuple(vals), []).append(cst)
+            row_states += sts
 
     # -- includes and lazy loads ----------------------------------------------------------------
 

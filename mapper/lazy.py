@@ -10,6 +10,8 @@ attrs classes included).
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 from .errors import RelationNotLoadedError
@@ -116,7 +118,7 @@ def set_member(collection: Any, obj: Any, present: bool) -> bool:
     Returns whether the collection changed. Domain objects compare by value (attrs), so
     ``in`` and ``remove`` would find the wrong member.
     """
-    found = any(x is obj for x in collection)
+    found = any(map(is_, collection, repeat(obj)))
     if found == present:
         return False
     if present:

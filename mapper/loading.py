@@ -31,9 +31,10 @@ class Loader:
 
     Attributes:
         columns: the columns a SELECT must return, in order.
-        load: ``load(rows, identity_dict, states, fresh, refs) -> objects`` (generated);
-            states built or filled from these rows are appended to ``fresh``; ``refs`` gives,
-            per reference, the target's identity dict and a stand-in factory.
+        load: ``load(rows, identity_dict, states, fresh, refs, row_states) -> objects``
+            (generated); states built or filled from these rows are appended to ``fresh``, the
+            state of every row (new or already held) to ``row_states``; ``refs`` gives, per
+            reference, the target's identity dict and a stand-in factory.
     """
 
     def __init__(self, mapping: ClassMapping[Any], dialect: Dialect, spec: SnapshotSpec) -> None:
@@ -68,23 +69,24 @@ class Loader:
         }
         index = {c.key: i for i, c in enumerate(self.columns)}
         lines = [
-            "def load(rows, imap, states, fresh, refs):",
+            "def load(rows, imap, states, fresh, refs, row_states):",
             "    out = []",
             "    append = out.append",
+            "    st_append = row_states.append",
             "    fresh_append = fresh.append",
             "    get = imap.get",
         ]
         for r in range(len(self.references)):
             lines.append(f"    rmap{r}, ghost{r} = refs[{r}]")
             lines.append(f"    rget{r} = rmap{r}.get")
-        lines.append("    for row in rows:")
-        # Convert each column once into a local.
+        # Unpack each row into locals (cheaper than indexing), then convert the columns whose
+        # type needs it, once each.
+        names = [f"v{i}" if p is None else f"w{i}" for i, p in enumerate(self.procs)]
+        lines.append(f"    for {', '.join(names)}{',' if len(names) == 1 else ''} in rows:")
         for i, p in enumerate(self.procs):
             if p is not None:
                 ns[f"p{i}"] = p
-                lines.append(f"        v{i} = p{i}(row[{i}])")
-            else:
-                lines.append(f"        v{i} = row[{i}]")
+                lines.append(f"        v{i} = p{i}(w{i})")
         pk_idx = [index[c.key] for c in m.pk]
         key_expr = f"v{pk_idx[0]}" if len(pk_idx) == 1 else "(" + ", ".join(f"v{i}" for i in pk_idx) + ")"
 
@@ -115,18 +117,17 @@ class Loader:
         snap = "(" + "".join(f"{x}, " for x in snap_items) + ")"
         if m.hidden_columns:
             hvals = [f"v{index[c.key]}" for c in m.hidden_columns]
-            hidden = "[" + ", ".join(hvals) + "]"
-            hsnap = "(" + "".join(f"{x}, " for x in hvals) + ")"
+            hidden = "(" + "".join(f"{x}, " for x in hvals) + ")"
         else:
-            hidden = hsnap = "None"
+            hidden = "None"
         if m.relations:
             rels = "{" + ", ".join(f"{info.key!r}: r{r}" for r, info in enumerate(self.references)) + "}"
         else:
             rels = "NO_RELS"
         state = [
             f"st.snap = {snap}",
-            f"st.hidden = {hidden}",
-            f"st.hsnap = {hsnap}",
+            # One tuple for both: hidden values are replaced, never changed in place.
+            f"st.hidden = st.hsnap = {hidden}",
             "st.committed = None",
             "st.crels = None",
             "st.status = PERSISTENT",
@@ -139,6 +140,7 @@ class Loader:
             "        if st is not None:",
             "            if st.status != GHOST:",
             "                append(st.obj)",
+            "                st_append(st)",
             "                continue",
             # A stand-in created for a reference: make it the real class and fill it.
             "            obj = st.obj",
@@ -162,7 +164,7 @@ class Loader:
         ]
         if m.on_load is not None:
             lines.append("        on_load(obj)")
-        lines += ["        append(obj)", "    return out"]
+        lines += ["        append(obj)", "        st_append(st)", "    return out"]
         src = "\n".join(lines)
         exec(compile(src, f"<mapper loader {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
         fn: LoadFn = ns["load"]

@@ -23,7 +23,7 @@ from .lazy import is_unloaded, set_member
 from .graph import GraphLoader, resolve_paths
 from .identity import IdentityMap
 from .loading import Loader
-from .mapping import ClassMapping
+from .mapping import ClassMapping, RelationInfo
 from .query import Query
 from .schema import Column
 from .sql import bind_named
@@ -81,6 +81,7 @@ class Session:
         self._conn: Connection | None = None
         #: Every managed state by id(obj): pending, persistent and deleted.
         self._states: dict[int, ObjectState] = {}
+        self._edge_cache: dict[tuple[ClassMapping[Any], Any], tuple[list[RelationInfo], list[RelationInfo]]] = {}
         #: Pending states in add() order.
         self._new: dict[int, ObjectState] = {}
         #: Persistent states marked for deletion, not yet flushed.
@@ -186,7 +187,8 @@ class Session:
             self.flush()
         return self.connection
 
-    def _load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]]) -> list[T]:
+    def _load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]], row_states: list[ObjectState] | None = None) -> list[T]:
+        """Objects for ``rows`` through the identity map; ``row_states`` receives the state of each."""
         fresh: list[ObjectState] = []
         loader = self._loader(m)
         refs = self._refs.get(m)
@@ -196,7 +198,7 @@ class Session:
             ]
         paused = _pause_gc(len(rows))
         try:
-            objs = loader.load(rows, self._identity.for_mapping(m), self._states, fresh, refs)
+            objs = loader.load(rows, self._identity.for_mapping(m), self._states, fresh, refs, [] if row_states is None else row_states)
             if fresh:
                 self._graph.wire(m, fresh)
                 if self._wrote:
@@ -236,7 +238,7 @@ class Session:
                 self._deleted.pop(id(obj), None)
             return
         m = self._mapping_of(obj)
-        hidden = [None] * len(m.hidden_columns) if m.hidden_columns else None
+        hidden = (None,) * len(m.hidden_columns) if m.hidden_columns else None
         st = ObjectState(obj, m, None, None, hidden, PENDING)
         key = self._spec(m).key_of(st)
         if key is not None:
@@ -317,7 +319,7 @@ class Session:
         # argument) and unchanged are let go, so memory stays flat.
         for st in states:
             if st.status == PERSISTENT and refcount(st.obj) <= 2:
-                if st.snap == self._spec(st.mapping).current(st.obj) and (st.hidden is None or tuple(st.hidden) == st.hsnap):
+                if st.snap == self._spec(st.mapping).current(st.obj) and (st.hidden is None or st.hidden == st.hsnap):
                     self._forget(st)
 
     # -- reading ----------------------------------------------------------------------------------
@@ -492,9 +494,9 @@ class Session:
         for c in m.attr_columns:
             spec.setattr(st.obj, c.key, by_key[c.key])
         if st.hidden is not None:
-            st.hidden[:] = [by_key[c.key] for c in m.hidden_columns]
+            st.hidden = tuple([by_key[c.key] for c in m.hidden_columns])
         st.snap = spec.take(st.obj)
-        st.hsnap = tuple(st.hidden) if st.hidden is not None else None
+        st.hsnap = st.hidden
 
     def identity(self, obj: Any) -> Any:
         """The primary key of a managed object (hidden or not): a value, or a tuple for composite keys.
@@ -958,16 +960,14 @@ class Session:
 
     def _mirror(self, child_state: ObjectState, edge: Any, new: Any, old_parents: list[Any]) -> None:
         child = child_state.obj
-        for info in child_state.mapping.relations.values():
-            if info.kind == "belongs_to" and info.edge == edge:
-                self._spec(child_state.mapping).setattr(child, info.key, new)
+        refs, _ = self._edge_relations(child_state.mapping, edge)
+        for info in refs:
+            self._spec(child_state.mapping).setattr(child, info.key, new)
         for parent, adding in [(p, False) for p in old_parents if p is not None and p is not new] + ([(new, True)] if new is not None else []):
             pst = self._lookup(parent)
             if pst is None:
                 continue
-            for info in pst.mapping.relations.values():
-                if info.edge != edge or info.kind not in ("has_many", "has_one"):
-                    continue
+            for info in self._edge_relations(pst.mapping, edge)[1]:
                 value = getattr(parent, info.key, None)
                 if value is not None and is_unloaded(value):
                     continue
@@ -979,6 +979,17 @@ class Session:
                     continue
                 if value is not None:
                     set_member(value, child, adding)
+
+    def _edge_relations(self, m: ClassMapping[Any], edge: Any) -> tuple[list[RelationInfo], list[RelationInfo]]:
+        """The BelongsTo relations of ``m`` on a foreign key, and its HasMany/HasOne ones (cached)."""
+        found = self._edge_cache.get((m, edge))
+        if found is None:
+            infos = [i for i in m.relations.values() if i.edge == edge]
+            found = self._edge_cache[(m, edge)] = (
+                [i for i in infos if i.kind == "belongs_to"],
+                [i for i in infos if i.kind in ("has_many", "has_one")],
+            )
+        return found
 
     def _mirror_association(self, st: ObjectState, info: Any, adding: bool) -> None:
         """An association object written directly: the loaded plain list of targets follows."""
@@ -1077,7 +1088,7 @@ class Session:
     def _take(self, st: ObjectState) -> None:
         self._keep_committed(st)
         st.snap = self._spec(st.mapping).take(st.obj)
-        st.hsnap = tuple(st.hidden) if st.hidden is not None else None
+        st.hsnap = st.hidden
 
     def _dirty(self, plan: RelationPlan) -> list[ObjectState]:
         """Persistent states the flush must visit: changed columns, or a foreign key to derive.
@@ -1095,7 +1106,7 @@ class Session:
                     continue
                 if current(st.obj) != st.snap or id(st) in links:
                     append(st)
-                elif st.hidden is not None and tuple(st.hidden) != st.hsnap:
+                elif st.hidden is not None and st.hidden != st.hsnap:
                     append(st)
         return out
 
@@ -1239,7 +1250,7 @@ class Session:
             spec.restore(st.obj, snap)
         st.snap = snap
         if hsnap is not None and st.hidden is not None:
-            st.hidden[:] = list(hsnap)
+            st.hidden = hsnap
         st.hsnap = hsnap
 
     @contextmanager

@@ -26,7 +26,8 @@ class ObjectState:
         mapping: its ClassMapping.
         key: the identity key (scalar, or tuple for a composite key); None until known.
         snap: attribute-column values at the last load or flush (None while pending).
-        hidden: current values of hidden columns (None when the mapping has none).
+        hidden: current values of hidden columns, a tuple replaced on change (None when the
+            mapping has none); it is shared with ``hsnap`` until a value changes.
         hsnap: hidden values at the last load or flush.
         committed: (snap, hsnap) at the last commit, restored by rollback; None while they
             equal ``snap`` / ``hsnap`` (so loading and committing cost nothing per object).
@@ -40,13 +41,13 @@ class ObjectState:
 
     __slots__ = ("obj", "mapping", "key", "snap", "hidden", "hsnap", "committed", "status", "generated", "deleted_flushed", "cohort", "rels", "crels")
 
-    def __init__(self, obj: Any, mapping: ClassMapping[Any], key: Any, snap: tuple[Any, ...] | None, hidden: list[Any] | None, status: int) -> None:
+    def __init__(self, obj: Any, mapping: ClassMapping[Any], key: Any, snap: tuple[Any, ...] | None, hidden: tuple[Any, ...] | None, status: int) -> None:
         self.obj = obj
         self.mapping = mapping
         self.key = key
         self.snap = snap
         self.hidden = hidden
-        self.hsnap: tuple[Any, ...] | None = tuple(hidden) if hidden is not None else None
+        self.hsnap: tuple[Any, ...] | None = hidden
         self.committed: tuple[tuple[Any, ...] | None, tuple[Any, ...] | None] | None = None
         self.status = status
         self.generated = False
@@ -120,8 +121,9 @@ class SnapshotSpec:
         """Set a column's current value (attribute or hidden) by mapper attribute name."""
         pos = self.hidden_position.get(key)
         if pos is not None:
-            assert state.hidden is not None
-            state.hidden[pos] = value
+            h = state.hidden
+            assert h is not None
+            state.hidden = (*h[:pos], value, *h[pos + 1 :])
         else:
             self.setattr(state.obj, key, value)
 
