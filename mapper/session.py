@@ -620,9 +620,11 @@ class Session:
         out = list(self._new.values())
         for m, states in self._identity.items():
             if m.relations:
-                out += relations_changed(
-                    list(m.relations.values()), [st for st in states.values() if st.status == PERSISTENT]
-                )
+                try:
+                    candidates = self._spec(m).relation_candidates(states.values())
+                except AttributeError:  # an attribute deleted from an object: the full test copes
+                    candidates = [st for st in states.values() if st.status == PERSISTENT]
+                out += relations_changed(list(m.relations.values()), candidates)
         doomed: dict[ClassMapping[Any], list[ObjectState]] = {}
         for st in self._deleted.values():
             if st.mapping.relations:
@@ -1093,21 +1095,18 @@ class Session:
     def _dirty(self, plan: RelationPlan) -> list[ObjectState]:
         """Persistent states the flush must visit: changed columns, or a foreign key to derive.
 
-        Runs over every managed object at each flush and commit, so an unchanged object costs
-        one attrgetter call and one tuple comparison, with the getter hoisted per mapping.
+        Runs over every managed object at each flush and commit, through the mapping's
+        generated ``changed`` scan (see ``SnapshotSpec``).
         """
         links = plan.links
         out: list[ObjectState] = []
-        append = out.append
         for m, states in self._identity.items():
-            current = self._spec(m).current
-            for st in states.values():
-                if st.status != PERSISTENT:
-                    continue
-                if current(st.obj) != st.snap or id(st) in links:
-                    append(st)
-                elif st.hidden is not None and st.hidden != st.hsnap:
-                    append(st)
+            changed = self._spec(m).changed(states.values())
+            if links:
+                ids = {id(st) for st in changed}
+                out += [st for st in states.values() if st.status == PERSISTENT and (id(st) in ids or id(st) in links)]
+            else:
+                out += changed
         return out
 
     def _keep_committed(self, st: ObjectState) -> None:

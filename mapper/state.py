@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from .mapping import ClassMapping
@@ -97,9 +97,73 @@ class SnapshotSpec:
         else:
             self.take = getter
         self.setattr = setattr if mapping.direct_setattr else object.__setattr__
+        self.changed: Callable[[Iterable[ObjectState]], list[ObjectState]] = self._generate_changed()
+        self.relation_candidates: Callable[[Iterable[ObjectState]], list[ObjectState]] = self._generate_relation_candidates()
         #: Position of each attribute column in the snapshot, by mapper attribute name.
         self.position = {n: i for i, n in enumerate(names)}
         self.hidden_position = {n: i for i, n in enumerate(self.hidden_names)}
+
+    # Flush and commit compare every managed object with its snapshots, so these two scans are
+    # generated per mapping (as the loader is): one loop, straight-line attribute reads, an
+    # identity test before any ``!=``, and no tuple built for an unchanged object.
+
+    def _generate_changed(self) -> Callable[[Iterable[ObjectState]], list[ObjectState]]:
+        """``changed(states)``: the PERSISTENT ones whose column values differ from the snapshot."""
+        tests = [f"((v := o.{n}) is not (w := s[{i}]) and v != w)" for i, n in enumerate(self.names)]
+        if self.hidden_names:
+            tests.append("((h := st.hidden) is not st.hsnap and h != st.hsnap)")
+        src = "\n".join([
+            "def changed(states):",
+            "    out = []",
+            "    for st in states:",
+            "        if st.status == PERSISTENT:",
+            "            o = st.obj",
+            "            s = st.snap",
+            f"            if {' or '.join(tests) or 'False'}:",
+            "                out.append(st)",
+            "    return out",
+        ])
+        ns: dict[str, Any] = {"PERSISTENT": PERSISTENT}
+        exec(compile(src, f"<mapper changed {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
+        fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = ns["changed"]
+        return fn
+
+    def _generate_relation_candidates(self) -> Callable[[Iterable[ObjectState]], list[ObjectState]]:
+        """``candidates(states)``: the PERSISTENT ones whose loaded relations may differ from their
+        snapshots. A reference counts when it is not the snapshot's object; a list collection
+        when it does not hold exactly the snapshot's members in order. Anything else (a set,
+        a collection never loaded) is a candidate, left to the full test."""
+        body: list[str] = []
+        for info in self.mapping.relations.values():
+            k = info.key
+            if info.to_many:
+                body += [
+                    f"            v = o.{k}",
+                    f"            s = r.get({k!r}, MISSING)",
+                    "            if v is not s and (type(v) is not list or type(s) is not tuple or len(v) != len(s) or not all(map(is_, v, s))):",
+                    "                out.append(st)",
+                    "                continue",
+                ]
+            else:
+                body += [
+                    f"            if o.{k} is not r.get({k!r}, MISSING):",
+                    "                out.append(st)",
+                    "                continue",
+                ]
+        src = "\n".join([
+            "def candidates(states):",
+            "    out = []",
+            "    for st in states:",
+            "        if st.status == PERSISTENT:",
+            "            o = st.obj",
+            "            r = st.rels",
+            *body,
+            "    return out",
+        ])
+        ns: dict[str, Any] = {"PERSISTENT": PERSISTENT, "MISSING": object(), "is_": operator.is_}
+        exec(compile(src, f"<mapper relation scan {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
+        fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = ns["candidates"]
+        return fn
 
     def restore(self, obj: Any, values: tuple[Any, ...]) -> None:
         """Write snapshot values back onto the object (copies of mutable ones)."""
