@@ -276,10 +276,11 @@ def reconcile(
         child_state = lookup(c.child)
         if child_state is None:
             continue  # not managed: reported by the save cascade
-        add_parents: list[tuple[Any, RelationInfo]] = []
-        for parent, info in c.adds:
-            if not any(p is parent for p, _ in add_parents):
-                add_parents.append((parent, info))
+        add_parents: list[tuple[Any, RelationInfo]] = c.adds if len(c.adds) < 2 else []
+        if len(c.adds) > 1:
+            for parent, info in c.adds:
+                if not any(p is parent for p, _ in add_parents):
+                    add_parents.append((parent, info))
         if len(add_parents) > 1:
             (a, ia), (b, _) = add_parents[0], add_parents[1]
             msg = (
@@ -305,11 +306,12 @@ def reconcile(
                 continue
         elif add_parents:
             new, info = add_parents[0]
-            for ref in child_state.mapping.relations.values():
-                if ref.kind == "belongs_to" and ref.edge == edge:
-                    old = child_state.rels.get(ref.key)
-                    if old is not None and old is not new:
-                        old_parents.append(old)
+            if child_state.rels:  # a new child has no relation snapshots: no old parent
+                for ref in child_state.mapping.relations.values():
+                    if ref.kind == "belongs_to" and ref.edge == edge:
+                        old = child_state.rels.get(ref.key)
+                        if old is not None and old is not new:
+                            old_parents.append(old)
         elif c.removes:
             new, info = None, c.removes[0][1]
             if _orphans(None, c.removes):

@@ -271,6 +271,13 @@ class UnitOfWork:
                     values = [None] * len(link.fk_cols)
                 else:
                     pspec = self.persister_for(pst.mapping).spec
+                    if len(link.ref_cols) == 1:  # the usual one-column key, without the lists
+                        v = pspec.get(pst, link.ref_cols[0].key)
+                        key = link.fk_cols[0].key
+                        old = spec.get(st, key)
+                        if old is not v and old != v:
+                            self.journal.set(spec, st, key, v)
+                        continue
                     values = [pspec.get(pst, c.key) for c in link.ref_cols]
             for col, v in zip(link.fk_cols, values):
                 old = spec.get(st, col.key)
@@ -493,6 +500,18 @@ class UnitOfWork:
             # Conversions looked up once per chunk, not once per value.
             targets = [(c.key, self.dialect.result_processor(c.type)) for c in cols if c is not None]
             assert len(targets) == len(cols), "RETURNING names a column the table does not have"
+            if len(targets) == 1 and targets[0][1] is None and targets[0][0] in spec.position:
+                # The usual case, a generated key alone: journal and set it inline.
+                key = targets[0][0]
+                entries = self.journal.entries
+                set_ = spec.setattr
+                for r, row in zip(chunk, ordered):
+                    st = r.state
+                    obj = st.obj
+                    entries.append((spec, st, key, getattr(obj, key)))
+                    set_(obj, key, row[0])
+                    st.generated = True
+                return
             jset = self.journal.set
             for r, row in zip(chunk, ordered):
                 st = r.state
@@ -796,11 +815,16 @@ class UnitOfWork:
         """
         rekeyed: list[tuple[ObjectState, Any]] = []
         identity = self.identity
+        last: ClassMapping[Any] | None = None
         for st in self.inserted:
+            if st.mapping is not last:  # inserts come grouped by table: look these up per group
+                last = st.mapping
+                spec = self.persister_for(last).spec
+                imap = identity.for_mapping(last)
             st.status = PERSISTENT
-            st.key = self.persister_for(st.mapping).spec.key_of(st)
+            key = st.key = spec.key_of(st)
             take(st)
-            identity.add(st)
+            imap[key] = st
         for cs in self.updated:
             st = cs.state
             take(st)

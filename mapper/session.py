@@ -237,7 +237,9 @@ class Session:
                 st.status = PERSISTENT
                 self._deleted.pop(id(obj), None)
             return
-        m = self._mapping_of(obj)
+        m = self._by_class.get(type(obj))
+        if m is None:
+            m = self._mapping_of(obj)
         hidden = (None,) * len(m.hidden_columns) if m.hidden_columns else None
         st = ObjectState(obj, m, None, None, hidden, PENDING)
         key = self._spec(m).key_of(st)
@@ -377,14 +379,13 @@ class Session:
         # map: only new objects of this class can change its answer, so only they need a flush
         # (a full autoflush would compare every held object on each miss). A natural key may
         # have been edited on a held object, so those take the full autoflush.
-        if m.autoinc is None or any(p.mapping is m for p in self._new.values()):
+        if m.autoinc is None or (self._new and any(p.mapping is m for p in self._new.values())):
             conn = self._prepare_read()
+            st = imap.get(key)  # the flush may have given a new object this key
+            if st is not None and st.status != GHOST:
+                return None if st.status == DELETED else st.obj
         else:
-            self._check()
-            conn = self.connection
-        st = self._identity.get(m, key)
-        if st is not None and st.status != GHOST:
-            return None if st.status == DELETED else st.obj
+            conn = self._conn if self._conn is not None else self.connection
         plan = self._get_plans.get(m)
         if plan is None:
             # The statement and the key conversion of get(), built once per session and class.
@@ -736,7 +737,7 @@ class Session:
         queue = list(self._deleted.values())
         # A child this flush moves to another parent (by either side) is that parent's now: the
         # old parent's delete cascade does not take it, whatever its collection still shows.
-        moved = {(id(cst.obj), edge): new for cst, edge, new, _ in plan.moves if new is not None}
+        moved = {(id(cst.obj), edge): new for cst, edge, new, _ in plan.moves if new is not None} if queue else {}
         while queue:
             batch = [st for st in queue if id(st) not in done]
             queue = []
@@ -933,10 +934,14 @@ class Session:
                     self._mirror_association(st, info, False)
         # Relation snapshots move for what this flush looked at or changed; the rest is unchanged.
         touched: dict[int, ObjectState] = {id(st): st for st in plan.touched}
+        parents_seen: set[int] = set()  # many children share a parent: look each up once
         for child_state, _, new, old_parents in plan.moves:
             touched[id(child_state)] = child_state
-            for parent in [new, *old_parents]:
-                pst = self._lookup(parent) if parent is not None else None
+            for parent in (new, *old_parents) if old_parents else (new,):
+                if parent is None or id(parent) in parents_seen:
+                    continue
+                parents_seen.add(id(parent))
+                pst = self._lookup(parent)
                 if pst is not None:
                     touched[id(pst)] = pst
         for op in plan.junction_add + plan.assoc_add + plan.junction_remove + plan.assoc_remove:
@@ -944,10 +949,12 @@ class Session:
                 ost = self._lookup(obj)
                 if ost is not None:
                     touched[id(ost)] = ost
+        tx_new = self._tx_new
         for st in touched.values():
             if st.status != PERSISTENT or not st.mapping.relations:
                 continue
-            self._keep_committed_rels(st)
+            if st.crels is None and id(st.obj) not in tx_new:
+                self._keep_committed_rels(st)
             obj = st.obj
             for info in st.mapping.relations.values():
                 value = getattr(obj, info.key, None)

@@ -195,6 +195,9 @@ class SnapshotSpec:
         """The identity key from the object's current primary-key values (None if incomplete)."""
         pk = self.mapping.pk
         if len(pk) == 1:
-            return self.get(state, pk[0].key)
+            name = pk[0].key
+            if name in self.position:  # the common case: the key is an attribute
+                return getattr(state.obj, name)
+            return self.get(state, name)
         values = tuple(self.get(state, c.key) for c in pk)
         return None if any(v is None for v in values) else values
