@@ -553,9 +553,14 @@ class UnitOfWork:
         spec = p.spec
         version = m.version
         groups: dict[tuple[str, ...], list[tuple[ChangeSet, list[Any]]]] = {}
+        # Per column set (keyed by column identities): its names, and the rows' list in groups.
+        sets: dict[tuple[int, ...], list[tuple[ChangeSet, list[Any]]]] = {}
         before = p.hooks.get("before_update")
         changes: list[ChangeSet] = []
         deferred: list[ObjectState] = []
+        binds = p.binds
+        old_value = self._old_value
+        pk_binds = [(k, binds[k.key]) for k in m.pk]
         for st in states:
             if self.plan.links:
                 if defer_waiting and self._waits_here(st):
@@ -587,11 +592,17 @@ class UnitOfWork:
                     self.journal.set(spec, st, version.key, new_version)
                     cols.append(version)
                     vals.append(new_version)
-            params = [p.bind(c, v) for c, v in zip(cols, vals)]
-            params += [p.bind(k, self._old_value(st, spec, k)) for k in m.pk]
+            params = [v if v is None or (b := binds[c.key]) is None else b(v) for c, v in zip(cols, vals)]
+            for k, b in pk_binds:
+                v = old_value(st, spec, k)
+                params.append(v if b is None or v is None else b(v))
             if version is not None:
                 params.append(p.bind(version, old_version))
-            groups.setdefault(tuple(c.name for c in cols), []).append((cs, params))
+            ids = tuple(map(id, cols))
+            rows = sets.get(ids)
+            if rows is None:
+                rows = sets[ids] = groups.setdefault(tuple(c.name for c in cols), [])
+            rows.append((cs, params))
             self.updated.append(cs)
         key_names = [k.name for k in m.pk]
         vname = version.name if version is not None else None
@@ -828,8 +839,11 @@ class UnitOfWork:
         for cs in self.updated:
             st = cs.state
             take(st)
-            new_key = self.persister_for(st.mapping).spec.key_of(st)
-            if new_key != st.key:
+            if st.mapping is not last:
+                last = st.mapping
+                spec = self.persister_for(last).spec
+            new_key = spec.key_of(st)
+            if new_key is not st.key and new_key != st.key:
                 identity.discard(st)
                 rekeyed.append((st, st.key))
                 st.key = new_key

@@ -228,9 +228,9 @@ class GraphLoader:
         if info.kind == "belongs_to":
             tm = info.target
             tmap = s._identity.for_mapping(tm)
+            keys = list(map(self._key_reader(info.source, info.fk_cols), states))
             wanted: dict[Any, None] = {}
-            for st in states:
-                k = self._values(st, info.fk_cols)
+            for k in keys:
                 if k is not None:
                     t = tmap.get(k)
                     if t is None or t.status == GHOST:
@@ -238,14 +238,16 @@ class GraphLoader:
             if wanted:
                 self.fetch(tm, tm.pk, list(wanted))
             members: dict[int, ObjectState] = {}
-            for st in states:
-                k = self._values(st, info.fk_cols)
+            for st, k in zip(states, keys):
                 t = tmap.get(k) if k is not None else None
                 target = t.obj if t is not None and t.status != GHOST else None
-                setattr_(st.obj, key, target)
+                obj = st.obj
+                # A stand-in the load just filled is already in place: no store needed.
+                if getattr(obj, key, None) is not target:
+                    setattr_(obj, key, target)
                 st.rels[key] = target
-                if t is not None and target is not None:
-                    members[id(target)] = t
+                if target is not None:
+                    members[id(target)] = t  # type: ignore[assignment]
             return list(members.values())
         parents: dict[Any, ObjectState] = {}
         for st in states:
@@ -334,9 +336,10 @@ class GraphLoader:
                         need.append(st)
                 elif info.key not in st.rels:
                     need.append(st)
-            self.load(need, info)
+            loaded = self.load(need, info)
             if sub:
-                self.load_tree(self._members(states, info), sub)
+                # When every state needed the load, its members are what load() returned.
+                self.load_tree(loaded if len(need) == len(states) else self._members(states, info), sub)
 
     def _members(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
         out: dict[int, ObjectState] = {}
