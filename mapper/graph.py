@@ -133,7 +133,7 @@ class GraphLoader:
         m = info.target
         klass = self._ghost_class(m)
         imap = self.s._identity.for_mapping(m)
-        states = self.s._states
+        states = self.s._by_id  # written to only: no need to index pending loads
         pending = self.ghosts.setdefault(m, {})
         new = object.__new__
 

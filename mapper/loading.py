@@ -31,7 +31,7 @@ class Loader:
 
     Attributes:
         columns: the columns a SELECT must return, in order.
-        load: ``load(rows, identity_dict, states, fresh, refs, row_states) -> objects``
+        load: ``load(rows, identity_dict, fresh, refs, row_states) -> objects``
             (generated); states built or filled from these rows are appended to ``fresh``, the
             state of every row (new or already held) to ``row_states``; ``refs`` gives, per
             reference, the target's identity dict and a stand-in factory.
@@ -69,7 +69,7 @@ class Loader:
         }
         index = {c.key: i for i, c in enumerate(self.columns)}
         lines = [
-            "def load(rows, imap, states, fresh, refs, row_states):",
+            "def load(rows, imap, fresh, refs, row_states):",
             "    out = []",
             "    append = out.append",
             "    st_append = row_states.append",
@@ -159,7 +159,6 @@ class Loader:
             "            st.deleted_flushed = False",
             *(f"            {line}" for line in state),
             "            imap[key] = st",
-            "            states[id(obj)] = st",
             "        fresh_append(st)",
         ]
         if m.on_load is not None:

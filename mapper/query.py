@@ -238,13 +238,14 @@ class Query(Generic[T]):
         conn = s._prepare_read()
         sql, params = conn.compiler.select(self._select())
         rows = conn.fetchall(sql, params)
-        return self._finish(s._load_rows(self._mapping, rows))
+        row_states: list[Any] = []
+        return self._finish(s._load_rows(self._mapping, rows, row_states), row_states)
 
-    def _finish(self, objs: list[T]) -> list[T]:
+    def _finish(self, objs: list[T], row_states: list[Any]) -> list[T]:
+        """Load the includes below the objects (``row_states``: their states, row by row)."""
         if self._include and objs:
-            s = self._session
-            states = list({id(o): s._states[id(o)] for o in objs}.values())
-            s._graph.load_tree(states, self._include)
+            states = list({id(st): st for st in row_states}.values())
+            self._session._graph.load_tree(states, self._include)
         return objs
 
     def __iter__(self) -> Iterator[T]:
@@ -255,7 +256,8 @@ class Query(Generic[T]):
         s = self._session
         conn = s._prepare_read()
         sql, params = conn.compiler.select(self._select(limit=1))
-        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params)))
+        sts: list[Any] = []
+        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params), sts), sts)
         return found[0] if found else None
 
     def one_or_none(self) -> T | None:
@@ -268,7 +270,8 @@ class Query(Generic[T]):
         conn = s._prepare_read()
         limit = 2 if self._limit is None else min(2, self._limit)
         sql, params = conn.compiler.select(self._select(limit=limit))
-        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params)))
+        sts: list[Any] = []
+        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params), sts), sts)
         if len(found) > 1:
             msg = f"expected at most one {self._mapping.cls.__name__}, found several; add conditions or use first()"
             raise errors.MultipleResultsError(msg)
@@ -337,8 +340,9 @@ class Query(Generic[T]):
         sql, params = conn.compiler.select(self._select())
         for rows in conn.stream(sql, params, batch_size):
             before = set(s._states)
-            objs = self._finish(s._load_rows(self._mapping, rows))
-            fresh = [s._states[id(o)] for o in objs if id(o) not in before]
+            sts: list[Any] = []
+            objs = self._finish(s._load_rows(self._mapping, rows, sts), sts)
+            fresh = [st for st in sts if id(st.obj) not in before]
             yield from objs
             del objs
             s._release_unused(fresh, sys.getrefcount)

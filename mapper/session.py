@@ -80,7 +80,11 @@ class Session:
         self.lazy = lazy if lazy is not None else db.lazy
         self._conn: Connection | None = None
         #: Every managed state by id(obj): pending, persistent and deleted.
-        self._states: dict[int, ObjectState] = {}
+        # Managed states by id(obj). Loads do not index their rows here (at tens of thousands
+        # of rows that was a third of a load): they queue the cohort in _unindexed, and the
+        # first read of _states indexes what is queued. A read-only session never pays it.
+        self._by_id: dict[int, ObjectState] = {}
+        self._unindexed: list[list[ObjectState]] = []
         self._edge_cache: dict[tuple[ClassMapping[Any], Any], tuple[list[RelationInfo], list[RelationInfo]]] = {}
         #: Pending states in add() order.
         self._new: dict[int, ObjectState] = {}
@@ -187,6 +191,18 @@ class Session:
             self.flush()
         return self.connection
 
+    @property
+    def _states(self) -> dict[int, ObjectState]:
+        """Managed states by id(obj), with every loaded cohort indexed."""
+        if self._unindexed:
+            by_id = self._by_id
+            for cohort in self._unindexed:
+                for st in cohort:
+                    if st.status != DETACHED:
+                        by_id[id(st.obj)] = st
+            self._unindexed.clear()
+        return self._by_id
+
     def _load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]], row_states: list[ObjectState] | None = None) -> list[T]:
         """Objects for ``rows`` through the identity map; ``row_states`` receives the state of each."""
         fresh: list[ObjectState] = []
@@ -198,7 +214,11 @@ class Session:
             ]
         paused = _pause_gc(len(rows))
         try:
-            objs = loader.load(rows, self._identity.for_mapping(m), self._states, fresh, refs, [] if row_states is None else row_states)
+            try:
+                objs = loader.load(rows, self._identity.for_mapping(m), fresh, refs, [] if row_states is None else row_states)
+            finally:
+                if fresh:
+                    self._unindexed.append(fresh)
             if fresh:
                 self._graph.wire(m, fresh)
                 if self._wrote:
