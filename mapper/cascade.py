@@ -198,9 +198,10 @@ def reconcile(
     pairs: dict[tuple[Any, ...], tuple[str, JunctionOp]] = {}
 
     def claim(child: Any, edge: tuple[str, tuple[str, ...]]) -> _Claim:
-        c = claims.get((id(child), edge))
+        k = (id(child), edge)
+        c = claims.get(k)
         if c is None:
-            c = claims[(id(child), edge)] = _Claim(child)
+            c = claims[k] = _Claim(child)
         return c
 
     def pair(info: RelationInfo, obj: Any, x: Any, adding: bool) -> None:
@@ -255,14 +256,25 @@ def reconcile(
                 snap_members = ()
             elif not isinstance(snap_members, tuple):
                 snap_members = (snap_members,)
-            snap_ids = {id(x) for x in snap_members}
-            cur_ids = {id(x) for x in members}
-            added = [x for x in members if id(x) not in snap_ids]
-            removed = [x for x in snap_members if id(x) not in cur_ids]
+            if snap_members:
+                snap_ids = {id(x) for x in snap_members}
+                cur_ids = {id(x) for x in members}
+                added = [x for x in members if id(x) not in snap_ids]
+                removed = [x for x in snap_members if id(x) not in cur_ids]
+            else:  # a new parent, or a collection that was empty: every member is added
+                added, removed = members, []
             if kind in ("has_many", "has_one"):
+                edge = info.edge
+                target_cls = info.target.cls
+                entry = (obj, info)
                 for x in added:
-                    _check_type(x, info)
-                    claim(x, info.edge).adds.append((obj, info))
+                    if not isinstance(x, target_cls):
+                        _check_type(x, info)
+                    k = (id(x), edge)
+                    c = claims.get(k)
+                    if c is None:
+                        c = claims[k] = _Claim(x)
+                    c.adds.append(entry)
                 for x in removed:
                     claim(x, info.edge).removes.append((obj, info))
                 continue
@@ -288,7 +300,7 @@ def reconcile(
                 f"{label(b, lookup)}); a child belongs to one parent: remove it from one collection"
             )
             raise FlushError(msg)
-        old_parents = [p for p, _ in c.removes]
+        old_parents = [p for p, _ in c.removes] if c.removes else []
         if c.to_one is not None:
             new, info = c.to_one
             if add_parents and add_parents[0][0] is not new:

@@ -61,6 +61,44 @@ class Persister:
         self.keep_binds = [self.bind_list[i] for i in self.keep]
         self.keep_names = tuple(self.all_names[i] for i in self.keep)
         self.auto_returning = (auto.name,) if auto is not None else ()
+        self.collect: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = self._generate_collect()
+
+    def _generate_collect(self) -> Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None]:
+        """``collect(state)``: (columns, values, returning) of the common INSERT, else None.
+
+        Generated per mapping, like the loader: the column values are read straight off the
+        object (and its hidden values), the binds applied inline. Common means: every value
+        set, or only the generated key missing while every column whose None means more
+        (defaults, versions, timestamps, keys) is set. Anything else takes the general path.
+        """
+        ns: dict[str, Any] = {"ALL": self.all_names, "KEEP": self.keep_names, "AUTO": self.auto_returning}
+        lines = ["def collect(st):", "    o = st.obj", "    h = st.hidden"]
+        for i, (attr, pos) in enumerate(self.sources):
+            name = self.mapping.columns[i].key
+            lines.append(f"    v{i} = o.{name}" if attr else f"    v{i} = h[{pos}]")
+
+        def bound(i: int) -> str:
+            b = self.bind_list[i]
+            if b is None:
+                return f"v{i}"
+            ns[f"b{i}"] = b
+            return f"(None if v{i} is None else b{i}(v{i}))"
+
+        n = len(self.sources)
+        if self.auto_pos is not None:
+            a = self.auto_pos
+            lines.append(f"    if v{a} is None:")
+            if self.special:
+                lines.append("        if " + " or ".join(f"v{i} is None" for i in self.special) + ":")
+                lines.append("            return None")
+            lines.append("        return KEEP, [" + ", ".join(bound(i) for i in self.keep) + "], AUTO")
+        lines.append("    if " + " or ".join(f"v{i} is None" for i in range(n)) + ":")
+        lines.append("        return None")
+        lines.append("    return ALL, [" + ", ".join(bound(i) for i in range(n)) + "], ()")
+        src = "\n".join(lines)
+        exec(compile(src, f"<mapper insert {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
+        fn: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = ns["collect"]
+        return fn
 
     def bind(self, col: Column, value: Any) -> Any:
         """The driver value of one column value."""
@@ -274,9 +312,19 @@ class UnitOfWork:
                     if len(link.ref_cols) == 1:  # the usual one-column key, without the lists
                         v = pspec.get(pst, link.ref_cols[0].key)
                         key = link.fk_cols[0].key
-                        old = spec.get(st, key)
+                        pos = spec.hidden_position.get(key)
+                        if pos is None:
+                            old = getattr(st.obj, key)
+                            if old is not v and old != v:
+                                self.journal.set(spec, st, key, v)
+                            continue
+                        h = st.hidden
+                        assert h is not None
+                        old = h[pos]
                         if old is not v and old != v:
-                            self.journal.set(spec, st, key, v)
+                            # A hidden foreign key (the common case), journaled inline.
+                            self.journal.entries.append((spec, st, key, old))
+                            st.hidden = (*h[:pos], v, *h[pos + 1 :])
                         continue
                     values = [pspec.get(pst, c.key) for c in link.ref_cols]
             for col, v in zip(link.fk_cols, values):
@@ -379,8 +427,17 @@ class UnitOfWork:
                     self._resolve_links(st, p.spec, True)
                 ready, waiting = waiting, []
             groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_InsertRow]] = {}
+            collect = p.collect
             for st in ready:
-                row = self._collect_insert(st, p)
+                got = collect(st)
+                if got is None:
+                    row = self._collect_insert(st, p)
+                else:
+                    row = _InsertRow(st, got[0], got[1], got[2])
+                    if got[2]:
+                        # Its generated key is missing: no identity to check.
+                        groups.setdefault((row.columns, row.returning), []).append(row)
+                        continue
                 if st.key is None:
                     key = p.spec.key_of(st)
                     if key is not None:

@@ -628,7 +628,7 @@ class Session:
     # -- flush preparation: cascades and relation reconciliation ----------------------------------
 
     def _lookup(self, obj: Any) -> ObjectState | None:
-        st = self._states.get(id(obj))
+        st = (self._states if self._unindexed else self._by_id).get(id(obj))
         return st if st is not None and st.obj is obj and st.status != DETACHED else None
 
     def _related_states(self) -> list[ObjectState]:
