@@ -251,7 +251,11 @@ class Session:
             DuplicateIdentityError: another managed object has the same primary key.
         """
         self._check()
-        st = self._states.get(id(obj))
+        self._add(obj, self._states)
+
+    def _add(self, obj: Any, states: dict[int, ObjectState]) -> None:
+        """add() without the session check; ``states`` is the indexed ``_states``."""
+        st = states.get(id(obj))
         if st is not None and st.obj is obj:
             if st.status == DELETED and not st.deleted_flushed:
                 st.status = PERSISTENT
@@ -275,16 +279,19 @@ class Session:
                     "use session.get() to work on the existing object instead of adding another"
                 )
                 raise errors.DuplicateIdentityError(msg)
-        self._states[id(obj)] = st
-        self._new[id(obj)] = st
-        self._tx_new[id(obj)] = st
+        k = id(obj)
+        states[k] = st
+        self._new[k] = st
+        self._tx_new[k] = st
         if key is not None:
             self._pending_keys[(m, key)] = st
 
     def add_all(self, objs: Iterable[Any]) -> None:
         """``add()`` each object, in order."""
+        self._check()
+        states = self._states
         for obj in objs:
-            self.add(obj)
+            self._add(obj, states)
 
     def delete(self, obj: Any) -> None:
         """Delete ``obj`` at the next flush (a pending object is simply dropped).
@@ -668,6 +675,7 @@ class Session:
         # Save cascade: new objects reachable from managed ones join the unit of work.
         related = self._related_states()
         queue = list(related)
+        states = self._states
         while queue:
             found = reachable_unmanaged(queue, lambda o: self._lookup(o) is not None)
             queue = []
@@ -678,9 +686,10 @@ class Session:
                         f"session.add(), or give {info.name} the 'save' cascade"
                     )
                     raise errors.FlushError(msg)
-                self.add(obj)
-                queue.append(self._states[id(obj)])
-                related.append(self._states[id(obj)])
+                self._add(obj, states)
+                st = states[id(obj)]
+                queue.append(st)
+                related.append(st)
         plan = reconcile(related, self._lookup, self._relation_ops)
         plan.touched = related
         for st in plan.orphans:
@@ -934,8 +943,10 @@ class Session:
     # -- after the flush: both sides in memory, relation snapshots --------------------------------
 
     def _after_flush(self, plan: RelationPlan, uow: UnitOfWork, rekeyed: list[tuple[ObjectState, Any]]) -> None:
+        # Many children share a parent: each parent's state is looked up once.
+        parent_states: dict[int, ObjectState | None] = {}
         for child_state, edge, new, old_parents in plan.moves:
-            self._mirror(child_state, edge, new, old_parents)
+            self._mirror(child_state, edge, new, old_parents, parent_states)
         for op in plan.junction_add + plan.assoc_add:
             self._mirror_pair(op, True)
         for op in plan.junction_remove + plan.assoc_remove:
@@ -954,14 +965,14 @@ class Session:
                     self._mirror_association(st, info, False)
         # Relation snapshots move for what this flush looked at or changed; the rest is unchanged.
         touched: dict[int, ObjectState] = {id(st): st for st in plan.touched}
-        parents_seen: set[int] = set()  # many children share a parent: look each up once
+        parents_seen: set[int] = set()
         for child_state, _, new, old_parents in plan.moves:
             touched[id(child_state)] = child_state
             for parent in (new, *old_parents) if old_parents else (new,):
                 if parent is None or id(parent) in parents_seen:
                     continue
                 parents_seen.add(id(parent))
-                pst = self._lookup(parent)
+                pst = parent_states[id(parent)] if id(parent) in parent_states else self._lookup(parent)
                 if pst is not None:
                     touched[id(pst)] = pst
         for op in plan.junction_add + plan.assoc_add + plan.junction_remove + plan.assoc_remove:
@@ -987,13 +998,20 @@ class Session:
                 else:
                     st.rels[info.key] = value
 
-    def _mirror(self, child_state: ObjectState, edge: Any, new: Any, old_parents: list[Any]) -> None:
+    def _mirror(self, child_state: ObjectState, edge: Any, new: Any, old_parents: list[Any], parent_states: dict[int, ObjectState | None]) -> None:
         child = child_state.obj
         refs, _ = self._edge_relations(child_state.mapping, edge)
         for info in refs:
             self._spec(child_state.mapping).setattr(child, info.key, new)
-        for parent, adding in [(p, False) for p in old_parents if p is not None and p is not new] + ([(new, True)] if new is not None else []):
-            pst = self._lookup(parent)
+        ends = [(p, False) for p in old_parents if p is not None and p is not new] if old_parents else []
+        if new is not None:
+            ends.append((new, True))
+        for parent, adding in ends:
+            k = id(parent)
+            if k in parent_states:
+                pst = parent_states[k]
+            else:
+                pst = parent_states[k] = self._lookup(parent)
             if pst is None:
                 continue
             for info in self._edge_relations(pst.mapping, edge)[1]:
