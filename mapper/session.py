@@ -604,6 +604,8 @@ class Session:
         if self._flushing:
             return
         self._flushing = True
+        # The cascades allocate per new object too (states, claims, links): pause from there.
+        paused = _pause_gc(len(self._new) + len(self._deleted))
         try:
             self._db._before_flush(self)
             plan, ops = self._prepare_flush()
@@ -613,20 +615,19 @@ class Session:
             conn = self.connection
             db = self._db
             self._wrote = True
-            paused = _pause_gc(len(self._new) + len(persistent) + len(self._deleted))
-            try:
-                uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister, self._states)
-                uow.run(list(self._new.values()), persistent, list(self._deleted.values()), plan, ops)
-                rekeyed = uow.finalize(self._states, self._take)
-                self._after_flush(plan, uow, rekeyed)
-            finally:
-                if paused:
-                    gc.enable()
+            if not paused:
+                paused = _pause_gc(len(self._new) + len(persistent) + len(self._deleted))
+            uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister, self._states)
+            uow.run(list(self._new.values()), persistent, list(self._deleted.values()), plan, ops)
+            rekeyed = uow.finalize(self._states, self._take)
+            self._after_flush(plan, uow, rekeyed)
         except BaseException as exc:
             self._fail(exc)
             raise
         finally:
             self._flushing = False
+            if paused:
+                gc.enable()
         self._new.clear()
         self._deleted.clear()
         self._pending_keys.clear()
@@ -981,22 +982,30 @@ class Session:
                 if ost is not None:
                     touched[id(ost)] = ost
         tx_new = self._tx_new
+        # Per mapping: (attribute, is a reference, is to-many), looked up once per flush.
+        plans: dict[ClassMapping[Any], list[tuple[str, bool, bool]]] = {}
         for st in touched.values():
             if st.status != PERSISTENT or not st.mapping.relations:
                 continue
             if st.crels is None and id(st.obj) not in tx_new:
                 self._keep_committed_rels(st)
+            plan_m = plans.get(st.mapping)
+            if plan_m is None:
+                plan_m = plans[st.mapping] = [
+                    (info.key, info.kind == "belongs_to", info.to_many) for info in st.mapping.relations.values()
+                ]
             obj = st.obj
-            for info in st.mapping.relations.values():
-                value = getattr(obj, info.key, None)
-                if info.kind == "belongs_to":
-                    st.rels[info.key] = value
+            rels = st.rels
+            for key, reference, to_many in plan_m:
+                value = getattr(obj, key, None)
+                if reference:
+                    rels[key] = value
                 elif value is not None and is_unloaded(value):
                     continue
-                elif info.to_many:
-                    st.rels[info.key] = tuple(value) if value is not None else ()
+                elif to_many:
+                    rels[key] = tuple(value) if value is not None else ()
                 else:
-                    st.rels[info.key] = value
+                    rels[key] = value
 
     def _mirror(self, child_state: ObjectState, edge: Any, new: Any, old_parents: list[Any], parent_states: dict[int, ObjectState | None]) -> None:
         child = child_state.obj

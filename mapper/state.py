@@ -131,7 +131,7 @@ class SnapshotSpec:
     def _generate_relation_candidates(self) -> Callable[[Iterable[ObjectState]], list[ObjectState]]:
         """``candidates(states)``: the PERSISTENT ones whose loaded relations may differ from their
         snapshots. A reference counts when it is not the snapshot's object; a list collection
-        when it does not hold exactly the snapshot's members in order. Anything else (a set,
+        (a loaded lazy one too) when it does not hold exactly the snapshot's members in order. Anything else (a set,
         a collection never loaded) is a candidate, left to the full test."""
         body: list[str] = []
         for info in self.mapping.relations.values():
@@ -140,7 +140,9 @@ class SnapshotSpec:
                 body += [
                     f"            v = o.{k}",
                     f"            s = r.get({k!r}, MISSING)",
-                    "            if v is not s and (type(v) is not list or type(s) is not tuple or len(v) != len(s) or not all(map(is_, v, s))):",
+                    # Loaded lazy lists subclass list: read them through list's own slots,
+                    # which never trigger a load.
+                    "            if v is not s and (not isinstance(v, list) or type(s) is not tuple or list_len(v) != len(s) or not all(map(is_, list_iter(v), s))):",
                     "                out.append(st)",
                     "                continue",
                 ]
@@ -160,7 +162,9 @@ class SnapshotSpec:
             *body,
             "    return out",
         ])
-        ns: dict[str, Any] = {"PERSISTENT": PERSISTENT, "MISSING": object(), "is_": operator.is_}
+        ns: dict[str, Any] = {
+            "PERSISTENT": PERSISTENT, "MISSING": object(), "is_": operator.is_, "list_len": list.__len__, "list_iter": list.__iter__,
+        }
         exec(compile(src, f"<mapper relation scan {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
         fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = ns["candidates"]
         return fn
