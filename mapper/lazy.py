@@ -132,9 +132,12 @@ def set_member(collection: Any, obj: Any, present: bool) -> bool:
 
 def is_unloaded(value: Any) -> bool:
     """Whether a relation attribute still holds something that was never loaded."""
-    if isinstance(value, _Unloaded):
+    t = type(value)
+    # By type, not isinstance(): isinstance() would read a stand-in's __class__ through its
+    # loading __getattribute__.
+    if t is LazyList or t is LazySet:
         return value._loader is not None
-    return GHOST_HOOK in type(value).__dict__
+    return GHOST_HOOK in t.__dict__
 
 
 _PASSTHROUGH = frozenset({"__class__", "__dict__", "__weakref__", "__slots__", "__attrs_attrs__"})

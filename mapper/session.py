@@ -676,10 +676,10 @@ class Session:
         # Save cascade: new objects reachable from managed ones join the unit of work.
         related = self._related_states()
         queue = list(related)
-        states = self._states
         while queue:
             found = reachable_unmanaged(queue, lambda o: self._lookup(o) is not None)
             queue = []
+            states = self._states if found else self._by_id
             for obj, info in found:
                 if "save" not in info.cascade:
                     msg = (
