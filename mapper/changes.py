@@ -17,16 +17,14 @@ class ChangeSet:
         state: the object's state.
         columns: changed columns, attribute columns first, in mapping order.
         values: their new values, in the same order.
-        current: all attribute-column values now (the next snapshot, before copying).
     """
 
-    __slots__ = ("state", "columns", "values", "current")
+    __slots__ = ("state", "columns", "values")
 
-    def __init__(self, state: ObjectState, columns: list[Column], values: list[Any], current: tuple[Any, ...]) -> None:
+    def __init__(self, state: ObjectState, columns: list[Column], values: list[Any]) -> None:
         self.state = state
         self.columns = columns
         self.values = values
-        self.current = current
 
     def __repr__(self) -> str:
         return f"<ChangeSet {self.state!r} {[c.key for c in self.columns]}>"
@@ -35,31 +33,11 @@ class ChangeSet:
 def compute_changes(state: ObjectState, spec: SnapshotSpec) -> ChangeSet | None:
     """The ChangeSet of a persistent object, or None when nothing changed.
 
-    Values compare by identity first, then ``==``; the tuple comparison does both in C,
-    so an unchanged object costs one attrgetter call and one tuple comparison.
+    Values compare by identity first, then ``==``, through the mapping's generated ``diff``
+    (see ``SnapshotSpec``), so an unchanged object costs one straight-line pass.
     """
-    current = spec.current(state.obj)
-    snap = state.snap
-    hidden = state.hidden
-    same_attrs = current == snap
-    if same_attrs and (hidden is None or hidden == state.hsnap):
+    assert state.snap is not None, "only states with a snapshot have changes"
+    found = spec.diff(state)
+    if found is None:
         return None
-    columns: list[Column] = []
-    values: list[Any] = []
-    mapping = spec.mapping
-    if not same_attrs:
-        assert snap is not None
-        attr_columns = mapping.attr_columns
-        for i, (new, old) in enumerate(zip(current, snap)):
-            if new is not old and new != old:
-                columns.append(attr_columns[i])
-                values.append(new)
-    if hidden is not None and state.hsnap is not None:
-        hidden_columns = mapping.hidden_columns
-        for i, (new, old) in enumerate(zip(hidden, state.hsnap)):
-            if new is not old and new != old:
-                columns.append(hidden_columns[i])
-                values.append(new)
-    if not columns:
-        return None
-    return ChangeSet(state, columns, values, current)
+    return ChangeSet(state, found[0], found[1])

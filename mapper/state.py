@@ -98,6 +98,7 @@ class SnapshotSpec:
             self.take = getter
         self.setattr = setattr if mapping.direct_setattr else object.__setattr__
         self.changed: Callable[[Iterable[ObjectState]], list[ObjectState]] = self._generate_changed()
+        self.diff: Callable[[ObjectState], tuple[list[Any], list[Any]] | None] = self._generate_diff()
         self.relation_candidates: Callable[[Iterable[ObjectState]], list[ObjectState]] = self._generate_relation_candidates()
         #: Position of each attribute column in the snapshot, by mapper attribute name.
         self.position = {n: i for i, n in enumerate(names)}
@@ -126,6 +127,42 @@ class SnapshotSpec:
         ns: dict[str, Any] = {"PERSISTENT": PERSISTENT}
         exec(compile(src, f"<mapper changed {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
         fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = ns["changed"]
+        return fn
+
+    def _generate_diff(self) -> Callable[[ObjectState], tuple[list[Any], list[Any]] | None]:
+        """``diff(state)``: (changed columns, their new values) of a state with snapshots, or
+        None when nothing changed; attribute columns first, then hidden ones, in mapping order."""
+        ns: dict[str, Any] = {}
+        lines = ["def diff(st):", "    o = st.obj", "    s = st.snap", "    cols = None"]
+        for i, c in enumerate(self.mapping.attr_columns):
+            ns[f"a{i}"] = c
+            lines += [
+                f"    v = o.{c.key}",
+                f"    w = s[{i}]",
+                "    if v is not w and v != w:",
+                "        if cols is None:",
+                "            cols = []",
+                "            vals = []",
+                f"        cols.append(a{i})",
+                "        vals.append(v)",
+            ]
+        if self.hidden_names:
+            lines += ["    h = st.hidden", "    hs = st.hsnap", "    if h is not hs and h is not None and hs is not None:"]
+            for i, c in enumerate(self.mapping.hidden_columns):
+                ns[f"h{i}"] = c
+                lines += [
+                    f"        v = h[{i}]",
+                    f"        w = hs[{i}]",
+                    "        if v is not w and v != w:",
+                    "            if cols is None:",
+                    "                cols = []",
+                    "                vals = []",
+                    f"            cols.append(h{i})",
+                    "            vals.append(v)",
+                ]
+        lines.append("    return None if cols is None else (cols, vals)")
+        exec(compile("\n".join(lines), f"<mapper diff {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
+        fn: Callable[[ObjectState], tuple[list[Any], list[Any]] | None] = ns["diff"]
         return fn
 
     def _generate_relation_candidates(self) -> Callable[[Iterable[ObjectState]], list[ObjectState]]:
