@@ -7,6 +7,7 @@ access pattern costs one query per object.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -372,7 +373,15 @@ class GraphLoader:
         if not any(c is st for c in targets):
             targets.append(st)
         s._prepare_read()
-        self.load(targets, info)
+        # As for a query: the collector waits until the rows are objects.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            self.load(targets, info)
+        finally:
+            if paused:
+                gc.enable()
 
 
 _MISSING: Any = object()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -237,9 +238,18 @@ class Query(Generic[T]):
         s = self._session
         conn = s._prepare_read()
         sql, params = conn.compiler.select(self._select())
-        rows = conn.fetchall(sql, params)
-        row_states: list[Any] = []
-        return self._finish(s._load_rows(self._mapping, rows, row_states), row_states)
+        # The collector waits for the whole result: the driver's rows die once they are
+        # objects, so a collection during the fetch or the load would only traverse them.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            rows = conn.fetchall(sql, params)
+            row_states: list[Any] = []
+            return self._finish(s._load_rows(self._mapping, rows, row_states), row_states)
+        finally:
+            if paused:
+                gc.enable()
 
     def _finish(self, objs: list[T], row_states: list[Any]) -> list[T]:
         """Load the includes below the objects (``row_states``: their states, row by row)."""
