@@ -53,6 +53,15 @@ class _Frame:
 
 
 
+def _key_params(dialect: Any, cols: Sequence[Column]) -> Callable[[Any], list[Any]]:
+    """``params(key)``: the driver values of one key (a value, or a tuple for several columns)."""
+    binds = [dialect.bind_processor(c.type) for c in cols]
+    if len(cols) == 1:
+        b = binds[0]
+        return lambda key: [key if b is None or key is None else b(key)]
+    return lambda key: [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
+
+
 def _pause_gc(rows: int) -> bool:
     """Pause the cyclic GC for a batch of more than 1,000 rows; True if the caller must resume it.
 
@@ -102,7 +111,7 @@ class Session:
         self._by_class = db.registry.by_class
         #: Identity dicts of classes with a one-column key, by class, for get()'s fast path.
         self._held: dict[type, dict[Any, ObjectState]] = {}
-        self._get_plans: dict[ClassMapping[Any], tuple[str, Callable[[Sequence[Any]], list[Any]]]] = {}
+        self._get_plans: dict[ClassMapping[Any], tuple[str, Callable[[Any], list[Any]]]] = {}
         #: States whose committed values were set aside since the last commit.
         self._since_commit: list[ObjectState] = []
         #: States whose rows were deleted since the last commit.
@@ -416,9 +425,9 @@ class Session:
         plan = self._get_plans.get(m)
         if plan is None:
             # The statement and the key conversion of get(), built once per session and class.
-            sql = conn.compiler.select_by_keys(m.table, self._loader(m).columns, m.pk, 1)
-            plan = self._get_plans[m] = (sql, conn.dialect.key_binder(m.pk))
-        rows = conn.fetchall(plan[0], plan[1]((key,)))
+            sql = conn.compiler.select_by_key(m.table, self._loader(m).columns, m.pk)
+            plan = self._get_plans[m] = (sql, _key_params(conn.dialect, m.pk))
+        rows = conn.fetchall(plan[0], plan[1](key))
         found = self._load_rows(m, rows)
         if not found and st is not None:
             # A reference to a row that does not exist: drop the stand-in.

@@ -320,6 +320,19 @@ class Compiler:
             self._cache[ck] = sql
         return sql
 
+    def select_by_key(self, table: Table, columns: Sequence[Column], keys: Sequence[Column]) -> str:
+        """SELECT ``columns`` of the row whose ``keys`` equal one value each (cached).
+
+        ``key = ?`` with scalar parameters, never an array: the same statement every time,
+        which PostgreSQL prepares after a few runs, and the plainest plan."""
+        ck = ("sk1", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys))
+        sql = self._cache.get(ck)
+        if sql is None:
+            cols = ", ".join(self.column(c) for c in columns)
+            cond = " AND ".join(f"{self.column(k)} = {self.marker}" for k in keys)
+            sql = self._cache[ck] = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+        return sql
+
     def select_through(
         self,
         junction: str,
