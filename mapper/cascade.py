@@ -9,6 +9,7 @@ values once the parents have keys. Claims that contradict each other are a Flush
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from operator import is_
 from typing import Any
 
@@ -16,7 +17,7 @@ from .errors import FlushError
 from .lazy import is_unloaded
 from .mapping import RelationInfo
 from .schema import Column
-from .state import PENDING, ObjectState
+from .state import DETACHED, PENDING, ObjectState
 
 __all__ = ["Link", "JunctionOp", "RelationPlan", "reachable_unmanaged", "reconcile", "delete_targets"]
 
@@ -98,10 +99,10 @@ def _members(value: Any, info: RelationInfo) -> list[Any]:
     if not info.to_many:
         return [value]
     items = list(value)
-    for item in items:
-        if item is None:
-            msg = f"{info.name} contains None; a collection holds {info.target.cls.__name__} objects only"
-            raise FlushError(msg)
+    # By identity, in C: `None in items` would call each member's __eq__.
+    if any(map(is_, items, repeat(None))):
+        msg = f"{info.name} contains None; a collection holds {info.target.cls.__name__} objects only"
+        raise FlushError(msg)
     return items
 
 
@@ -152,12 +153,13 @@ def relations_changed(infos: Sequence[RelationInfo], states: Iterable[ObjectStat
 
 
 def reachable_unmanaged(
-    states: Iterable[ObjectState], is_managed: Callable[[Any], bool]
+    states: Iterable[ObjectState], managed: dict[int, ObjectState]
 ) -> list[tuple[Any, RelationInfo]]:
     """Objects referenced from loaded relations of ``states`` that the session does not manage.
 
-    Returns (object, relation) pairs in discovery order; the caller adds those whose
-    relation has the "save" cascade and reports the others.
+    ``managed`` is the session's index of states by ``id(obj)``. Returns (object, relation)
+    pairs in discovery order; the caller adds those whose relation has the "save" cascade
+    and reports the others.
     """
     out: list[tuple[Any, RelationInfo]] = []
     seen: set[int] = set()
@@ -171,7 +173,11 @@ def reachable_unmanaged(
             if value is None or is_unloaded(value):
                 continue
             for item in _members(value, info):
-                if id(item) in seen or is_managed(item):
+                k = id(item)
+                if k in seen:
+                    continue
+                mst = managed.get(k)
+                if mst is not None and mst.obj is item and mst.status != DETACHED:
                     continue
                 _check_type(item, info)
                 seen.add(id(item))

@@ -686,7 +686,7 @@ class Session:
         related = self._related_states()
         queue = list(related)
         while queue:
-            found = reachable_unmanaged(queue, lambda o: self._lookup(o) is not None)
+            found = reachable_unmanaged(queue, self._states)
             queue = []
             states = self._states if found else self._by_id
             for obj, info in found:
