@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable, Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .lazy import fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
+from .lazy import GHOST_HOOK, fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
 from .state import DELETED, GHOST, PERSISTENT, ObjectState
 
 _obj = attrgetter("obj")
+_hidden = attrgetter("hidden")
 
 if TYPE_CHECKING:
     from .session import Session
@@ -72,16 +73,15 @@ class GraphLoader:
         vals = tuple(spec.get(st, c.key) for c in cols)
         return None if any(v is None for v in vals) else vals
 
-    def _key_reader(self, m: ClassMapping[Any], cols: Sequence[Column]) -> Callable[[ObjectState], Any]:
-        """A fast ``state -> key value`` for one column (hidden or attribute), else the general path."""
+    def _keys_of(self, m: ClassMapping[Any], cols: Sequence[Column], states: list[ObjectState]) -> list[Any]:
+        """The values of ``cols`` for each state (one column: read in C, with attrgetters)."""
         if len(cols) == 1:
             spec = self.s._spec(m)
             pos = spec.hidden_position.get(cols[0].key)
             if pos is not None:
-                return lambda st: st.hidden[pos]  # type: ignore[index]
-            key = cols[0].key
-            return lambda st: getattr(st.obj, key)
-        return lambda st: self._values(st, cols)
+                return list(map(itemgetter(pos), map(_hidden, states)))
+            return list(map(attrgetter(cols[0].key), map(_obj, states)))
+        return [self._values(st, cols) for st in states]
 
     def _parent_key(self, st: ObjectState, info: RelationInfo) -> Any:
         if [c.key for c in info.ref_cols] == [c.key for c in st.mapping.pk]:
@@ -229,9 +229,9 @@ class GraphLoader:
         if info.kind == "belongs_to":
             tm = info.target
             tmap = s._identity.for_mapping(tm)
-            keys = list(map(self._key_reader(info.source, info.fk_cols), states))
+            keys = self._keys_of(info.source, info.fk_cols, states)
             wanted: dict[Any, None] = {}
-            for k in keys:
+            for k in dict.fromkeys(keys):  # each distinct key once
                 if k is not None:
                     t = tmap.get(k)
                     if t is None or t.status == GHOST:
@@ -246,7 +246,9 @@ class GraphLoader:
                 # A stand-in the load just filled is already in place: no store needed.
                 if getattr(obj, key, None) is not target:
                     setattr_(obj, key, target)
-                st.rels[key] = target
+                rels = st.rels
+                if rels.get(key, _MISSING) is not target:
+                    rels[key] = target
                 if target is not None:
                     members[id(target)] = t  # type: ignore[assignment]
             return list(members.values())
@@ -262,9 +264,7 @@ class GraphLoader:
             tm = info.target
             order = _with_key(info.order, tm.pk)
             self.fetch(tm, info.fk_cols, list(parents), order, child_states)
-            fk_of = self._key_reader(tm, info.fk_cols)
-            for cst in child_states:
-                k = fk_of(cst)
+            for k, cst in zip(self._keys_of(tm, info.fk_cols, child_states), child_states):
                 g = groups.get(k)
                 if g is None:
                     groups[k] = [cst]
@@ -328,15 +328,18 @@ class GraphLoader:
         """Load every path of ``tree`` below ``states``: one query per segment per chunk."""
         for info, sub in tree.items():
             need = []
-            for st in states:
-                if st.status not in (PERSISTENT, DELETED):
-                    continue
-                if info.kind == "belongs_to":
-                    v = st.rels.get(info.key, _MISSING)
-                    if v is _MISSING or (v is not None and is_unloaded(v)):
+            key = info.key
+            if info.kind == "belongs_to":
+                for st in states:
+                    if st.status == PERSISTENT or st.status == DELETED:
+                        v = st.rels.get(key, _MISSING)
+                        # A reference is unloaded when it is a stand-in (see lazy.is_unloaded).
+                        if v is _MISSING or (v is not None and GHOST_HOOK in type(v).__dict__):
+                            need.append(st)
+            else:
+                for st in states:
+                    if (st.status == PERSISTENT or st.status == DELETED) and key not in st.rels:
                         need.append(st)
-                elif info.key not in st.rels:
-                    need.append(st)
             loaded = self.load(need, info)
             if sub:
                 # When every state needed the load, its members are what load() returned.
