@@ -58,7 +58,6 @@ class Persister:
                  or c.server_default is not None or c.primary_key)
         ]
         self.keep = [i for i in range(len(mapping.columns)) if i != self.auto_pos]
-        self.keep_binds = [self.bind_list[i] for i in self.keep]
         self.keep_names = tuple(self.all_names[i] for i in self.keep)
         self.auto_returning = (auto.name,) if auto is not None else ()
         self.collect: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = self._generate_collect()
@@ -357,6 +356,8 @@ class UnitOfWork:
     # -- inserts ----------------------------------------------------------------------------------
 
     def _collect_insert(self, st: ObjectState, p: Persister) -> _InsertRow:
+        """The general INSERT row: for the rows ``Persister.collect`` leaves (a None that means
+        a default, a version, a timestamp, a server default, or a missing key)."""
         m = st.mapping
         spec = p.spec
         j = self.journal
@@ -364,18 +365,6 @@ class UnitOfWork:
         hidden = st.hidden
         # Every value in column order, read in one pass (attributes, then hidden values).
         raw = [current[i] if a else hidden[i] for a, i in p.sources] if hidden is not None else [current[i] for _, i in p.sources]
-        if None not in raw:
-            binds = p.bind_list
-            return _InsertRow(st, p.all_names, [v if b is None else b(v) for b, v in zip(binds, raw)], ())
-        auto_pos = p.auto_pos
-        if auto_pos is not None and raw[auto_pos] is None and all(raw[i] is not None for i in p.special):
-            kept = [raw[i] for i in p.keep]
-            return _InsertRow(
-                st,
-                p.keep_names,
-                [v if b is None or v is None else b(v) for b, v in zip(p.keep_binds, kept)],
-                p.auto_returning,
-            )
         cols: list[str] = []
         values: list[Any] = []
         returning: list[str] = []

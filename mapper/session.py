@@ -52,7 +52,6 @@ class _Frame:
         self.loaded_mark = len(session._loaded_after_write)
 
 
-
 def _key_params(dialect: Any, cols: Sequence[Column]) -> Callable[[Any], list[Any]]:
     """``params(key)``: the driver values of one key (a value, or a tuple for several columns)."""
     binds = [dialect.bind_processor(c.type) for c in cols]
@@ -88,10 +87,10 @@ class Session:
         self.autoflush = autoflush
         self.lazy = lazy if lazy is not None else db.lazy
         self._conn: Connection | None = None
-        #: Every managed state by id(obj): pending, persistent and deleted.
-        # Managed states by id(obj). Loads do not index their rows here (at tens of thousands
-        # of rows that was a third of a load): they queue the cohort in _unindexed, and the
-        # first read of _states indexes what is queued. A read-only session never pays it.
+        # Every managed state by id(obj): pending, persistent and deleted. Loads do not index
+        # their rows here (at tens of thousands of rows that was a third of a load): they queue
+        # the cohort in _unindexed, and the first read of _states indexes what is queued. A
+        # read-only session never pays it.
         self._by_id: dict[int, ObjectState] = {}
         self._unindexed: list[list[ObjectState]] = []
         self._edge_cache: dict[tuple[ClassMapping[Any], Any], tuple[list[RelationInfo], list[RelationInfo]]] = {}

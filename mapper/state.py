@@ -133,33 +133,29 @@ class SnapshotSpec:
         """``diff(state)``: (changed columns, their new values) of a state with snapshots, or
         None when nothing changed; attribute columns first, then hidden ones, in mapping order."""
         ns: dict[str, Any] = {}
+
+        def compare(value: str, old: str, col: str, pad: str) -> list[str]:
+            # Record ``col`` and its new value when ``value`` differs from ``old``.
+            return [
+                f"{pad}v = {value}",
+                f"{pad}w = {old}",
+                f"{pad}if v is not w and v != w:",
+                f"{pad}    if cols is None:",
+                f"{pad}        cols = []",
+                f"{pad}        vals = []",
+                f"{pad}    cols.append({col})",
+                f"{pad}    vals.append(v)",
+            ]
+
         lines = ["def diff(st):", "    o = st.obj", "    s = st.snap", "    cols = None"]
         for i, c in enumerate(self.mapping.attr_columns):
             ns[f"a{i}"] = c
-            lines += [
-                f"    v = o.{c.key}",
-                f"    w = s[{i}]",
-                "    if v is not w and v != w:",
-                "        if cols is None:",
-                "            cols = []",
-                "            vals = []",
-                f"        cols.append(a{i})",
-                "        vals.append(v)",
-            ]
+            lines += compare(f"o.{c.key}", f"s[{i}]", f"a{i}", "    ")
         if self.hidden_names:
             lines += ["    h = st.hidden", "    hs = st.hsnap", "    if h is not hs and h is not None and hs is not None:"]
             for i, c in enumerate(self.mapping.hidden_columns):
                 ns[f"h{i}"] = c
-                lines += [
-                    f"        v = h[{i}]",
-                    f"        w = hs[{i}]",
-                    "        if v is not w and v != w:",
-                    "            if cols is None:",
-                    "                cols = []",
-                    "                vals = []",
-                    f"            cols.append(h{i})",
-                    "            vals.append(v)",
-                ]
+                lines += compare(f"h[{i}]", f"hs[{i}]", f"h{i}", "        ")
         lines.append("    return None if cols is None else (cols, vals)")
         exec(compile("\n".join(lines), f"<mapper diff {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
         fn: Callable[[ObjectState], tuple[list[Any], list[Any]] | None] = ns["diff"]

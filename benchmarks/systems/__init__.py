@@ -4,8 +4,6 @@ number of rows deleted); the harness times the call, reads ``queries`` and verif
 
 from __future__ import annotations
 
-from typing import Any
-
 from .base import System
 
 __all__ = ["System", "SYSTEMS", "load_system"]
