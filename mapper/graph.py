@@ -7,13 +7,13 @@ access pattern costs one query per object.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .lazy import GHOST_HOOK, fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
+from .loading import collector_paused
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
 from .state import DELETED, GHOST, PERSISTENT, ObjectState
@@ -376,15 +376,8 @@ class GraphLoader:
         if not any(c is st for c in targets):
             targets.append(st)
         s._prepare_read()
-        # As for a query: the collector waits until the rows are objects.
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with collector_paused():
             self.load(targets, info)
-        finally:
-            if paused:
-                gc.enable()
 
 
 _MISSING: Any = object()

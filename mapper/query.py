@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -26,6 +25,7 @@ from .mapping import ClassMapping
 from .schema import Column
 from .sql import AliasedColumn, Exists, Join, Select
 from .graph import PathTree, resolve_paths
+from .loading import collector_paused
 
 if TYPE_CHECKING:
     from .session import Session
@@ -238,18 +238,10 @@ class Query(Generic[T]):
         s = self._session
         conn = s._prepare_read()
         sql, params = conn.compiler.select(self._select())
-        # The collector waits for the whole result: the driver's rows die once they are
-        # objects, so a collection during the fetch or the load would only traverse them.
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with collector_paused():
             rows = conn.fetchall(sql, params)
             row_states: list[Any] = []
             return self._finish(s._load_rows(self._mapping, rows, row_states), row_states)
-        finally:
-            if paused:
-                gc.enable()
 
     def _finish(self, objs: list[T], row_states: list[Any]) -> list[T]:
         """Load the includes below the objects (``row_states``: their states, row by row)."""

@@ -22,7 +22,7 @@ from .flush import ParentOp, Persister, UnitOfWork
 from .lazy import is_unloaded, set_member
 from .graph import GraphLoader, resolve_paths
 from .identity import IdentityMap
-from .loading import Loader
+from .loading import Loader, pause_gc
 from .mapping import ClassMapping, RelationInfo
 from .query import Query
 from .schema import Column
@@ -59,20 +59,6 @@ def _key_params(dialect: Any, cols: Sequence[Column]) -> Callable[[Any], list[An
         b = binds[0]
         return lambda key: [key if b is None or key is None else b(key)]
     return lambda key: [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
-
-
-def _pause_gc(rows: int) -> bool:
-    """Pause the cyclic GC for a batch of more than 1,000 rows; True if the caller must resume it.
-
-    What a load or a flush builds (objects, states, snapshots, change sets, parameters) lives
-    until the batch is done, so a collection in the middle only traverses it again and again;
-    at 50,000 rows that was half a load and two thirds of a flush. The collector resumes when
-    the batch ends and runs as usual from there.
-    """
-    if rows > 1000 and gc.isenabled():
-        gc.disable()
-        return True
-    return False
 
 
 class Session:
@@ -220,7 +206,7 @@ class Session:
             refs = self._refs[m] = [
                 (self._identity.for_mapping(info.target), self._graph.ghost_factory(info)) for info in loader.references
             ]
-        paused = _pause_gc(len(rows))
+        paused = pause_gc(len(rows))
         try:
             try:
                 objs = loader.load(rows, self._identity.for_mapping(m), fresh, refs, [] if row_states is None else row_states)
@@ -613,7 +599,7 @@ class Session:
             return
         self._flushing = True
         # The cascades allocate per new object too (states, claims, links): pause from there.
-        paused = _pause_gc(len(self._new) + len(self._deleted))
+        paused = pause_gc(len(self._new) + len(self._deleted))
         try:
             self._db._before_flush(self)
             plan, ops = self._prepare_flush()
@@ -624,7 +610,7 @@ class Session:
             db = self._db
             self._wrote = True
             if not paused:
-                paused = _pause_gc(len(self._new) + len(persistent) + len(self._deleted))
+                paused = pause_gc(len(self._new) + len(persistent) + len(self._deleted))
             uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister, self._states)
             uow.run(list(self._new.values()), persistent, list(self._deleted.values()), plan, ops)
             rekeyed = uow.finalize(self._states, self._take)
