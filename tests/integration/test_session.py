@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import attrs
 import pytest
 
@@ -196,6 +198,24 @@ def test_get_miss_costs_one_statement_then_hits(backend, make_db, count):
         assert cody == Pug("Cody", age=4, id=cody_id)
         with count(s, 0):
             assert s.get(Pug, cody_id) is cody
+
+
+def test_get_miss_sends_the_same_scalar_statement_every_time(backend, make_db, count, caplog):
+    # key = ? with one scalar parameter, never an array: PostgreSQL prepares a statement it
+    # sees repeatedly, and the plan is the plainest.
+    db = make_db(OwnerMapper, PugMapper, echo=True)
+    ids = _seed_pugs(db, Pug("Cody"), Pug("Ruby"))
+    caplog.set_level(logging.INFO, logger="mapper.sql")
+    with db.session() as s:
+        caplog.clear()
+        with count(s, 2):
+            assert [s.get(Pug, i).name for i in ids] == ["Cody", "Ruby"]
+    selects = [r.getMessage() for r in caplog.records if r.name == "mapper.sql" and r.getMessage().startswith("SELECT")]
+    assert len(selects) == 2
+    statement = selects[0].split(" [")[0].split(" (")[0]
+    assert selects[1].startswith(statement)
+    assert "ANY(" not in statement and " IN (" not in statement
+    assert statement.endswith(" = ?" if backend.name == "sqlite" else " = %s"), statement
 
 
 def test_get_missing_row_returns_none(backend, make_db, count):
