@@ -212,7 +212,7 @@ def test_get_miss_sends_the_same_scalar_statement_every_time(backend, make_db, c
             assert [s.get(Pug, i).name for i in ids] == ["Cody", "Ruby"]
     selects = [r.getMessage() for r in caplog.records if r.name == "mapper.sql" and r.getMessage().startswith("SELECT")]
     assert len(selects) == 2
-    statement = selects[0].split(" [")[0].split(" (")[0]
+    statement = selects[0].rsplit(" (", 1)[0].rsplit(" [", 1)[0]  # "SQL [params] (ms)"
     assert selects[1].startswith(statement)
     assert "ANY(" not in statement and " IN (" not in statement
     assert statement.endswith(" = ?" if backend.name == "sqlite" else " = %s"), statement
