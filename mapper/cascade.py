@@ -123,11 +123,11 @@ def relations_changed(infos: Sequence[RelationInfo], states: Iterable[ObjectStat
     out: list[ObjectState] = []
     keyed = [(info.key, info) for info in infos]
     for st in states:
-        rels = st.rels
+        rel = st.rel
         obj = st.obj
         for key, info in keyed:
             value = getattr(obj, key, None)
-            snap = rels.get(key, _MISSING)
+            snap = rel(key, _MISSING)
             if value is snap:
                 continue
             if info.kind == "belongs_to" or snap is _MISSING or not info.to_many:
@@ -247,7 +247,7 @@ def reconcile(
             value = getattr(obj, info.key, None)
             kind = info.kind
             if kind == "belongs_to":
-                snap = st.rels.get(info.key, _MISSING)
+                snap = st.rel(info.key, _MISSING)
                 changed = value is not None if (pending or snap is _MISSING) else value is not snap
                 if changed:
                     if value is not None:
@@ -257,7 +257,7 @@ def reconcile(
             if value is not None and is_unloaded(value):
                 continue
             members = _members(value, info)
-            snap_members = st.rels.get(info.key, ())
+            snap_members = st.rel(info.key, ())
             if snap_members is None:
                 snap_members = ()
             elif not isinstance(snap_members, tuple):
@@ -316,7 +316,7 @@ def reconcile(
                     f"{pinfo.name} of {label(parent, lookup)}; the two sides contradict each other: change one side only"
                 )
                 raise FlushError(msg)
-            old = child_state.rels.get(info.key, None)
+            old = child_state.rel(info.key)
             if old is not None and old is not new:
                 old_parents.append(old)
             if new is None and old_parents and _orphans(info, c.removes):
@@ -324,10 +324,10 @@ def reconcile(
                 continue
         elif add_parents:
             new, info = add_parents[0]
-            if child_state.rels:  # a new child has no relation snapshots: no old parent
+            if child_state.status != PENDING:  # a new child has no relation snapshots: no old parent
                 for ref in child_state.mapping.relations.values():
                     if ref.kind == "belongs_to" and ref.edge == edge:
-                        old = child_state.rels.get(ref.key)
+                        old = child_state.rel(ref.key)
                         if old is not None and old is not new:
                             old_parents.append(old)
         elif c.removes:

@@ -246,9 +246,8 @@ class GraphLoader:
                 # A stand-in the load just filled is already in place: no store needed.
                 if getattr(obj, key, None) is not target:
                     setattr_(obj, key, target)
-                rels = st.rels
-                if rels.get(key, _MISSING) is not target:
-                    rels[key] = target
+                if st.rel(key, _MISSING) is not target:
+                    st.rels[key] = target
                 if target is not None:
                     members[id(target)] = t  # type: ignore[assignment]
             return list(members.values())
@@ -298,7 +297,7 @@ class GraphLoader:
                 inv_key = inverse.key
                 for cst in found_states:
                     # The loader already points a child at a parent it holds: skip those.
-                    if cst.rels.get(inv_key) is not parent_obj:
+                    if cst.rel(inv_key) is not parent_obj:
                         s._spec(cst.mapping).setattr(cst.obj, inv_key, parent_obj)
                         cst.rels[inv_key] = parent_obj
         return list({id(cst): cst for cst in child_states}.values())
@@ -332,13 +331,13 @@ class GraphLoader:
             if info.kind == "belongs_to":
                 for st in states:
                     if st.status == PERSISTENT or st.status == DELETED:
-                        v = st.rels.get(key, _MISSING)
+                        v = st.rel(key, _MISSING)
                         # A reference is unloaded when it is a stand-in (see lazy.is_unloaded).
                         if v is _MISSING or (v is not None and GHOST_HOOK in type(v).__dict__):
                             need.append(st)
             else:
                 for st in states:
-                    if (st.status == PERSISTENT or st.status == DELETED) and key not in st.rels:
+                    if (st.status == PERSISTENT or st.status == DELETED) and st.rel(key, _MISSING) is _MISSING:
                         need.append(st)
             loaded = self.load(need, info)
             if sub:

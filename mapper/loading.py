@@ -73,9 +73,7 @@ class Loader:
         self.columns: list[Column] = list(mapping.columns)
         self.procs = [dialect.result_processor(c.type) for c in self.columns]
         #: BelongsTo relations on one column, wired by the generated loader itself.
-        self.references: list[RelationInfo] = [
-            info for info in mapping.relations.values() if info.kind == "belongs_to" and len(info.fk_cols) == 1
-        ]
+        self.references: list[RelationInfo] = [mapping.relations[key] for key in mapping.ref_slots]
         self.load: LoadFn = self._generate()
 
     def convert_row(self, row: Sequence[Any]) -> list[Any]:
@@ -144,16 +142,16 @@ class Loader:
                 store(info.key, f"r{r}"),
             ]
         snap_items = [f"deepcopy(v{index[c.key]})" if c.type.mutable else f"v{index[c.key]}" for c in m.attr_columns]
+        # The references' snapshots go at the end of the snapshot tuple (see ObjectState.rels):
+        # a dict per row would cost more than the rest of the state.
+        snap_items += [f"r{r}" for r in range(len(self.references))]
         snap = "(" + "".join(f"{x}, " for x in snap_items) + ")"
         if m.hidden_columns:
             hvals = [f"v{index[c.key]}" for c in m.hidden_columns]
             hidden = "(" + "".join(f"{x}, " for x in hvals) + ")"
         else:
             hidden = "None"
-        if m.relations:
-            rels = "{" + ", ".join(f"{info.key!r}: r{r}" for r, info in enumerate(self.references)) + "}"
-        else:
-            rels = "NO_RELS"
+        rels = "None" if m.relations else "NO_RELS"
         state = [
             f"st.snap = {snap}",
             # One tuple for both: hidden values are replaced, never changed in place.
@@ -161,7 +159,7 @@ class Loader:
             "st.committed = None",
             "st.crels = None",
             "st.status = PERSISTENT",
-            f"st.rels = {rels}",
+            f"st._rels = {rels}",
             "st.cohort = fresh",
         ]
         lines += [

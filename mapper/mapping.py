@@ -220,6 +220,10 @@ class ClassMapping(Generic[T]):
         self.relations: dict[str, RelationInfo] = {}
         #: Relations of other mappings whose foreign key references this one (for deletes).
         self.referenced_by: list[RelationInfo] = []
+        #: References on one foreign-key column (wired by the generated loader), by attribute
+        #: name: their position in a loaded row's snapshot tuple, after the attribute columns.
+        #: A loaded row keeps these reference snapshots there instead of in a dict of its own.
+        self.ref_slots: dict[str, int] = {}
         self.lazy: str | None = getattr(mapper_class, "lazy", None)
         if self.lazy is not None and self.lazy not in LAZY:
             msg = f"{mapper_class.__name__}.lazy = {self.lazy!r}; use one of {LAZY}"
@@ -353,6 +357,9 @@ class Registry:
         for cm in self.mappings:
             for info in cm.relations.values():
                 self._finish_relation(info)
+        for cm in self.mappings:
+            refs = [i for i in cm.relations.values() if i.kind == "belongs_to" and len(i.fk_cols) == 1]
+            cm.ref_slots = {info.key: len(cm.attr_columns) + j for j, info in enumerate(refs)}
 
     def _add(self, mapper_class: Any) -> None:
         if not (isinstance(mapper_class, type) and issubclass(mapper_class, Mapper)):

@@ -37,6 +37,9 @@ __all__ = ["Session"]
 T = TypeVar("T")
 
 
+#: ``ObjectState.rel`` default that tells a relation that is not loaded from one that is None.
+_NOT_LOADED: Any = object()
+
 class _Frame:
     """What a savepoint must restore: the snapshot of every state when it was opened."""
 
@@ -342,7 +345,7 @@ class Session:
         # argument) and unchanged are let go, so memory stays flat.
         for st in states:
             if st.status == PERSISTENT and refcount(st.obj) <= 2:
-                if st.snap == self._spec(st.mapping).current(st.obj) and (st.hidden is None or st.hidden == st.hsnap):
+                if self._spec(st.mapping).diff(st) is None:
                     self._forget(st)
 
     # -- reading ----------------------------------------------------------------------------------
@@ -517,6 +520,7 @@ class Session:
             spec.setattr(st.obj, c.key, by_key[c.key])
         if st.hidden is not None:
             st.hidden = tuple([by_key[c.key] for c in m.hidden_columns])
+        st.own_rels()
         st.snap = spec.take(st.obj)
         st.hsnap = st.hidden
 
@@ -844,7 +848,7 @@ class Session:
         self._detach_moved_in(parents, info, plan, queued, delete_mode or rule == "CASCADE")
         if owning is not None:
             # Parents whose collection is loaded had every child handled above.
-            keys = [k for k, st in zip(keys, parents) if owning.key not in st.rels]
+            keys = [k for k, st in zip(keys, parents) if st.rel(owning.key, _NOT_LOADED) is _NOT_LOADED]
         self._plan_unheld_children(infos, m, keys, ops, {m})
         return queued
 
@@ -1137,6 +1141,7 @@ class Session:
 
     def _take(self, st: ObjectState) -> None:
         self._keep_committed(st)
+        st.own_rels()
         st.snap = self._spec(st.mapping).take(st.obj)
         st.hsnap = st.hidden
 
@@ -1293,7 +1298,8 @@ class Session:
 
     def _restore_values(self, st: ObjectState, snap: tuple[Any, ...] | None, hsnap: tuple[Any, ...] | None) -> None:
         spec = self._spec(st.mapping)
-        if snap is not None and spec.current(st.obj) != snap:
+        # A loaded row's snapshot may end with its references (ObjectState.rels): not values.
+        if snap is not None and spec.current(st.obj) != snap[: len(spec.names)]:
             spec.restore(st.obj, snap)
         st.snap = snap
         if hsnap is not None and st.hidden is not None:

@@ -36,10 +36,12 @@ class ObjectState:
         deleted_flushed: the DELETE was sent in the current transaction.
         cohort: the states that came from the same result (lazy loads serve them all).
         rels: relation snapshots by name (the referenced object, or a tuple of members);
-            a relation that is not loaded has no entry.
+            a relation that is not loaded has no entry. A row fresh from a load keeps its
+            one-column references at the end of ``snap`` instead (``mapping.ref_slots``):
+            ``rel()`` reads them there, and ``rels`` builds the dict on first use.
     """
 
-    __slots__ = ("obj", "mapping", "key", "snap", "hidden", "hsnap", "committed", "status", "generated", "deleted_flushed", "cohort", "rels", "crels")
+    __slots__ = ("obj", "mapping", "key", "snap", "hidden", "hsnap", "committed", "status", "generated", "deleted_flushed", "cohort", "_rels", "crels")
 
     def __init__(self, obj: Any, mapping: ClassMapping[Any], key: Any, snap: tuple[Any, ...] | None, hidden: tuple[Any, ...] | None, status: int) -> None:
         self.obj = obj
@@ -53,9 +55,44 @@ class ObjectState:
         self.generated = False
         self.deleted_flushed = False
         self.cohort: Any = None
-        self.rels: dict[str, Any] = {}
+        #: None while the relation snapshots are the references at the end of ``snap``.
+        self._rels: dict[str, Any] | None = {}
         #: Relation snapshots at the last commit; None while they equal ``rels``.
         self.crels: dict[str, Any] | None = None
+
+    @property
+    def rels(self) -> dict[str, Any]:
+        """The relation snapshots as a dict (built from the end of ``snap`` on first use)."""
+        r = self._rels
+        if r is None:
+            r = self._rels = self._refs_from_snap()
+        return r
+
+    @rels.setter
+    def rels(self, value: dict[str, Any]) -> None:
+        self._rels = value
+
+    def rel(self, key: str, default: Any = None) -> Any:
+        """The snapshot of one relation, or ``default`` when it is not loaded; builds no dict."""
+        r = self._rels
+        if r is None:
+            i = self.mapping.ref_slots.get(key)
+            if i is None:
+                return default
+            snap = self.snap
+            assert snap is not None
+            return snap[i]
+        return r.get(key, default)
+
+    def own_rels(self) -> None:
+        """Move the references out of ``snap`` into ``rels``, before ``snap`` is replaced."""
+        if self._rels is None:
+            self._rels = self._refs_from_snap()
+
+    def _refs_from_snap(self) -> dict[str, Any]:
+        snap = self.snap
+        assert snap is not None
+        return {key: snap[i] for key, i in self.mapping.ref_slots.items()}
 
     def __repr__(self) -> str:
         names = {PENDING: "pending", PERSISTENT: "persistent", DELETED: "deleted", DETACHED: "detached", GHOST: "ghost"}
@@ -167,6 +204,13 @@ class SnapshotSpec:
         (a loaded lazy one too) when it does not hold exactly the snapshot's members in order. Anything else (a set,
         a collection never loaded) is a candidate, left to the full test."""
         body: list[str] = []
+        # A row fresh from a load: its references are at the end of the snapshot, and none of
+        # its collections is loaded (so, as below, any collection makes it a candidate).
+        m = self.mapping
+        if any(info.to_many or info.key not in m.ref_slots for info in m.relations.values()):
+            fresh_test = "True"
+        else:
+            fresh_test = " or ".join(f"o.{k} is not s[{i}]" for k, i in m.ref_slots.items()) or "False"
         for info in self.mapping.relations.values():
             k = info.key
             if info.to_many:
@@ -191,7 +235,12 @@ class SnapshotSpec:
             "    for st in states:",
             "        if st.status == PERSISTENT:",
             "            o = st.obj",
-            "            r = st.rels",
+            "            r = st._rels",
+            "            if r is None:",
+            "                s = st.snap",
+            f"                if {fresh_test}:",
+            "                    out.append(st)",
+            "                continue",
             *body,
             "    return out",
         ])
