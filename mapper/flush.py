@@ -22,7 +22,7 @@ from .mapping import ClassMapping
 from .ordering import table_order
 from .schema import Column, Table
 from .sql import Compiler
-from .state import DELETED, PENDING, PERSISTENT, ObjectState, SnapshotSpec
+from .state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec
 
 __all__ = ["Persister", "Journal", "UnitOfWork", "ParentOp"]
 
@@ -309,7 +309,7 @@ class UnitOfWork:
                 else:
                     pspec = self.persister_for(pst.mapping).spec
                     if len(link.ref_cols) == 1:  # the usual one-column key, without the lists
-                        v = pspec.get(pst, link.ref_cols[0].key)
+                        v = _parent_value(pst, pspec, link.ref_cols[0])
                         key = link.fk_cols[0].key
                         pos = spec.hidden_position.get(key)
                         if pos is None:
@@ -325,7 +325,7 @@ class UnitOfWork:
                             self.journal.entries.append((spec, st, key, old))
                             st.hidden = (*h[:pos], v, *h[pos + 1 :])
                         continue
-                    values = [pspec.get(pst, c.key) for c in link.ref_cols]
+                    values = [_parent_value(pst, pspec, c) for c in link.ref_cols]
             for col, v in zip(link.fk_cols, values):
                 old = spec.get(st, col.key)
                 if old is not v and old != v:
@@ -901,3 +901,16 @@ class UnitOfWork:
         self.journal.entries.clear()
         return rekeyed
 
+
+def _parent_value(pst: ObjectState, spec: SnapshotSpec, col: Column) -> Any:
+    """A referenced column of a parent; a stand-in's key is known without loading it."""
+    if pst.status == GHOST:
+        pk = pst.mapping.pk
+        if len(pk) == 1:
+            if pk[0] is col:
+                return pst.key
+        else:
+            for i, c in enumerate(pk):  # by identity: Column's == builds an expression
+                if c is col:
+                    return pst.key[i]
+    return spec.get(pst, col.key)

@@ -342,11 +342,22 @@ class Session:
 
     def _release_unused(self, states: list[ObjectState], refcount: Callable[[Any], int]) -> None:
         # Streamed objects referenced only by their state (refcount: state.obj + the call
-        # argument) and unchanged are let go, so memory stays flat.
+        # argument) and unchanged, in their columns and in their loaded relations, are let go,
+        # so memory stays flat.
         for st in states:
             if st.status == PERSISTENT and refcount(st.obj) <= 2:
-                if self._spec(st.mapping).diff(st) is None:
-                    self._forget(st)
+                m = st.mapping
+                spec = self._spec(m)
+                if spec.diff(st) is not None:
+                    continue
+                if m.relations:
+                    try:
+                        moved = relations_changed(list(m.relations.values()), spec.relation_candidates((st,)))
+                    except AttributeError:  # an attribute deleted from the object: keep it
+                        continue
+                    if moved:
+                        continue
+                self._forget(st)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -1019,7 +1030,9 @@ class Session:
                 pst = parent_states[k]
             else:
                 pst = parent_states[k] = self._lookup(parent)
-            if pst is None:
+            if pst is None or pst.status == GHOST:
+                # A stand-in has nothing loaded to mirror into (touching it would load it); its
+                # collections load after this flush, from the rows it wrote.
                 continue
             for info in self._edge_relations(pst.mapping, edge)[1]:
                 value = getattr(parent, info.key, None)

@@ -527,6 +527,31 @@ def test_stream_keeps_memory_flat(backend, make_db, count):
         assert peak <= 1000, f"the session held {peak} objects at once"
 
 
+def test_stream_releases_unchanged_objects_with_references_and_keeps_a_moved_one(backend, make_db, count):
+    from tests.rel_models import PETS
+    from tests.rel_models import Owner as ROwner
+    from tests.rel_models import Pug as RPug
+
+    db = make_db(*PETS)
+    with db.session() as s:
+        tom, bob = ROwner("Tom"), ROwner("Bob")
+        s.add_all([tom, bob])
+        s.add_all([RPug(f"p{i:04d}", age=i, owner=tom) for i in range(2000)])
+    with db.session() as s:
+        bob = s.query(ROwner).where(name="Bob").one()
+        peak = 0
+        with count(s, 1):
+            for p in s.query(RPug).order_by("age").stream(batch_size=200):
+                if p.age == 1234:
+                    p.owner = bob  # changed only in its reference: it must stay managed
+                peak = max(peak, len(s._states))
+        assert peak <= 500, f"the session held {peak} objects at once"
+        with count(s, 1):
+            s.flush()
+    moved = backend.raw(f"SELECT name FROM {backend.q('rel_pugs')} WHERE owner_id = ?", (bob.id,))
+    assert [r[0] for r in moved] == ["p1234"]
+
+
 @pytest.mark.parametrize("bad", [0, -5, "10", 2.5, None])
 def test_stream_rejects_bad_batch_size(backend, make_db, count, bad):
     db = make_db(OwnerMapper, PugMapper)

@@ -338,6 +338,77 @@ def test_unloaded_collections_are_untouched_when_the_reference_changes(backend, 
     assert _pug_owners(backend) == [("Cody", bob0.id), ("Doug", tom0.id), ("Rex", bob0.id)]
 
 
+def _cody_owner_in_transaction(s, backend):
+    return s.execute(f"SELECT owner_id FROM {backend.q('rel_pugs')} WHERE name = 'Cody'")[0][0]
+
+
+def test_a_loaded_reference_changed_back_and_forth_writes_each_change_and_rolls_back(backend, make_db, count):
+    # The reference snapshots are what each row held at load.
+    db = make_db(*PETS)
+    tom0, bob0, _ = _three_owners(db)
+    with db.session() as s:
+        cody, doug, rex = s.query(Pug).order_by("id").include("owner").all()
+        tom, bob = cody.owner, rex.owner
+        cody.owner = bob
+        cody.owner = tom  # back to the loaded value before any flush: nothing to write
+        with count(s, 0):
+            s.flush()
+        cody.owner = bob
+        with count(s, 1):
+            s.flush()
+        assert _cody_owner_in_transaction(s, backend) == bob0.id
+        cody.owner = tom  # back again, now against the flushed snapshot
+        with count(s, 1):
+            s.flush()
+        assert _cody_owner_in_transaction(s, backend) == tom0.id
+        doug.owner = bob
+        s.flush()
+        s.rollback()
+        assert (cody.owner, doug.owner, rex.owner) == (tom, tom, bob)
+        assert cody.owner is tom and doug.owner is tom
+        with count(s, 0):  # the rollback left nothing to write
+            s.flush()
+    assert _pug_owners(backend) == [("Cody", tom0.id), ("Doug", tom0.id), ("Rex", bob0.id)]
+
+
+def test_a_loaded_reference_is_restored_by_a_savepoint_and_kept_by_refresh(backend, make_db, count):
+    db = make_db(*PETS)
+    tom0, bob0, _ = _three_owners(db)
+    with db.session() as s:
+        cody, doug, rex = s.query(Pug).order_by("id").include("owner").all()
+        tom, bob = cody.owner, rex.owner
+        with pytest.raises(RuntimeError):
+            with s.begin_nested():
+                cody.owner = bob
+                s.flush()
+                raise RuntimeError("undo")
+        assert cody.owner is tom
+        assert _cody_owner_in_transaction(s, backend) == tom0.id
+        s.refresh(doug)  # a new snapshot of the columns; the reference snapshot stays
+        assert doug.owner is tom
+        doug.owner = bob
+        with count(s, 1):
+            s.flush()
+        s.commit()
+    assert _pug_owners(backend) == [("Cody", tom0.id), ("Doug", bob0.id), ("Rex", bob0.id)]
+
+
+def test_moving_a_child_between_stand_ins_loads_neither_parent(backend, make_db, count):
+    db = make_db(*PETS)
+    tom0, bob0, _ = _three_owners(db)
+    with db.session() as s:
+        cody, doug, rex = s.query(Pug).order_by("id").all()  # owners not included: stand-ins
+        cody.owner = rex.owner
+        with count(s, 1):  # the UPDATE only: the new key is the stand-in's, the old parent has nothing loaded
+            s.flush()
+        with count(s, 2):  # both stand-ins load on first touch, then both collections, from the rows written
+            assert [p.name for p in rex.owner.pugs] == ["Cody", "Rex"]
+        assert cody.owner is rex.owner
+        with count(s, 0):
+            assert [p.name for p in doug.owner.pugs] == ["Doug"]
+    assert _pug_owners(backend) == [("Cody", bob0.id), ("Doug", tom0.id), ("Rex", bob0.id)]
+
+
 def test_contradicting_sides_are_a_flush_error_and_nothing_is_written(backend, make_db):
     db = make_db(*PETS)
     tom0, bob0, ann0 = _three_owners(db)
