@@ -14,7 +14,7 @@ from typing import Any
 
 from . import errors
 from .cascade import JunctionOp, Link, RelationPlan
-from .changes import ChangeSet, compute_changes
+from .changes import compute_changes
 from .dialects.base import Dialect, Processor
 from .engine import Connection
 from .identity import IdentityMap
@@ -61,6 +61,15 @@ class Persister:
         self.keep_names = tuple(self.all_names[i] for i in self.keep)
         self.auto_returning = (auto.name,) if auto is not None else ()
         self.collect: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = self._generate_collect()
+        #: Columns in the order of the snapshot comparison: attribute columns, then hidden ones.
+        self.compared: list[Column] = [*mapping.attr_columns, *mapping.hidden_columns]
+        self._update_names: dict[int, tuple[str, ...]] = {}
+        #: ``update_row(state)`` (generated): (mask of changed columns, UPDATE parameters) or
+        #: None when nothing changed; None itself where a version or timestamp column needs
+        #: the general path.
+        self.update_row: Callable[[ObjectState], tuple[int, list[Any]] | None] | None = (
+            self._generate_update_row() if mapping.version is None and self.updated_at is None else None
+        )
 
     def _generate_collect(self) -> Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None]:
         """``collect(state)``: (columns, values, returning) of the common INSERT, else None.
@@ -98,6 +107,54 @@ class Persister:
         exec(compile(src, f"<mapper insert {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
         fn: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = ns["collect"]
         return fn
+
+    def _generate_update_row(self) -> Callable[[ObjectState], tuple[int, list[Any]] | None]:
+        """``update_row(state)``, generated per mapping like ``collect``: one comparison per
+        column against the snapshot (identity first), the changed values bound inline, then
+        the key as it was at the last load or flush; bit ``i`` of the mask is ``compared[i]``."""
+        m = self.mapping
+        ns: dict[str, Any] = {}
+
+        def bound(i: int, value: str) -> str:
+            b = self.binds[self.compared[i].key]
+            if b is None:
+                return value
+            ns[f"b{i}"] = b
+            return f"(None if {value} is None else b{i}({value}))"
+
+        def compare(i: int, value: str, old: str, pad: str) -> list[str]:
+            return [
+                f"{pad}v = {value}",
+                f"{pad}w = {old}",
+                f"{pad}if v is not w and v != w:",
+                f"{pad}    mask |= {1 << i}",
+                f"{pad}    params.append({bound(i, 'v')})",
+            ]
+
+        lines = ["def update_row(st):", "    o = st.obj", "    s = st.snap", "    mask = 0", "    params = []"]
+        n = len(m.attr_columns)
+        for i, c in enumerate(m.attr_columns):
+            lines += compare(i, f"o.{c.key}", f"s[{i}]", "    ")
+        if m.hidden_columns:
+            lines += ["    h = st.hidden", "    hs = st.hsnap", "    if h is not hs and h is not None and hs is not None:"]
+            for j in range(len(m.hidden_columns)):
+                lines += compare(n + j, f"h[{j}]", f"hs[{j}]", "        ")
+        lines += ["    if not mask:", "        return None"]
+        for k in m.pk:
+            i = next(i for i, c in enumerate(self.compared) if c is k)
+            old = f"s[{i}]" if i < n else f"st.hsnap[{i - n}]"
+            lines.append(f"    params.append({bound(i, old)})")
+        lines.append("    return mask, params")
+        exec(compile("\n".join(lines), f"<mapper update {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
+        fn: Callable[[ObjectState], tuple[int, list[Any]] | None] = ns["update_row"]
+        return fn
+
+    def update_names(self, mask: int) -> tuple[str, ...]:
+        """The column names of an ``update_row`` mask, in order."""
+        names = self._update_names.get(mask)
+        if names is None:
+            names = self._update_names[mask] = tuple(c.name for i, c in enumerate(self.compared) if mask >> i & 1)
+        return names
 
     def bind(self, col: Column, value: Any) -> Any:
         """The driver value of one column value."""
@@ -182,7 +239,7 @@ class UnitOfWork:
         self.persister_for = persister_for
         self.journal = Journal()
         self.inserted: list[ObjectState] = []
-        self.updated: list[ChangeSet] = []
+        self.updated: list[ObjectState] = []
         self.deleted: list[ObjectState] = []
         self.now = dialect.now()
         #: Every managed state by id(obj), to find the parents that links point at.
@@ -598,21 +655,38 @@ class UnitOfWork:
         m = p.mapping
         spec = p.spec
         version = m.version
-        groups: dict[tuple[str, ...], list[tuple[ChangeSet, list[Any]]]] = {}
+        groups: dict[tuple[str, ...], list[tuple[ObjectState, list[Any]]]] = {}
         # Per column set (keyed by column identities): its names, and the rows' list in groups.
-        sets: dict[tuple[int, ...], list[tuple[ChangeSet, list[Any]]]] = {}
+        sets: dict[tuple[int, ...], list[tuple[ObjectState, list[Any]]]] = {}
+        # The same for the generated path, keyed by its mask of changed columns.
+        masks: dict[int, list[tuple[ObjectState, list[Any]]]] = {}
         before = p.hooks.get("before_update")
-        changes: list[ChangeSet] = []
+        changes: list[ObjectState] = []
         deferred: list[ObjectState] = []
+        updated = self.updated
         binds = p.binds
         old_value = self._old_value
         pk_binds = [(k, binds[k.key]) for k in m.pk]
+        fast = p.update_row if before is None else None
+        links = self.plan.links
         for st in states:
-            if self.plan.links:
+            if links:
                 if defer_waiting and self._waits_here(st):
                     deferred.append(st)
                     continue
                 self._resolve_links(st, spec, True)
+            if fast is not None:
+                found = fast(st)
+                if found is None:
+                    continue
+                mask, params = found
+                rows = masks.get(mask)
+                if rows is None:
+                    rows = masks[mask] = groups.setdefault(p.update_names(mask), [])
+                rows.append((st, params))
+                changes.append(st)
+                updated.append(st)
+                continue
             cs = compute_changes(st, spec)
             if cs is None:
                 continue
@@ -621,8 +695,7 @@ class UnitOfWork:
                 cs = compute_changes(st, spec)
                 if cs is None:
                     continue
-            changes.append(cs)
-            st = cs.state
+            changes.append(st)
             cols = list(cs.columns)
             vals = list(cs.values)
             # Columns overload ==, so membership is tested by identity.
@@ -648,8 +721,8 @@ class UnitOfWork:
             rows = sets.get(ids)
             if rows is None:
                 rows = sets[ids] = groups.setdefault(tuple(c.name for c in cols), [])
-            rows.append((cs, params))
-            self.updated.append(cs)
+            rows.append((st, params))
+            updated.append(st)
         key_names = [k.name for k in m.pk]
         vname = version.name if version is not None else None
         array_rows = self.dialect.array_dml_rows
@@ -665,7 +738,7 @@ class UnitOfWork:
                 sql = self.compiler.update_row(table.name, set_names, key_names, vname)
                 count = self.conn.executemany(sql, [params for _, params in items])
             if count != len(items):
-                keys = [cs.state.key for cs, _ in items][:10]
+                keys = [st.key for st, _ in items][:10]
                 why = "their version changed (updated elsewhere)" if version is not None else "the rows are gone"
                 msg = (
                     f"UPDATE of {m.cls.__name__} matched {count} of {len(items)} rows ({why}); keys {keys}. "
@@ -674,8 +747,8 @@ class UnitOfWork:
                 raise errors.StaleDataError(msg)
         after = p.hooks.get("after_update")
         if after is not None:
-            for cs in changes:
-                after(cs.state.obj)
+            for st in changes:
+                after(st.obj)
         return deferred
 
     def _waits_here(self, st: ObjectState) -> bool:
@@ -865,7 +938,7 @@ class UnitOfWork:
 
     # -- finalize ---------------------------------------------------------------------------------
 
-    def finalize(self, states: dict[int, ObjectState], take: Callable[[ObjectState], None]) -> list[tuple[ObjectState, Any]]:
+    def finalize(self, states: dict[int, ObjectState], take_all: Callable[[list[ObjectState]], None]) -> list[tuple[ObjectState, Any]]:
         """Make what was written the new baseline: statuses, keys, snapshots, identity map.
 
         Returns the (state, old key) of objects whose primary key changed.
@@ -880,11 +953,11 @@ class UnitOfWork:
                 imap = identity.for_mapping(last)
             st.status = PERSISTENT
             key = st.key = spec.key_of(st)
-            take(st)
             imap[key] = st
-        for cs in self.updated:
-            st = cs.state
-            take(st)
+        # New snapshots for every written row, in one pass (see state.take_snapshots).
+        take_all(self.inserted)
+        take_all(self.updated)
+        for st in self.updated:
             if st.mapping is not last:
                 last = st.mapping
                 spec = self.persister_for(last).spec

@@ -27,7 +27,7 @@ from .mapping import ClassMapping, RelationInfo
 from .query import Query
 from .schema import Column
 from .sql import bind_named
-from .state import DELETED, DETACHED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec
+from .state import DELETED, DETACHED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, take_snapshots
 
 if TYPE_CHECKING:
     from .database import Database
@@ -531,8 +531,7 @@ class Session:
             spec.setattr(st.obj, c.key, by_key[c.key])
         if st.hidden is not None:
             st.hidden = tuple([by_key[c.key] for c in m.hidden_columns])
-        st.own_rels()
-        st.snap = spec.take(st.obj)
+        st.retake(spec.take(st.obj))
         st.hsnap = st.hidden
 
     def identity(self, obj: Any) -> Any:
@@ -628,7 +627,7 @@ class Session:
                 paused = pause_gc(len(self._new) + len(persistent) + len(self._deleted))
             uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister, self._states)
             uow.run(list(self._new.values()), persistent, list(self._deleted.values()), plan, ops)
-            rekeyed = uow.finalize(self._states, self._take)
+            rekeyed = uow.finalize(self._states, self._take_all)
             self._after_flush(plan, uow, rekeyed)
         except BaseException as exc:
             self._fail(exc)
@@ -1152,10 +1151,12 @@ class Session:
                         spec.set(h, c.key, v)
                     self._take(h)
 
+    def _take_all(self, states: list[ObjectState]) -> None:
+        take_snapshots(states, self._spec, self._since_commit)
+
     def _take(self, st: ObjectState) -> None:
         self._keep_committed(st)
-        st.own_rels()
-        st.snap = self._spec(st.mapping).take(st.obj)
+        st.retake(self._spec(st.mapping).take(st.obj))
         st.hsnap = st.hidden
 
     def _dirty(self, plan: RelationPlan) -> list[ObjectState]:

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from .mapping import ClassMapping
 
-__all__ = ["ObjectState", "SnapshotSpec", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
+__all__ = ["ObjectState", "SnapshotSpec", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
 
 PENDING: Final = 0  # added, not yet written
 PERSISTENT: Final = 1  # has a row; changes are tracked against the snapshot
@@ -84,10 +84,15 @@ class ObjectState:
             return snap[i]
         return r.get(key, default)
 
-    def own_rels(self) -> None:
-        """Move the references out of ``snap`` into ``rels``, before ``snap`` is replaced."""
+    def retake(self, snap: tuple[Any, ...]) -> None:
+        """Replace the column snapshot, keeping the references at its end while they live there."""
         if self._rels is None:
-            self._rels = self._refs_from_snap()
+            n = len(self.mapping.ref_slots)
+            if n:
+                old = self.snap
+                assert old is not None
+                snap += old[-n:]
+        self.snap = snap
 
     def _refs_from_snap(self) -> dict[str, Any]:
         snap = self.snap
@@ -140,6 +145,13 @@ class SnapshotSpec:
         #: Position of each attribute column in the snapshot, by mapper attribute name.
         self.position = {n: i for i, n in enumerate(names)}
         self.hidden_position = {n: i for i, n in enumerate(self.hidden_names)}
+        pk = mapping.pk
+        #: ``key_of(state)``: the identity key from the object's current primary-key values
+        #: (None if incomplete); a plain attribute read in the common case of one key attribute.
+        self.key_of: Callable[[ObjectState], Any] = self._key_of
+        if len(pk) == 1 and pk[0].key in self.position:
+            read = operator.attrgetter(pk[0].key)
+            self.key_of = lambda state: read(state.obj)
 
     # Flush and commit compare every managed object with its snapshots, so these two scans are
     # generated per mapping (as the loader is): one loop, straight-line attribute reads, an
@@ -277,13 +289,37 @@ class SnapshotSpec:
         else:
             self.setattr(state.obj, key, value)
 
-    def key_of(self, state: ObjectState) -> Any:
-        """The identity key from the object's current primary-key values (None if incomplete)."""
+    def _key_of(self, state: ObjectState) -> Any:
         pk = self.mapping.pk
         if len(pk) == 1:
-            name = pk[0].key
-            if name in self.position:  # the common case: the key is an attribute
-                return getattr(state.obj, name)
-            return self.get(state, name)
+            return self.get(state, pk[0].key)
         values = tuple(self.get(state, c.key) for c in pk)
         return None if any(v is None for v in values) else values
+
+
+def take_snapshots(states: Iterable[ObjectState], spec_of: Callable[[ClassMapping[Any]], SnapshotSpec], log: list[ObjectState]) -> None:
+    """Make the current values of written states their snapshots (the end of a flush).
+
+    A state's first snapshot change in a transaction keeps the replaced one as ``committed``
+    (for rollback) and goes on ``log``; references kept at the end of a loaded row's snapshot
+    stay there. Runs once per written row, so it is one loop rather than a call per state.
+    """
+    last: ClassMapping[Any] | None = None
+    take: Any = None  # the mapping's SnapshotSpec.take, looked up when the mapping changes
+    n = 0
+    for st in states:
+        m = st.mapping
+        if m is not last:
+            last = m
+            take = spec_of(m).take
+            n = len(m.ref_slots)
+        snap = st.snap
+        if st.committed is None and snap is not None:
+            st.committed = (snap, st.hsnap)
+            log.append(st)
+        new = take(st.obj)
+        if n and st._rels is None:
+            assert snap is not None
+            new += snap[-n:]
+        st.snap = new
+        st.hsnap = st.hidden
