@@ -63,6 +63,9 @@ class RelationPlan:
     Attributes:
         links: child state id -> links to resolve into foreign-key values.
         moves: (child state, edge, new parent, old parents) to mirror in memory after the flush.
+        in_parent: ids of child states that moved (with no old parent) into the one collection
+            of their new parent on the edge: that side needs no mirroring, only the reference.
+        settled: those of them whose one reference on the edge names that parent already.
         orphans: states removed from a collection with the "orphan" cascade.
         junction_add / junction_remove: rows of string junction tables.
         assoc_add / assoc_remove: pairs of a BelongsToMany through an association class.
@@ -71,6 +74,8 @@ class RelationPlan:
     def __init__(self) -> None:
         self.links: dict[int, list[Link]] = {}
         self.moves: list[tuple[ObjectState, tuple[str, tuple[str, ...]], Any, list[Any]]] = []
+        self.in_parent: set[int] = set()
+        self.settled: set[int] = set()
         self.orphans: list[ObjectState] = []
         self.junction_add: list[JunctionOp] = []
         self.junction_remove: list[JunctionOp] = []
@@ -200,6 +205,8 @@ def reconcile(
             collections, or a collection holds None or a wrong type.
     """
     plan = RelationPlan()
+    # Per (child mapping, parent mapping, edge): whether each has one relation on that edge.
+    sole: dict[tuple[int, int, Any], bool] = {}
     claims: dict[tuple[int, tuple[str, tuple[str, ...]]], _Claim] = {}
     pairs: dict[tuple[Any, ...], tuple[str, JunctionOp]] = {}
 
@@ -339,7 +346,22 @@ def reconcile(
             continue
         plan.links.setdefault(id(child_state), []).append(Link(info.fk_cols, info.ref_cols, new, info))
         plan.moves.append((child_state, edge, new, old_parents))
+        if add_parents and not old_parents:
+            # Found in the new parent's collection: memory needs at most the child's reference.
+            pinfo = add_parents[0][1]
+            k3 = (id(child_state.mapping), id(pinfo.source), edge)
+            one = sole.get(k3)
+            if one is None:
+                one = sole[k3] = _sole_on_edge(pinfo.source, edge) and _sole_on_edge(child_state.mapping, edge, True)
+            if one:
+                (plan.settled if c.to_one is not None else plan.in_parent).add(id(child_state))
     return plan
+
+
+def _sole_on_edge(m: Any, edge: Any, at_most: bool = False) -> bool:
+    """Whether ``m`` has one relation on ``edge`` (``at_most``: none or one), so no alias needs mirroring."""
+    n = sum(1 for i in m.relations.values() if i.edge == edge)
+    return n == 1 or (at_most and n == 0)
 
 
 def _orphans(to_one: RelationInfo | None, removes: list[tuple[Any, RelationInfo]]) -> bool:

@@ -954,7 +954,17 @@ class Session:
     def _after_flush(self, plan: RelationPlan, uow: UnitOfWork, rekeyed: list[tuple[ObjectState, Any]]) -> None:
         # Many children share a parent: each parent's state is looked up once.
         parent_states: dict[int, ObjectState | None] = {}
+        settled, in_parent = plan.settled, plan.in_parent
         for child_state, edge, new, old_parents in plan.moves:
+            if new is not None and not old_parents:
+                k = id(child_state)
+                if k in settled:
+                    continue
+                if k in in_parent:  # the collection holds it already: point the child at its parent
+                    refs, _ = self._edge_relations(child_state.mapping, edge)
+                    for info in refs:
+                        self._spec(child_state.mapping).setattr(child_state.obj, info.key, new)
+                    continue
             self._mirror(child_state, edge, new, old_parents, parent_states)
         for op in plan.junction_add + plan.assoc_add:
             self._mirror_pair(op, True)
