@@ -16,7 +16,7 @@ from .lazy import GHOST_HOOK, fill, ghost_class, is_unloaded, new_unloaded, not_
 from .loading import collector_paused
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
-from .state import DELETED, GHOST, PERSISTENT, ObjectState
+from .state import DELETED, GHOST, PERSISTENT, ObjectState, rel_values
 
 _obj = attrgetter("obj")
 _hidden = attrgetter("hidden")
@@ -239,14 +239,14 @@ class GraphLoader:
             if wanted:
                 self.fetch(tm, tm.pk, list(wanted))
             members: dict[int, ObjectState] = {}
-            for st, k in zip(states, keys):
+            for st, k, snap in zip(states, keys, rel_values(states, key, _MISSING)):
                 t = tmap.get(k) if k is not None else None
                 target = t.obj if t is not None and t.status != GHOST else None
                 obj = st.obj
                 # A stand-in the load just filled is already in place: no store needed.
                 if getattr(obj, key, None) is not target:
                     setattr_(obj, key, target)
-                if st.rel(key, _MISSING) is not target:
+                if snap is not target:
                     st.rels[key] = target
                 if target is not None:
                     members[id(target)] = t  # type: ignore[assignment]
@@ -295,9 +295,9 @@ class GraphLoader:
             if inverse is not None:
                 parent_obj = st.obj
                 inv_key = inverse.key
-                for cst in found_states:
+                for cst, snap in zip(found_states, rel_values(found_states, inv_key, None)):
                     # The loader already points a child at a parent it holds: skip those.
-                    if cst.rel(inv_key) is not parent_obj:
+                    if snap is not parent_obj:
                         s._spec(cst.mapping).setattr(cst.obj, inv_key, parent_obj)
                         cst.rels[inv_key] = parent_obj
         return list({id(cst): cst for cst in child_states}.values())
@@ -329,15 +329,14 @@ class GraphLoader:
             need = []
             key = info.key
             if info.kind == "belongs_to":
-                for st in states:
+                for st, v in zip(states, rel_values(states, key, _MISSING)):
                     if st.status == PERSISTENT or st.status == DELETED:
-                        v = st.rel(key, _MISSING)
                         # A reference is unloaded when it is a stand-in (see lazy.is_unloaded).
                         if v is _MISSING or (v is not None and GHOST_HOOK in type(v).__dict__):
                             need.append(st)
             else:
-                for st in states:
-                    if (st.status == PERSISTENT or st.status == DELETED) and st.rel(key, _MISSING) is _MISSING:
+                for st, v in zip(states, rel_values(states, key, _MISSING)):
+                    if (st.status == PERSISTENT or st.status == DELETED) and v is _MISSING:
                         need.append(st)
             loaded = self.load(need, info)
             if sub:

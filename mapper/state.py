@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from .mapping import ClassMapping
 
-__all__ = ["ObjectState", "SnapshotSpec", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
+__all__ = ["ObjectState", "SnapshotSpec", "rel_values", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
 
 PENDING: Final = 0  # added, not yet written
 PERSISTENT: Final = 1  # has a row; changes are tracked against the snapshot
@@ -295,6 +295,25 @@ class SnapshotSpec:
             return self.get(state, pk[0].key)
         values = tuple(self.get(state, c.key) for c in pk)
         return None if any(v is None for v in values) else values
+
+
+def rel_values(states: Iterable[ObjectState], key: str, default: Any) -> list[Any]:
+    """``state.rel(key, default)`` of each state, in one loop (loads call it per relation)."""
+    out: list[Any] = []
+    append = out.append
+    for st in states:
+        r = st._rels
+        if r is None:
+            i = st.mapping.ref_slots.get(key)
+            if i is None:
+                append(default)
+            else:
+                snap = st.snap
+                assert snap is not None
+                append(snap[i])
+        else:
+            append(r.get(key, default))
+    return out
 
 
 def take_snapshots(states: Iterable[ObjectState], spec_of: Callable[[ClassMapping[Any]], SnapshotSpec], log: list[ObjectState]) -> None:
