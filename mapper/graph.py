@@ -145,9 +145,8 @@ class GraphLoader:
             st.obj = obj
             st.mapping = m
             st.key = key
-            st.snap = st.hidden = st.hsnap = st.committed = st.crels = None
+            st.snap = st.hidden = st.hsnap = None
             st.status = GHOST
-            st.generated = st.deleted_flushed = False
             st.rels = {}
             st.cohort = info
             imap[key] = st

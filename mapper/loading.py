@@ -156,8 +156,6 @@ class Loader:
             f"st.snap = {snap}",
             # One tuple for both: hidden values are replaced, never changed in place.
             f"st.hidden = st.hsnap = {hidden}",
-            "st.committed = None",
-            "st.crels = None",
             "st.status = PERSISTENT",
             f"st._rels = {rels}",
             "st.cohort = fresh",
@@ -183,8 +181,6 @@ class Loader:
             "            st.obj = obj",
             "            st.mapping = mapping",
             "            st.key = key",
-            "            st.generated = False",
-            "            st.deleted_flushed = False",
             *(f"            {line}" for line in state),
             "            imap[key] = st",
             "        fresh_append(st)",

@@ -41,7 +41,15 @@ class ObjectState:
             ``rel()`` reads them there, and ``rels`` builds the dict on first use.
     """
 
-    __slots__ = ("obj", "mapping", "key", "snap", "hidden", "hsnap", "committed", "status", "generated", "deleted_flushed", "cohort", "_rels", "crels")
+    __slots__ = ("obj", "mapping", "key", "snap", "hidden", "hsnap", "status", "cohort", "_rels", "__dict__")
+
+    # Rarely set: read from the class until a state sets its own (in a ``__dict__`` made then),
+    # so that a load stores four fields fewer per row and the collector traverses fewer.
+    committed: tuple[tuple[Any, ...] | None, tuple[Any, ...] | None] | None = None
+    #: Relation snapshots at the last commit; None while they equal ``rels``.
+    crels: dict[str, Any] | None = None
+    generated: bool = False
+    deleted_flushed: bool = False
 
     def __init__(self, obj: Any, mapping: ClassMapping[Any], key: Any, snap: tuple[Any, ...] | None, hidden: tuple[Any, ...] | None, status: int) -> None:
         self.obj = obj
@@ -50,15 +58,10 @@ class ObjectState:
         self.snap = snap
         self.hidden = hidden
         self.hsnap: tuple[Any, ...] | None = hidden
-        self.committed: tuple[tuple[Any, ...] | None, tuple[Any, ...] | None] | None = None
         self.status = status
-        self.generated = False
-        self.deleted_flushed = False
         self.cohort: Any = None
         #: None while the relation snapshots are the references at the end of ``snap``.
         self._rels: dict[str, Any] | None = {}
-        #: Relation snapshots at the last commit; None while they equal ``rels``.
-        self.crels: dict[str, Any] | None = None
 
     @property
     def rels(self) -> dict[str, Any]:
