@@ -258,11 +258,13 @@ class GraphLoader:
         # Members are grouped by parent key as states: no lookup by object per member.
         groups: dict[Any, list[ObjectState]] = {}
         child_states: list[ObjectState] = []
+        child_keys: list[Any] = []
         if info.kind in ("has_many", "has_one"):
             tm = info.target
             order = _with_key(info.order, tm.pk)
             self.fetch(tm, info.fk_cols, list(parents), order, child_states)
-            for k, cst in zip(self._keys_of(tm, info.fk_cols, child_states), child_states):
+            child_keys = self._keys_of(tm, info.fk_cols, child_states)
+            for k, cst in zip(child_keys, child_states):
                 g = groups.get(k)
                 if g is None:
                     groups[k] = [cst]
@@ -291,14 +293,18 @@ class GraphLoader:
                     value = info.collection(found)
                     setattr_(st.obj, key, value)
                 st.rels[key] = tuple(found)
-            if inverse is not None:
-                parent_obj = st.obj
-                inv_key = inverse.key
-                for cst, snap in zip(found_states, rel_values(found_states, inv_key, None)):
-                    # The loader already points a child at a parent it holds: skip those.
-                    if snap is not parent_obj:
-                        s._spec(cst.mapping).setattr(cst.obj, inv_key, parent_obj)
-                        cst.rels[inv_key] = parent_obj
+        if inverse is not None:  # (a to-one inverse: children fetched by their foreign key)
+            inv_key = inverse.key
+            inv_set = s._spec(info.target).setattr
+            for cst, k, snap in zip(child_states, child_keys, rel_values(child_states, inv_key, None)):
+                pst = parents.get(k)
+                if pst is None:
+                    continue
+                parent_obj = pst.obj
+                # The loader already points a child at a parent it holds: skip those.
+                if snap is not parent_obj:
+                    inv_set(cst.obj, inv_key, parent_obj)
+                    cst.rels[inv_key] = parent_obj
         return list({id(cst): cst for cst in child_states}.values())
 
     def _fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[ObjectState]], row_states: list[ObjectState]) -> None:
