@@ -955,15 +955,23 @@ class Session:
         # Many children share a parent: each parent's state is looked up once.
         parent_states: dict[int, ObjectState | None] = {}
         settled, in_parent = plan.settled, plan.in_parent
+        # Moves come grouped by mapping and edge: the child references to set, looked up per group.
+        last: tuple[Any, Any] | None = None
+        ref_keys: list[str] = []
+        set_ref: Callable[[Any, str, Any], None] = setattr
         for child_state, edge, new, old_parents in plan.moves:
             if new is not None and not old_parents:
                 k = id(child_state)
                 if k in settled:
                     continue
                 if k in in_parent:  # the collection holds it already: point the child at its parent
-                    refs, _ = self._edge_relations(child_state.mapping, edge)
-                    for info in refs:
-                        self._spec(child_state.mapping).setattr(child_state.obj, info.key, new)
+                    m = child_state.mapping
+                    if last is None or last[0] is not m or last[1] != edge:
+                        last = (m, edge)
+                        ref_keys = [info.key for info in self._edge_relations(m, edge)[0]]
+                        set_ref = self._spec(m).setattr
+                    for key in ref_keys:
+                        set_ref(child_state.obj, key, new)
                     continue
             self._mirror(child_state, edge, new, old_parents, parent_states)
         for op in plan.junction_add + plan.assoc_add:
