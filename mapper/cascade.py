@@ -207,6 +207,14 @@ def reconcile(
     plan = RelationPlan()
     # Per (child mapping, parent mapping, edge): whether each has one relation on that edge.
     sole: dict[tuple[int, int, Any], bool] = {}
+
+    def alone(child_state: ObjectState, pinfo: RelationInfo, edge: Any) -> bool:
+        """Whether ``pinfo`` (a collection) and at most one child reference are all the edge has."""
+        k3 = (id(child_state.mapping), id(pinfo.source), edge)
+        one = sole.get(k3)
+        if one is None:
+            one = sole[k3] = _sole_on_edge(pinfo.source, edge) and _sole_on_edge(child_state.mapping, edge, True)
+        return one
     claims: dict[tuple[int, tuple[str, tuple[str, ...]]], _Claim] = {}
     pairs: dict[tuple[Any, ...], tuple[str, JunctionOp]] = {}
 
@@ -297,10 +305,25 @@ def reconcile(
             for x in removed:
                 pair(info, obj, x, False)
 
+    links, moves = plan.links, plan.moves
     for (_, edge), c in claims.items():
         child_state = lookup(c.child)
         if child_state is None:
             continue  # not managed: reported by the save cascade
+        if c.to_one is None and len(c.adds) == 1 and not c.removes and child_state.status == PENDING:
+            # The common case, a new child found in one parent's collection, without the lists
+            # the general case below builds (same outcome: one link, one move, no old parent).
+            new, info = c.adds[0]
+            link = Link(info.fk_cols, info.ref_cols, new, info)
+            known = links.get(id(child_state))
+            if known is None:
+                links[id(child_state)] = [link]
+            else:
+                known.append(link)
+            moves.append((child_state, edge, new, []))
+            if alone(child_state, info, edge):
+                plan.in_parent.add(id(child_state))
+            continue
         add_parents: list[tuple[Any, RelationInfo]] = c.adds if len(c.adds) < 2 else []
         if len(c.adds) > 1:
             for parent, info in c.adds:
@@ -346,15 +369,9 @@ def reconcile(
             continue
         plan.links.setdefault(id(child_state), []).append(Link(info.fk_cols, info.ref_cols, new, info))
         plan.moves.append((child_state, edge, new, old_parents))
-        if add_parents and not old_parents:
+        if add_parents and not old_parents and alone(child_state, add_parents[0][1], edge):
             # Found in the new parent's collection: memory needs at most the child's reference.
-            pinfo = add_parents[0][1]
-            k3 = (id(child_state.mapping), id(pinfo.source), edge)
-            one = sole.get(k3)
-            if one is None:
-                one = sole[k3] = _sole_on_edge(pinfo.source, edge) and _sole_on_edge(child_state.mapping, edge, True)
-            if one:
-                (plan.settled if c.to_one is not None else plan.in_parent).add(id(child_state))
+            (plan.settled if c.to_one is not None else plan.in_parent).add(id(child_state))
     return plan
 
 
