@@ -188,7 +188,8 @@ def draw_chart(res: Results, path: str) -> None:
         ax.set_xticklabels([f"{k}\n{br.titles[k]}" for k in keys], fontsize=7)
         ax.set_ylabel("time / raw driver (log)")
         ax.set_title(f"{br.label}: median time relative to the raw driver (lower is better)", fontsize=9)
-        ax.legend(fontsize=7, loc="upper left")
+        # Outside the axes: inside, it covered the labels of the first bars.
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0))
         ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
