@@ -16,7 +16,7 @@ from .lazy import GHOST_HOOK, fill, ghost_class, is_unloaded, new_unloaded, not_
 from .loading import collector_paused
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
-from .state import DELETED, GHOST, PERSISTENT, ObjectState, rel_values
+from .state import DELETED, GHOST, NO_RELS, PERSISTENT, ObjectState, rel_values
 
 _obj = attrgetter("obj")
 _hidden = attrgetter("hidden")
@@ -147,7 +147,7 @@ class GraphLoader:
             st.key = key
             st.snap = st.hidden = st.hsnap = None
             st.status = GHOST
-            st.rels = {}
+            st.rels = NO_RELS
             st.cohort = info
             imap[key] = st
             states[id(obj)] = st

@@ -12,20 +12,17 @@ import copy
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from types import MappingProxyType
 from typing import Any
 
 from .dialects.base import Dialect
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
-from .state import GHOST, PERSISTENT, ObjectState, SnapshotSpec
+from .state import GHOST, NO_RELS, PERSISTENT, ObjectState, SnapshotSpec
 
 __all__ = ["Loader", "LoadFn", "pause_gc", "collector_paused"]
 
 LoadFn = Callable[..., list[Any]]
 
-#: The relation snapshots of objects whose mapping has no relations (never written).
-NO_RELS: Any = MappingProxyType({})
 
 
 def pause_gc(rows: int) -> bool:

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import copy
 import operator
+from types import MappingProxyType
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from .mapping import ClassMapping
 
-__all__ = ["ObjectState", "SnapshotSpec", "rel_values", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
+__all__ = ["ObjectState", "SnapshotSpec", "NO_RELS", "rel_values", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
 
 PENDING: Final = 0  # added, not yet written
 PERSISTENT: Final = 1  # has a row; changes are tracked against the snapshot
 DELETED: Final = 2  # marked for deletion (or deleted by a flush, until commit)
 DETACHED: Final = 3  # no longer managed
 GHOST: Final = 4  # a referenced row not loaded yet: the object is an empty stand-in
+
+
+#: The relation snapshots of a state that never has any: an object whose mapping has no
+#: relations, or a stand-in (it loads before anything could snapshot its relations).
+#: Read-only, so a write that should never happen fails loudly.
+NO_RELS: Any = MappingProxyType({})
 
 
 class ObjectState:
