@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import operator
-from types import MappingProxyType
 from collections.abc import Callable, Iterable
+from types import MappingProxyType
 from typing import Any, Final
 
 from .mapping import ClassMapping
