@@ -22,7 +22,7 @@ from .mapping import ClassMapping
 from .ordering import table_order
 from .schema import Column, Table
 from .sql import Compiler
-from .state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec
+from .state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, compare_columns
 
 __all__ = ["Persister", "Journal", "UnitOfWork", "ParentOp"]
 
@@ -122,23 +122,11 @@ class Persister:
             ns[f"b{i}"] = b
             return f"(None if {value} is None else b{i}({value}))"
 
-        def compare(i: int, value: str, old: str, pad: str) -> list[str]:
-            return [
-                f"{pad}v = {value}",
-                f"{pad}w = {old}",
-                f"{pad}if v is not w and v != w:",
-                f"{pad}    mask |= {1 << i}",
-                f"{pad}    params.append({bound(i, 'v')})",
-            ]
+        def record(i: int) -> list[str]:
+            return [f"mask |= {1 << i}", f"params.append({bound(i, 'v')})"]
 
-        lines = ["def update_row(st):", "    o = st.obj", "    s = st.snap", "    mask = 0", "    params = []"]
         n = len(m.attr_columns)
-        for i, c in enumerate(m.attr_columns):
-            lines += compare(i, f"o.{c.key}", f"s[{i}]", "    ")
-        if m.hidden_columns:
-            lines += ["    h = st.hidden", "    hs = st.hsnap", "    if h is not hs and h is not None and hs is not None:"]
-            for j in range(len(m.hidden_columns)):
-                lines += compare(n + j, f"h[{j}]", f"hs[{j}]", "        ")
+        lines = ["def update_row(st):", "    o = st.obj", "    s = st.snap", "    mask = 0", "    params = []", *compare_columns(m, record)]
         lines += ["    if not mask:", "        return None"]
         for k in m.pk:
             i = next(i for i, c in enumerate(self.compared) if c is k)

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from .mapping import ClassMapping
 
-__all__ = ["ObjectState", "SnapshotSpec", "NO_RELS", "rel_values", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
+__all__ = ["ObjectState", "SnapshotSpec", "NO_RELS", "compare_columns", "rel_values", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
 
 PENDING: Final = 0  # added, not yet written
 PERSISTENT: Final = 1  # has a row; changes are tracked against the snapshot
@@ -191,32 +191,15 @@ class SnapshotSpec:
     def _generate_diff(self) -> Callable[[ObjectState], tuple[list[Any], list[Any]] | None]:
         """``diff(state)``: (changed columns, their new values) of a state with snapshots, or
         None when nothing changed; attribute columns first, then hidden ones, in mapping order."""
-        ns: dict[str, Any] = {}
+        m = self.mapping
+        ns: dict[str, Any] = {f"c{i}": c for i, c in enumerate([*m.attr_columns, *m.hidden_columns])}
 
-        def compare(value: str, old: str, col: str, pad: str) -> list[str]:
-            # Record ``col`` and its new value when ``value`` differs from ``old``.
-            return [
-                f"{pad}v = {value}",
-                f"{pad}w = {old}",
-                f"{pad}if v is not w and v != w:",
-                f"{pad}    if cols is None:",
-                f"{pad}        cols = []",
-                f"{pad}        vals = []",
-                f"{pad}    cols.append({col})",
-                f"{pad}    vals.append(v)",
-            ]
+        def record(i: int) -> list[str]:
+            return ["if cols is None:", "    cols = []", "    vals = []", f"cols.append(c{i})", "vals.append(v)"]
 
-        lines = ["def diff(st):", "    o = st.obj", "    s = st.snap", "    cols = None"]
-        for i, c in enumerate(self.mapping.attr_columns):
-            ns[f"a{i}"] = c
-            lines += compare(f"o.{c.key}", f"s[{i}]", f"a{i}", "    ")
-        if self.hidden_names:
-            lines += ["    h = st.hidden", "    hs = st.hsnap", "    if h is not hs and h is not None and hs is not None:"]
-            for i, c in enumerate(self.mapping.hidden_columns):
-                ns[f"h{i}"] = c
-                lines += compare(f"h[{i}]", f"hs[{i}]", f"h{i}", "        ")
+        lines = ["def diff(st):", "    o = st.obj", "    s = st.snap", "    cols = None", *compare_columns(m, record)]
         lines.append("    return None if cols is None else (cols, vals)")
-        exec(compile("\n".join(lines), f"<mapper diff {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
+        exec(compile("\n".join(lines), f"<mapper diff {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
         fn: Callable[[ObjectState], tuple[list[Any], list[Any]] | None] = ns["diff"]
         return fn
 
@@ -305,6 +288,29 @@ class SnapshotSpec:
             return self.get(state, pk[0].key)
         values = tuple(self.get(state, c.key) for c in pk)
         return None if any(v is None for v in values) else values
+
+
+def compare_columns(mapping: ClassMapping[Any], on_change: Callable[[int], list[str]]) -> list[str]:
+    """Generated lines that compare each column of a state with its snapshot, identity first.
+
+    They expect ``st``, ``o`` (the object) and ``s`` (its snapshot) in scope; attribute columns
+    come first, then hidden ones (read from ``st.hidden`` / ``st.hsnap``), and ``on_change(i)``
+    gives the lines to run, with the new value in ``v``, when column ``i`` of that order differs.
+    """
+    lines: list[str] = []
+
+    def compare(i: int, value: str, old: str, pad: str) -> None:
+        lines.extend([f"{pad}v = {value}", f"{pad}w = {old}", f"{pad}if v is not w and v != w:"])
+        lines.extend(f"{pad}    {line}" for line in on_change(i))
+
+    n = len(mapping.attr_columns)
+    for i, c in enumerate(mapping.attr_columns):
+        compare(i, f"o.{c.key}", f"s[{i}]", "    ")
+    if mapping.hidden_columns:
+        lines += ["    h = st.hidden", "    hs = st.hsnap", "    if h is not hs and h is not None and hs is not None:"]
+        for j in range(len(mapping.hidden_columns)):
+            compare(n + j, f"h[{j}]", f"hs[{j}]", "        ")
+    return lines
 
 
 def rel_values(states: Iterable[ObjectState], key: str, default: Any) -> list[Any]:

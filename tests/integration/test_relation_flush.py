@@ -338,6 +338,12 @@ def test_unloaded_collections_are_untouched_when_the_reference_changes(backend, 
     assert _pug_owners(backend) == [("Cody", bob0.id), ("Doug", tom0.id), ("Rex", bob0.id)]
 
 
+def _pugs_and_owners(s):
+    """Cody, Doug, Rex and their owners Tom and Bob, loaded together."""
+    cody, doug, rex = s.query(Pug).order_by("id").include("owner").all()
+    return cody, doug, rex, cody.owner, rex.owner
+
+
 def _cody_owner_in_transaction(s, backend):
     return s.execute(f"SELECT owner_id FROM {backend.q('rel_pugs')} WHERE name = 'Cody'")[0][0]
 
@@ -347,8 +353,7 @@ def test_a_loaded_reference_changed_back_and_forth_writes_each_change_and_rolls_
     db = make_db(*PETS)
     tom0, bob0, _ = _three_owners(db)
     with db.session() as s:
-        cody, doug, rex = s.query(Pug).order_by("id").include("owner").all()
-        tom, bob = cody.owner, rex.owner
+        cody, doug, rex, tom, bob = _pugs_and_owners(s)
         cody.owner = bob
         cody.owner = tom  # back to the loaded value before any flush: nothing to write
         with count(s, 0):
@@ -375,8 +380,7 @@ def test_a_loaded_reference_is_restored_by_a_savepoint_and_kept_by_refresh(backe
     db = make_db(*PETS)
     tom0, bob0, _ = _three_owners(db)
     with db.session() as s:
-        cody, doug, rex = s.query(Pug).order_by("id").include("owner").all()
-        tom, bob = cody.owner, rex.owner
+        cody, doug, rex, tom, bob = _pugs_and_owners(s)
         with pytest.raises(RuntimeError):
             with s.begin_nested():
                 cody.owner = bob
