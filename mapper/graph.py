@@ -305,6 +305,8 @@ class GraphLoader:
                 if snap is not parent_obj:
                     inv_set(cst.obj, inv_key, parent_obj)
                     cst.rels[inv_key] = parent_obj
+        if info.kind != "belongs_to_many":
+            return child_states  # a child row has one parent: no repeats
         return list({id(cst): cst for cst in child_states}.values())
 
     def _fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[ObjectState]], row_states: list[ObjectState]) -> None:

@@ -105,9 +105,12 @@ class ObjectState:
         self.snap = snap
 
     def _refs_from_snap(self) -> dict[str, Any]:
+        slots = self.mapping.ref_slots
+        if not slots:
+            return {}
         snap = self.snap
         assert snap is not None
-        return {key: snap[i] for key, i in self.mapping.ref_slots.items()}
+        return {key: snap[i] for key, i in slots.items()}
 
     def __repr__(self) -> str:
         names = {PENDING: "pending", PERSISTENT: "persistent", DELETED: "deleted", DETACHED: "detached", GHOST: "ghost"}
@@ -317,10 +320,15 @@ def rel_values(states: Iterable[ObjectState], key: str, default: Any) -> list[An
     """``state.rel(key, default)`` of each state, in one loop (loads call it per relation)."""
     out: list[Any] = []
     append = out.append
+    last: ClassMapping[Any] | None = None
+    i: int | None = None
     for st in states:
         r = st._rels
         if r is None:
-            i = st.mapping.ref_slots.get(key)
+            m = st.mapping
+            if m is not last:  # the states of one load share their mapping
+                last = m
+                i = m.ref_slots.get(key)
             if i is None:
                 append(default)
             else:
