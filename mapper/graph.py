@@ -251,10 +251,16 @@ class GraphLoader:
                     members[id(target)] = t  # type: ignore[assignment]
             return list(members.values())
         parents: dict[Any, ObjectState] = {}
-        for st in states:
-            pk = self._parent_key(st, info)
-            if pk is not None:
-                parents[pk] = st
+        if all(a is b for a, b in zip(info.ref_cols, info.source.pk)) and len(info.ref_cols) == len(info.source.pk):
+            # The relation hangs off the primary key (the usual case): each state's key is it.
+            for st in states:
+                if st.key is not None:
+                    parents[st.key] = st
+        else:
+            for st in states:
+                pk = self._parent_key(st, info)
+                if pk is not None:
+                    parents[pk] = st
         # Members are grouped by parent key as states: no lookup by object per member.
         groups: dict[Any, list[ObjectState]] = {}
         child_states: list[ObjectState] = []
