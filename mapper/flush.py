@@ -230,7 +230,8 @@ class UnitOfWork:
         self.updated: list[ObjectState] = []
         self.deleted: list[ObjectState] = []
         self.now = dialect.now()
-        #: Every managed state by id(obj), to find the parents that links point at.
+        #: Every managed state by id(obj), to find the parents that links and junction rows
+        #: point at (the session passes it only when the plan has some).
         self.states: dict[int, ObjectState] = states if states is not None else {}
         self.inserted_ids: set[int] = set()
         #: (state, link) pairs written as NULL at insert to break a cycle.
@@ -926,7 +927,7 @@ class UnitOfWork:
 
     # -- finalize ---------------------------------------------------------------------------------
 
-    def finalize(self, states: dict[int, ObjectState], take_all: Callable[[list[ObjectState]], None]) -> list[tuple[ObjectState, Any]]:
+    def finalize(self, take_all: Callable[[list[ObjectState]], None]) -> list[tuple[ObjectState, Any]]:
         """Make what was written the new baseline: statuses, keys, snapshots, identity map.
 
         Returns the (state, old key) of objects whose primary key changed.

@@ -625,9 +625,13 @@ class Session:
             self._wrote = True
             if not paused:
                 paused = pause_gc(len(self._new) + len(persistent) + len(self._deleted))
-            uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister, self._states)
+            # Links and junction rows find the states they point at by object: only they need
+            # every loaded state indexed (see _states); an update-only flush after a big load does not.
+            linked = plan.links or plan.junction_add or plan.junction_remove or plan.assoc_add or plan.assoc_remove
+            uow = UnitOfWork(conn, conn.compiler, conn.dialect, db.registry.tables, self._identity, self._persister,
+                             self._states if linked else None)
             uow.run(list(self._new.values()), persistent, list(self._deleted.values()), plan, ops)
-            rekeyed = uow.finalize(self._states, self._take_all)
+            rekeyed = uow.finalize(self._take_all)
             self._after_flush(plan, uow, rekeyed)
         except BaseException as exc:
             self._fail(exc)
