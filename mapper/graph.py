@@ -91,8 +91,9 @@ class GraphLoader:
     # -- wiring freshly built objects -----------------------------------------------------------
 
     def wire(self, m: ClassMapping[Any], fresh: list[ObjectState]) -> None:
-        """Give new objects their relation attributes: references, unloaded collections, HasOne rows."""
-        if not fresh or not m.relations:
+        """Give new objects the relation attributes the generated loader does not set: references
+        on several columns, and HasOne rows."""
+        if not fresh or not m.needs_wiring:
             return
         setattr_ = self.s._spec(m).setattr
         for info in m.relations.values():
@@ -112,9 +113,7 @@ class GraphLoader:
                     setattr_(st.obj, key, target)
                     st.rels[key] = target
             elif info.to_many:
-                loader = self.lazy_collection
-                for st in fresh:
-                    setattr_(st.obj, key, new_unloaded(info.collection, loader, info.name, st, info))
+                continue  # given an unloaded collection by the generated loader
             else:
                 for st in fresh:
                     setattr_(st.obj, key, None)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .dialects.base import Dialect
+from .lazy import LazyList, LazySet
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
 from .state import GHOST, NO_RELS, PERSISTENT, ObjectState, SnapshotSpec
@@ -58,10 +59,11 @@ class Loader:
 
     Attributes:
         columns: the columns a SELECT must return, in order.
-        load: ``load(rows, identity_dict, fresh, refs, row_states) -> objects``
+        load: ``load(rows, identity_dict, fresh, refs, row_states, lazy) -> objects``
             (generated); states built or filled from these rows are appended to ``fresh``, the
             state of every row (new or already held) to ``row_states``; ``refs`` gives, per
-            reference, the target's identity dict and a stand-in factory.
+            reference, the target's identity dict and a stand-in factory; ``lazy`` is the
+            session's loader of unloaded collections.
     """
 
     def __init__(self, mapping: ClassMapping[Any], dialect: Dialect, spec: SnapshotSpec) -> None:
@@ -71,6 +73,8 @@ class Loader:
         self.procs = [dialect.result_processor(c.type) for c in self.columns]
         #: BelongsTo relations on one column, wired by the generated loader itself.
         self.references: list[RelationInfo] = [mapping.relations[key] for key in mapping.ref_slots]
+        #: Collections, given an unloaded LazyList / LazySet by the generated loader itself.
+        self.collections: list[RelationInfo] = [info for info in mapping.relations.values() if info.to_many]
         self.load: LoadFn = self._generate()
 
     def convert_row(self, row: Sequence[Any]) -> list[Any]:
@@ -91,10 +95,12 @@ class Loader:
             "deepcopy": copy.deepcopy,
             "on_load": m.on_load,
             "NO_RELS": NO_RELS,
+            "LazyList": LazyList,
+            "LazySet": LazySet,
         }
         index = {c.key: i for i, c in enumerate(self.columns)}
         lines = [
-            "def load(rows, imap, fresh, refs, row_states):",
+            "def load(rows, imap, fresh, refs, row_states, lazy):",
             "    out = []",
             "    append = out.append",
             "    st_append = row_states.append",
@@ -119,7 +125,12 @@ class Loader:
             return f"obj.{name} = {value}" if m.direct_setattr else f"_setattr(obj, {name!r}, {value})"
 
         fill: list[str] = [store(c.key, f"v{index[c.key]}") for c in m.attr_columns]
+        # Relations this function sets need no default first, unless on_load, which runs
+        # before the collections are set, must still see the defaults.
+        own = set() if m.on_load is not None else {info.key for info in (*self.references, *self.collections)}
         for j, d in enumerate(m.field_defaults):
+            if d.name in own:
+                continue
             if d.factory is not None:
                 ns[f"f{j}"] = d.factory
                 fill.append(store(d.name, f"f{j}(obj)" if d.takes_self else f"f{j}()"))
@@ -184,6 +195,17 @@ class Loader:
         ]
         if m.on_load is not None:
             lines.append("        on_load(obj)")
+        # Each collection starts unloaded: it loads for the whole cohort on first use.
+        for j, info in enumerate(self.collections):
+            ns[f"coll{j}"] = info
+            lines += [
+                f"        c = {'LazySet' if info.collection is set else 'LazyList'}()",
+                "        c._loader = lazy",
+                f"        c._what = {info.name!r}",
+                "        c.owner_state = st",
+                f"        c.relation = coll{j}",
+                f"        {store(info.key, 'c')}",
+            ]
         lines += ["        append(obj)", "        st_append(st)", "    return out"]
         src = "\n".join(lines)
         exec(compile(src, f"<mapper loader {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only

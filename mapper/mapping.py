@@ -224,6 +224,9 @@ class ClassMapping(Generic[T]):
         #: name: their position in a loaded row's snapshot tuple, after the attribute columns.
         #: A loaded row keeps these reference snapshots there instead of in a dict of its own.
         self.ref_slots: dict[str, int] = {}
+        #: Whether loaded objects need ``GraphLoader.wire``: a reference on several columns or
+        #: a HasOne (the generated loader sets everything else).
+        self.needs_wiring = False
         self.lazy: str | None = getattr(mapper_class, "lazy", None)
         if self.lazy is not None and self.lazy not in LAZY:
             msg = f"{mapper_class.__name__}.lazy = {self.lazy!r}; use one of {LAZY}"
@@ -360,6 +363,7 @@ class Registry:
         for cm in self.mappings:
             refs = [i for i in cm.relations.values() if i.kind == "belongs_to" and len(i.fk_cols) == 1]
             cm.ref_slots = {info.key: len(cm.attr_columns) + j for j, info in enumerate(refs)}
+            cm.needs_wiring = any(not i.to_many and i.key not in cm.ref_slots for i in cm.relations.values())
 
     def _add(self, mapper_class: Any) -> None:
         if not (isinstance(mapper_class, type) and issubclass(mapper_class, Mapper)):

@@ -96,6 +96,8 @@ class Session:
         self._budgets: list[Budget] = []
         self._flushing = False
         self._graph = GraphLoader(self)
+        #: What an unloaded collection calls on first use (bound once, passed to every load).
+        self._lazy = self._graph.lazy_collection
         self._by_class = db.registry.by_class
         #: Identity dicts of classes with a one-column key, by class, for get()'s fast path.
         self._held: dict[type, dict[Any, ObjectState]] = {}
@@ -212,7 +214,7 @@ class Session:
         paused = pause_gc(len(rows))
         try:
             try:
-                objs = loader.load(rows, self._identity.for_mapping(m), fresh, refs, [] if row_states is None else row_states)
+                objs = loader.load(rows, self._identity.for_mapping(m), fresh, refs, [] if row_states is None else row_states, self._lazy)
             finally:
                 if fresh:
                     self._unindexed.append(fresh)
