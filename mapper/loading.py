@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .dialects.base import Dialect
-from .lazy import LazyList, LazySet
+from .lazy import new_unloaded
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
 from .state import GHOST, NO_RELS, PERSISTENT, ObjectState, SnapshotSpec
@@ -95,8 +95,7 @@ class Loader:
             "deepcopy": copy.deepcopy,
             "on_load": m.on_load,
             "NO_RELS": NO_RELS,
-            "LazyList": LazyList,
-            "LazySet": LazySet,
+            "new_unloaded": new_unloaded,
         }
         index = {c.key: i for i, c in enumerate(self.columns)}
         lines = [
@@ -198,14 +197,8 @@ class Loader:
         # Each collection starts unloaded: it loads for the whole cohort on first use.
         for j, info in enumerate(self.collections):
             ns[f"coll{j}"] = info
-            lines += [
-                f"        c = {'LazySet' if info.collection is set else 'LazyList'}()",
-                "        c._loader = lazy",
-                f"        c._what = {info.name!r}",
-                "        c.owner_state = st",
-                f"        c.relation = coll{j}",
-                f"        {store(info.key, 'c')}",
-            ]
+            ns[f"kind{j}"] = info.collection
+            lines.append(f"        {store(info.key, f'new_unloaded(kind{j}, lazy, {info.name!r}, st, coll{j})')}")
         lines += ["        append(obj)", "        st_append(st)", "    return out"]
         src = "\n".join(lines)
         exec(compile(src, f"<mapper loader {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
