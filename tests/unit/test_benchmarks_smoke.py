@@ -30,3 +30,14 @@ def test_quick_benchmark_runs_and_prints_the_table():
     assert "W2" not in {line.split()[0] for line in out.splitlines() if line.strip()}
     # progress goes to stderr, one line per run
     assert "[sqlite] W1" in proc.stderr and "run 2/2" in proc.stderr
+
+
+def test_floor_measurement_runs_and_checks_every_system():
+    cmd = [sys.executable, "-m", "benchmarks.floor", "--quick", "--repeat", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("sqlite")), None)
+    assert line is not None, proc.stdout
+    cells = [c.strip().split(" ")[0] for c in line.removeprefix("sqlite").split("|")]
+    assert cells == ["raw", "floor", "floor", "mapper"], line
+    assert "(1.00x)" in line.split("|")[0]

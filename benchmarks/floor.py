@@ -1,0 +1,162 @@
+"""The least any pure-Python identity-mapped, change-tracked load can cost, measured against raw.
+
+``python -m benchmarks.floor [--db URL ...] [--repeat N] [--quick]`` runs W2 (50,000 pugs as
+objects) four ways on each backend, alternating, in one process:
+
+- **raw**: the benchmark's raw system (one SELECT, one attrs object per row);
+- **floor**: raw plus the bookkeeping a unit of work cannot skip, written as tightly as Python
+  allows: per row one state object (object, key, snapshot) stored in an identity map and a
+  by-object index, the driver's row tuple reused as the snapshot (no copy), and at commit one
+  identity comparison per mapped column to find changes;
+- **floor + references**: the same, plus one unloaded stand-in (and its state) per distinct
+  owner, so that ``pug.owner`` is an object as it is for mapper (raw leaves it None);
+- **mapper**: ``session.query(Pug).all()``.
+
+Each ratio is to raw's median in the same run. The floor shows how far below it a ratio target
+can go for a layer that keeps an identity map and snapshots in pure Python: that work is done by
+the interpreter per row, whatever the code around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mapper import Database
+
+from . import schema
+from .backends import Backend, default_sqlite, parse_backend
+from .systems.mapper_system import MapperSystem
+from .systems.raw_system import RawSystem
+from .workloads import WORKLOADS, Admin, sizes_for
+
+
+class _State:
+    """The smallest per-object record a unit of work needs: the object, its key, its snapshot."""
+
+    __slots__ = ("obj", "key", "snap")
+
+    def __init__(self, obj: Any, key: Any, snap: Any) -> None:
+        self.obj = obj
+        self.key = key
+        self.snap = snap
+
+
+class FloorSystem:
+    """W2 with an identity map and snapshots and nothing else (see the module docstring)."""
+
+    def __init__(self, raw: RawSystem, name: str, references: bool) -> None:
+        self.raw = raw
+        self.name = name
+        self.classes = raw.classes
+        self.references = references
+        self.queries = 0
+
+    def w2(self, ctx: dict[str, Any]) -> list[Any]:
+        b, conn = self.raw.backend, self.raw.conn
+        Pug, Owner = self.classes.Pug, self.classes.Owner
+        cur = conn.cursor()
+        b.begin(conn)
+        cur.execute(f"SELECT id, name, age, owner_id FROM {schema.PUGS} ORDER BY id")
+        self.queries = 1
+        rows = cur.fetchall()
+        held: dict[Any, Any] = {}  # identity map: key -> state
+        by_obj: dict[int, _State] = {}  # the unit of work's index of what it tracks
+        owners: dict[Any, Any] = {}
+        out: list[Any] = []
+        append = out.append
+        new = object.__new__
+        references = self.references
+        for row in rows:
+            pid = row[0]
+            pug = new(Pug)
+            pug.id = pid
+            pug.name = row[1]
+            pug.age = row[2]
+            owner = None
+            if references and row[3] is not None:
+                owner = owners.get(row[3])
+                if owner is None:
+                    owner = owners[row[3]] = new(Owner)
+                    by_obj[id(owner)] = _State(owner, row[3], None)
+            pug.owner = owner
+            st = held[pid] = _State(pug, pid, row)
+            by_obj[id(pug)] = st
+            append(pug)
+        # Commit: find what changed since the load (nothing), one identity test per column.
+        dirty = [
+            st for st in by_obj.values()
+            if st.snap is not None and (st.obj.name is not st.snap[1] or st.obj.age is not st.snap[2])
+        ]
+        if dirty:
+            raise AssertionError(f"{len(dirty)} pugs changed during a load")
+        b.commit(conn)
+        return out
+
+
+def measure(backend: Backend, repeat: int, quick: bool) -> dict[str, list[float]]:
+    """Seed W2 on ``backend``, run the four systems alternately, check each output."""
+    ddl = Database(backend.url, mappers=schema.MAPPERS)
+    ddl.drop_all()
+    ddl.create_all()
+    admin = Admin(backend)
+    raw = RawSystem(backend)
+    mp = MapperSystem(backend)
+    try:
+        wl = WORKLOADS["W2"]
+        ctx = wl.seed(admin, sizes_for("W2", quick))
+        systems: list[Any] = [raw, FloorSystem(raw, "floor", False), FloorSystem(raw, "floor + references", True), mp]
+        times: dict[str, list[float]] = {s.name: [] for s in systems}
+        for rep in range(repeat + 1):  # the first round warms up, untimed
+            for system in systems:
+                gc.collect()
+                gc.freeze()
+                t0 = time.perf_counter()
+                try:
+                    out = system.w2(ctx)
+                finally:
+                    gc.unfreeze()
+                elapsed = time.perf_counter() - t0
+                wl.verify(admin, system, ctx, out)
+                del out
+                if rep:
+                    times[system.name].append(elapsed)
+        return times
+    finally:
+        raw.close()
+        mp.close()
+        admin.close()
+        ddl.drop_all()
+        ddl.close()
+        backend.cleanup()
+
+
+def report(name: str, times: dict[str, list[float]]) -> str:
+    base = statistics.median(times["raw"])
+    cells = [f"{k} {statistics.median(v) * 1000:.1f} ms ({statistics.median(v) / base:.2f}x)" for k, v in times.items()]
+    return f"{name:<10} " + " | ".join(cells)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", action="append", default=[], metavar="URL", help="add a backend (repeatable)")
+    p.add_argument("--no-sqlite", action="store_true", help="skip the embedded SQLite backend")
+    p.add_argument("--repeat", type=int, default=7, help="timed runs per system (default 7)")
+    p.add_argument("--quick", action="store_true", help="a tenth of the rows (smoke test)")
+    args = p.parse_args(argv)
+    backends: list[Callable[[], Backend]] = [] if args.no_sqlite else [default_sqlite]
+    backends += [lambda url=url: parse_backend(url) for url in args.db]
+    print(f"W2, median of {args.repeat}, ratio to raw in the same run", flush=True)
+    for make in backends:
+        backend = make()
+        print(report(backend.name, measure(backend, args.repeat, args.quick)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
