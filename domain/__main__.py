@@ -219,7 +219,7 @@ def run(db: Database, step: Steps) -> None:
             s.flush()
             after = s.query(Pug).count()
             out.append(f"deleted {tom.name} and his pugs {names}: pugs in the database {before} -> {after}")
-            out.append(f"the deleted pugs left the loaded collection: {tom.name}.pugs == {tom.pugs}")
+            out.append(f"the deleted {tom.name}'s loaded pugs still list what went with him: [{_names(tom.pugs)}]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

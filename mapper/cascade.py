@@ -15,11 +15,21 @@ from typing import Any
 
 from .errors import FlushError
 from .lazy import is_unloaded
-from .mapping import RelationInfo
-from .schema import Column
-from .state import DETACHED, PENDING, ObjectState
+from .mapping import ClassMapping, RelationInfo
+from .schema import Column, Table
+from .state import DETACHED, PENDING, PERSISTENT, ObjectState
 
-__all__ = ["Link", "JunctionOp", "RelationPlan", "reachable_unmanaged", "reconcile", "delete_targets"]
+__all__ = [
+    "Link",
+    "JunctionOp",
+    "RelationPlan",
+    "DeleteEdge",
+    "delete_edges",
+    "reachable_unmanaged",
+    "reconcile",
+    "refuse_null_links",
+    "delete_targets",
+]
 
 _MISSING: Any = object()
 
@@ -375,6 +385,35 @@ def reconcile(
     return plan
 
 
+def refuse_null_links(plan: RelationPlan, lookup: Callable[[Any], ObjectState | None]) -> None:
+    """Refuse, before any SQL, a child that stays while its NOT NULL key loses its parent.
+
+    Run once the delete cascades have decided which children go: a child taken out of its
+    parent (removed from the collection, or its reference cleared) is detached, which a NOT
+    NULL key cannot express; the database would refuse it half-way through the flush.
+
+    Raises:
+        FlushError: naming the child, the relation and the ways out.
+    """
+    for child_state, edge, new, old_parents in plan.moves:
+        if new is not None or child_state.status not in (PENDING, PERSISTENT):
+            continue
+        for link in plan.links.get(id(child_state), ()):
+            if link.parent is not None or link.info.edge != edge or all(c.nullable for c in link.fk_cols):
+                continue
+            info = link.info
+            owning = info if info.to_many or info.kind == "has_one" else info.inverse
+            where = f" of {label(old_parents[0], lookup)}" if old_parents else ""
+            column = ", ".join(f"{edge[0]}.{c.name}" for c in link.fk_cols)
+            fix = f"give {owning.name} the 'orphan' cascade, " if owning is not None else ""
+            msg = (
+                f"{label(child_state.obj, lookup)} was taken out of {(owning or info).name}{where}, but its key "
+                f"{column} is NOT NULL, so it cannot be detached; delete it, move it to another parent, "
+                f"or {fix}or make the key nullable"
+            )
+            raise FlushError(msg)
+
+
 def _sole_on_edge(m: Any, edge: Any, at_most: bool = False) -> bool:
     """Whether ``m`` has one relation on ``edge`` (``at_most``: none or one), so no alias needs mirroring."""
     n = sum(1 for i in m.relations.values() if i.edge == edge)
@@ -412,3 +451,82 @@ def delete_targets(st: ObjectState) -> list[tuple[RelationInfo, list[Any] | None
         else:
             out.append((info, _members(value, info)))
     return out
+
+
+class DeleteEdge:
+    """Rows that reference a mapping through one foreign key: what deleting a parent row affects.
+
+    Attributes:
+        table: the table holding the key (a mapped table, or a junction table).
+        cols / ref_cols: the referencing columns and the parent columns they reference.
+        holder: the mapping of ``table``, or None for a junction table (no objects).
+        infos: the relations declared on this key (for messages and the owning cascade).
+        owning: the parent's HasMany/HasOne on this key, if declared.
+        link: the rows are the links of a BelongsToMany (junction rows, association objects):
+            they go with either end, whatever the database's ON DELETE rule says.
+        rule: the database's ON DELETE rule of the key, if any.
+    """
+
+    __slots__ = ("table", "cols", "ref_cols", "holder", "infos", "owning", "link", "rule", "key")
+
+    def __init__(self, table: Table, cols: list[Column], ref_cols: list[Column], holder: ClassMapping[Any] | None) -> None:
+        self.table = table
+        self.cols = cols
+        self.ref_cols = ref_cols
+        self.holder = holder
+        self.infos: list[RelationInfo] = []
+        self.owning: RelationInfo | None = None
+        self.link = False
+        names = tuple(c.name for c in cols)
+        self.key = (table.name, names)
+        self.rule = next((fk.on_delete for fk in table.foreign_keys if fk.columns == names), None)
+
+    @property
+    def name(self) -> str:
+        """The relation to name in messages."""
+        return (self.owning or self.infos[0]).name
+
+    @property
+    def deletes(self) -> bool:
+        """Whether deleting a parent deletes these rows (a link, or a "delete" cascade)."""
+        return self.link or (self.owning is not None and "delete" in self.owning.cascade)
+
+
+def delete_edges(m: ClassMapping[Any], mappings: Iterable[ClassMapping[Any]]) -> list[DeleteEdge]:
+    """Every foreign key that references ``m``'s rows, with the relations declared on it.
+
+    Besides the relations whose key points at ``m`` (``m.referenced_by``), the other end of a
+    BelongsToMany that targets ``m``: its junction (or association) rows reference ``m`` too,
+    even when ``m`` declares no relation back.
+    """
+    edges: dict[tuple[str, tuple[str, ...]], DeleteEdge] = {}
+
+    def edge(table: Table | None, cols: list[Column], ref_cols: list[Column], holder: ClassMapping[Any] | None) -> DeleteEdge | None:
+        if table is None:
+            return None
+        key = (table.name, tuple(c.name for c in cols))
+        found = edges.get(key)
+        if found is None:
+            found = edges[key] = DeleteEdge(table, cols, ref_cols, holder)
+        return found
+
+    for info in m.referenced_by:
+        holder = info.holder if info.junction is None else None
+        e = edge(info.junction or (info.holder.table if info.holder else None), info.fk_cols, info.ref_cols, holder)
+        if e is None:
+            continue
+        e.infos.append(info)
+        if info.kind == "belongs_to_many":
+            e.link = True
+        elif info.source is m and info.kind in ("has_many", "has_one") and e.owning is None:
+            e.owning = info
+    for other in mappings:
+        for info in other.relations.values():
+            if info.kind != "belongs_to_many" or info.target is not m:
+                continue
+            holder = info.holder if info.junction is None else None
+            e = edge(info.junction or (info.holder.table if info.holder else None), info.other_cols, info.other_ref_cols, holder)
+            if e is not None:
+                e.infos.append(info)
+                e.link = True
+    return list(edges.values())

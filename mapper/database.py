@@ -12,7 +12,7 @@ from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
 from .ordering import table_order
 from .schema import ForeignKeyConstraint
-from .session import Session
+from .session import OpenSessions, Session
 from .state import SnapshotSpec
 from .transaction import Transaction
 
@@ -87,6 +87,8 @@ class Database:
         self._after_commit_hooks: list[Callable[[Session], None]] = []
         self._before_flush_hooks: list[Callable[[Session], None]] = []
         self._through: dict[ClassMapping[Any], list[Any]] | None = None
+        #: The open sessions, so add() can refuse an object another one manages.
+        self._sessions = OpenSessions()
 
     @property
     def url(self) -> str:

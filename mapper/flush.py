@@ -885,7 +885,8 @@ class UnitOfWork:
             groups.setdefault(key, (table, cols, []))[2].append(bound)
         for (name, names), (table, cols, rows) in groups.items():
             if insert:
-                self.conn.executemany(self.compiler.insert(name, names, 1), rows)
+                # A pair linked already (in another session, or long ago) is not linked twice.
+                self.conn.executemany(self.compiler.insert_skipping_existing(name, names), rows)
                 continue
             step = max(1, self.dialect.max_params // len(cols))
             for i in range(0, len(rows), step):

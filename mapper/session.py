@@ -8,6 +8,8 @@ savepoints.
 from __future__ import annotations
 
 import gc
+import threading
+import weakref
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +19,19 @@ from . import errors
 from .engine import Budget, Connection, Row, row_class
 from .expressions import BoolExpr
 from .accessors import CollectionAccessor, ReferenceAccessor
-from .cascade import Link, RelationPlan, delete_targets, label, reachable_unmanaged, reconcile, relations_changed
+from .cascade import (
+    DeleteEdge,
+    JunctionOp,
+    Link,
+    RelationPlan,
+    delete_edges,
+    delete_targets,
+    label,
+    reachable_unmanaged,
+    reconcile,
+    refuse_null_links,
+    relations_changed,
+)
 from .flush import ParentOp, Persister, UnitOfWork
 from .lazy import is_unloaded, set_member
 from .graph import GraphLoader, resolve_paths
@@ -32,7 +46,7 @@ from .state import DELETED, DETACHED, GHOST, PENDING, PERSISTENT, ObjectState, S
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["Session"]
+__all__ = ["Session", "OpenSessions"]
 
 T = TypeVar("T")
 
@@ -64,6 +78,31 @@ def _key_params(dialect: Any, cols: Sequence[Column]) -> Callable[[Any], list[An
     return lambda key: [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
 
 
+class OpenSessions:
+    """The open sessions of one Database (weakly held), safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+
+    def add(self, session: Session) -> None:
+        """Register a session that opened."""
+        with self._lock:
+            self._sessions.add(session)
+
+    def discard(self, session: Session) -> None:
+        """Forget a session that closed."""
+        with self._lock:
+            self._sessions.discard(session)
+
+    def others(self, session: Session) -> list[Session]:
+        """The open sessions besides ``session`` (empty at once in the common case of one)."""
+        if len(self._sessions) < 2:
+            return []
+        with self._lock:
+            return [s for s in self._sessions if s is not session]
+
+
 class Session:
     """A unit of work: use as ``with db.session() as s:``.
 
@@ -83,6 +122,7 @@ class Session:
         self._by_id: dict[int, ObjectState] = {}
         self._unindexed: list[list[ObjectState]] = []
         self._edge_cache: dict[tuple[ClassMapping[Any], Any], tuple[list[RelationInfo], list[RelationInfo]]] = {}
+        self._delete_edges: dict[ClassMapping[Any], list[DeleteEdge]] = {}
         #: Pending states in add() order.
         self._new: dict[int, ObjectState] = {}
         #: Persistent states marked for deletion, not yet flushed.
@@ -118,6 +158,7 @@ class Session:
         #: States loaded while ``_wrote`` was set: their values may be uncommitted, so a
         #: rollback (or a failed savepoint) reads them again.
         self._loaded_after_write: list[ObjectState] = []
+        db._sessions.add(self)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -266,6 +307,14 @@ class Session:
         hidden = (None,) * len(m.hidden_columns) if m.hidden_columns else None
         st = ObjectState(obj, m, None, None, hidden, PENDING)
         key = self._spec(m).key_of(st)
+        for elsewhere in self._db._sessions.others(self):
+            if elsewhere._manages(obj, m, key):
+                what = f"{m.cls.__name__} with key {key!r}" if key is not None else label(obj)
+                msg = (
+                    f"{what} is managed by another open session; use that session, or detach it "
+                    "there first (expunge() it, or close that session)"
+                )
+                raise errors.SessionError(msg)
         if key is not None:
             other = self._identity.get(m, key)
             if other is None:
@@ -284,6 +333,20 @@ class Session:
         self._tx_new[k] = st
         if key is not None:
             self._pending_keys[(m, key)] = st
+
+    def _manages(self, obj: Any, m: ClassMapping[Any], key: Any) -> bool:
+        """Whether this open session manages ``obj`` (asked by another session's add()).
+
+        It may run in another thread, so it only reads: the pending objects, the identity
+        map by the key the object carries, and the index of states (not the queued cohorts).
+        """
+        if self._closed:
+            return False
+        k = id(obj)
+        st = self._new.get(k) or self._by_id.get(k)
+        if st is None and key is not None:
+            st = self._identity.get(m, key)
+        return st is not None and st.obj is obj and st.status != DETACHED
 
     def add_all(self, objs: Iterable[Any]) -> None:
         """``add()`` each object, in order."""
@@ -709,12 +772,57 @@ class Session:
         plan.touched = related
         for st in plan.orphans:
             self._mark_deleted(st)
-        for op in plan.assoc_add:
+        for op in self._unlinked(plan.assoc_add):
             self._add_association(op, plan)
         for op in plan.assoc_remove:
             self._remove_association(op)
         ops = self._cascade_deletes(plan)
+        refuse_null_links(plan, self._lookup)
         return plan, ops
+
+    def _unlinked(self, ops: list[JunctionOp]) -> list[JunctionOp]:
+        """The association pairs to create: those not linked already.
+
+        A pair is linked when the session holds its association object, or, for two
+        persistent ends whose collection was not loaded (so it cannot tell), when the table
+        has the row: one SELECT per association class and chunk finds those.
+        """
+        out: list[JunctionOp] = []
+        asked: dict[RelationInfo, list[tuple[tuple[Any, ...], JunctionOp]]] = {}
+        for op in ops:
+            src, tgt = self._lookup(op.source), self._lookup(op.target)
+            coll = getattr(op.source, op.info.key, None)
+            if src is None or tgt is None or PENDING in (src.status, tgt.status) or (coll is not None and not is_unloaded(coll)):
+                out.append(op)  # a new end has no links; a loaded collection knew its members
+                continue
+            key = tuple(self._spec(src.mapping).get(src, c.key) for c in op.info.ref_cols) + tuple(
+                self._spec(tgt.mapping).get(tgt, c.key) for c in op.info.other_ref_cols
+            )
+            asked.setdefault(op.info, []).append((key, op))
+        for info, pairs in asked.items():
+            linked = self._linked_pairs(info, [key for key, _ in pairs])
+            out += [op for key, op in pairs if key not in linked]
+        return out
+
+    def _linked_pairs(self, info: RelationInfo, keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        """Which of these (source key + target key) pairs an association table links now."""
+        am: ClassMapping[Any] = info.through  # type: ignore[assignment]
+        spec = self._spec(am)
+        cols = info.fk_cols + info.other_cols
+        held: dict[tuple[Any, ...], bool] = {}
+        for st in self._identity.for_mapping(am).values():
+            if st.status in (PERSISTENT, DELETED):
+                held[tuple(spec.get(st, c.key) for c in cols)] = st.status == PERSISTENT
+        linked = {key for key in keys if held.get(key)}
+        ask = [key for key in keys if key not in held]
+        if ask:
+            conn = self.connection
+            procs = [conn.dialect.result_processor(c.type) for c in cols]
+            for chunk in self._graph._chunks(ask, len(cols)):
+                sql = conn.compiler.select_by_keys(am.table, cols, cols, len(chunk))
+                for row in conn.fetchall(sql, conn.dialect.key_params(cols, chunk)):
+                    linked.add(tuple(v if p is None else p(v) for p, v in zip(procs, row)))
+        return linked
 
     def _add_association(self, op: Any, plan: RelationPlan) -> None:
         """A target added to a BelongsToMany through a class: create the association object."""
@@ -766,22 +874,22 @@ class Session:
             if st.status == PERSISTENT and [spec.get(st, c.key) for c in info.fk_cols + info.other_cols] == want:
                 self._mark_deleted(st)
 
-    def _edges(self, m: ClassMapping[Any]) -> list[list[Any]]:
-        groups: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
-        for info in m.referenced_by:
-            if info.kind == "belongs_to_many" and info.junction is not None:
-                continue  # junction rows go with either end (ON DELETE CASCADE)
-            groups.setdefault(info.edge, []).append(info)
-        return list(groups.values())
+    def _edges(self, m: ClassMapping[Any]) -> list[DeleteEdge]:
+        """The foreign keys that reference ``m``'s rows (cached per session)."""
+        found = self._delete_edges.get(m)
+        if found is None:
+            found = self._delete_edges[m] = delete_edges(m, self._db.registry.mappings)
+        return found
 
     def _cascade_deletes(self, plan: RelationPlan) -> list[ParentOp]:
         """Delete or detach the children of deleted parents: loaded, held, or only in the database."""
         ops: list[ParentOp] = []
         done: set[int] = set()
         queue = list(self._deleted.values())
-        # A child this flush moves to another parent (by either side) is that parent's now: the
-        # old parent's delete cascade does not take it, whatever its collection still shows.
-        moved = {(id(cst.obj), edge): new for cst, edge, new, _ in plan.moves if new is not None} if queue else {}
+        # A child this flush moves to another parent, or takes out of its parent (by either
+        # side), is no longer that parent's: the old parent's delete cascade does not take it,
+        # whatever its collection (loaded now, or loaded by this cascade) still shows.
+        moved = {(id(cst.obj), edge): new for cst, edge, new, _ in plan.moves} if queue else {}
         while queue:
             batch = [st for st in queue if id(st) not in done]
             queue = []
@@ -794,51 +902,66 @@ class Session:
                         if info.fk_rule("on_delete") != "CASCADE":
                             need.setdefault(info, []).append(st)
                         continue
-                    for child in members:
-                        target = moved.get((id(child), info.edge))
-                        if target is not None and target is not st.obj:
-                            continue
-                        cst = self._lookup(child)
-                        if cst is not None and self._mark_deleted(cst):
-                            queue.append(cst)
+                    queue += self._doom_children(st, info, members, moved)
             for info, sts in need.items():
                 # No database cascade: the children must be loaded to be deleted (one query).
                 self._graph.load(sts, info)
                 for st in sts:
                     value: Any = getattr(st.obj, info.key, None)
                     items: list[Any] = list(value) if info.to_many and value is not None else ([value] if value is not None else [])
-                    for child in items:
-                        target = moved.get((id(child), info.edge))
-                        if target is not None and target is not st.obj:
-                            continue
-                        cst = self._lookup(child)
-                        if cst is not None and self._mark_deleted(cst):
-                            queue.append(cst)
+                    queue += self._doom_children(st, info, items, moved)
             by_mapping: dict[ClassMapping[Any], list[ObjectState]] = {}
             for st in batch:
                 if st.status == DELETED:
                     by_mapping.setdefault(st.mapping, []).append(st)
             for m, parents in by_mapping.items():
-                for infos in self._edges(m):
-                    queue += self._detach_children(m, parents, infos, plan, ops)
+                for edge in self._edges(m):
+                    queue += self._detach_children(m, parents, edge, plan, ops)
         return ops
 
+    def _doom_children(self, st: ObjectState, info: RelationInfo, members: list[Any], moved: dict[Any, Any]) -> list[ObjectState]:
+        """Mark the members of a deleted parent's "delete" relation deleted; returns those newly marked."""
+        out: list[ObjectState] = []
+        for child in members:
+            if moved.get((id(child), info.edge), st.obj) is not st.obj:
+                continue  # moved to another parent, or taken out of this one
+            cst = self._lookup(child)
+            if cst is not None and self._mark_deleted(cst):
+                out.append(cst)
+        return out
+
     def _detach_children(
-        self, m: ClassMapping[Any], parents: list[ObjectState], infos: list[Any], plan: RelationPlan, ops: list[ParentOp]
+        self, m: ClassMapping[Any], parents: list[ObjectState], edge: DeleteEdge, plan: RelationPlan, ops: list[ParentOp]
     ) -> list[ObjectState]:
-        info = infos[0]
-        holder: ClassMapping[Any] | None = info.holder
-        if holder is None:
-            return []
-        owning = next((i for i in infos if i.source is m and i.kind in ("has_many", "has_one")), None)
-        delete_mode = any(i.kind == "belongs_to_many" for i in infos) or (owning is not None and "delete" in owning.cascade)
-        rule = info.fk_rule("on_delete")
+        """What deleting ``parents`` does to the rows that reference them through ``edge``.
+
+        Held children are deleted (a link, a "delete" cascade or ON DELETE CASCADE), detached
+        (their key set to NULL) or refused (NOT NULL, no rule); the rows the session does not
+        hold get a set-based write (``_plan_unheld_children``). Returns the newly deleted states.
+        """
+        delete_mode = edge.deletes
+        rule = edge.rule
         if rule in ("RESTRICT", "NO ACTION") and not delete_mode:
             return []  # the database refuses the delete while children exist: its error stands
-        keys = [self._graph._parent_key(st, info) for st in parents]
-        keyset = set(keys)
+        keys = [self._key_by(st, edge.ref_cols) for st in parents]
+        queued: list[ObjectState] = []
+        holder = edge.holder
+        if holder is not None:
+            queued = self._detach_held(m, holder, set(keys), edge, plan, delete_mode or rule == "CASCADE")
+            self._detach_moved_in(parents, edge, plan, queued, delete_mode or rule == "CASCADE")
+        if edge.owning is not None and not edge.link:
+            # Parents whose collection is loaded had every child handled above.
+            owning = edge.owning.key
+            keys = [k for k, st in zip(keys, parents) if st.rel(owning, _NOT_LOADED) is _NOT_LOADED]
+        self._plan_unheld_children(edge, keys, ops, {m})
+        return queued
+
+    def _detach_held(
+        self, m: ClassMapping[Any], holder: ClassMapping[Any], keyset: set[Any], edge: DeleteEdge, plan: RelationPlan, delete: bool
+    ) -> list[ObjectState]:
+        """Held rows of ``holder`` that reference a deleted parent: deleted, detached or refused."""
         spec = self._spec(holder)
-        cols = info.fk_cols
+        cols = edge.cols
         queued: list[ObjectState] = []
         for h in list(self._identity.for_mapping(holder).values()):
             if h.status != PERSISTENT:
@@ -846,30 +969,25 @@ class Session:
             fk = spec.get(h, cols[0].key) if len(cols) == 1 else tuple(spec.get(h, c.key) for c in cols)
             if fk not in keyset:
                 continue
-            if any(lk.parent is not None for lk in plan.links.get(id(h), ())):
-                continue  # moved to another parent in this flush
-            if delete_mode or rule == "CASCADE":
+            if any(lk.info.edge == edge.key for lk in plan.links.get(id(h), ())):
+                continue  # moved to another parent, or taken out of this one, in this flush
+            if delete:
                 if self._mark_deleted(h):
                     queued.append(h)
-            elif rule != "SET NULL" and not all(c.nullable for c in cols):
+            elif edge.rule != "SET NULL" and not all(c.nullable for c in cols):
                 msg = (
                     f"cannot delete {m.cls.__name__}: {h.obj!r} still references it through "
-                    f"{(owning or info).name}, whose key is NOT NULL with no ON DELETE rule; give the relation "
+                    f"{edge.name}, whose key is NOT NULL with no ON DELETE rule; give the relation "
                     "cascade='delete' (or 'all'), or move or delete the child first"
                 )
                 raise errors.FlushError(msg)
             else:
-                plan.links[id(h)] = [Link(cols, info.ref_cols, None, info)]
-                plan.moves.append((h, info.edge, None, []))
-        self._detach_moved_in(parents, info, plan, queued, delete_mode or rule == "CASCADE")
-        if owning is not None:
-            # Parents whose collection is loaded had every child handled above.
-            keys = [k for k, st in zip(keys, parents) if st.rel(owning.key, _NOT_LOADED) is _NOT_LOADED]
-        self._plan_unheld_children(infos, m, keys, ops, {m})
+                plan.links[id(h)] = [Link(cols, edge.ref_cols, None, edge.infos[0])]
+                plan.moves.append((h, edge.key, None, []))
         return queued
 
     def _detach_moved_in(
-        self, parents: list[ObjectState], info: Any, plan: RelationPlan, queued: list[ObjectState], delete: bool
+        self, parents: list[ObjectState], edge: DeleteEdge, plan: RelationPlan, queued: list[ObjectState], delete: bool
     ) -> None:
         """Children this flush moves to a parent it deletes: what the delete does to its children.
 
@@ -878,69 +996,73 @@ class Session:
         ON DELETE CASCADE) they are deleted, otherwise detached (NOT NULL keys are refused).
         """
         ids = {id(st.obj) for st in parents}
-        edge = info.edge
         for i, (h, e, new, old_parents) in enumerate(plan.moves):
-            if e != edge or new is None or id(new) not in ids or h.status not in (PENDING, PERSISTENT):
+            if e != edge.key or new is None or id(new) not in ids or h.status not in (PENDING, PERSISTENT):
                 continue
-            links = [lk for lk in plan.links.get(id(h), ()) if lk.info.edge != edge]
+            links = [lk for lk in plan.links.get(id(h), ()) if lk.info.edge != edge.key]
             if delete:
                 if self._mark_deleted(h):
                     queued.append(h)
                 plan.links[id(h)] = links
                 plan.moves[i] = (h, e, None, [*old_parents, new])
                 continue
-            if not all(c.nullable for c in info.fk_cols):
+            if not all(c.nullable for c in edge.cols):
                 msg = (
-                    f"cannot delete {label(new, self._lookup)}: {label(h.obj, self._lookup)} was just linked to it through {info.name}, "
+                    f"cannot delete {label(new, self._lookup)}: {label(h.obj, self._lookup)} was just linked to it through {edge.name}, "
                     "whose key is NOT NULL with no ON DELETE rule; link it to another parent, or give the "
                     "relation cascade='delete' (or 'all')"
                 )
                 raise errors.FlushError(msg)
-            plan.links[id(h)] = [*links, Link(info.fk_cols, info.ref_cols, None, info)]
+            plan.links[id(h)] = [*links, Link(edge.cols, edge.ref_cols, None, edge.infos[0])]
             plan.moves[i] = (h, e, None, [*old_parents, new])
 
-    def _plan_unheld_children(
-        self, infos: list[Any], m: ClassMapping[Any], keys: list[Any], ops: list[ParentOp], seen: set[Any]
-    ) -> None:
-        """Set-based writes for children of deleted ``m`` rows that the session does not hold.
+    def _plan_unheld_children(self, edge: DeleteEdge, keys: list[Any], ops: list[ParentOp], seen: set[Any]) -> None:
+        """Set-based writes for rows referencing deleted parents that the session does not hold.
 
-        Children that will be deleted (by the database's ON DELETE CASCADE or by a set-based
+        Rows that will be deleted (by the database's ON DELETE CASCADE or by a set-based
         DELETE) may have children of their own that need work: their keys are selected (no
-        objects are built) and the same planning applies one level down.
+        objects are built) and the same planning applies one level down. The links of a
+        BelongsToMany are always deleted by the flush, before their ends, whatever rule the
+        database has for them.
         """
-        info = infos[0]
-        holder: ClassMapping[Any] | None = info.holder
-        if holder is None or not keys:
+        if not keys:
             return
-        owning = next((i for i in infos if i.source is m and i.kind in ("has_many", "has_one")), None)
-        delete_mode = any(i.kind == "belongs_to_many" for i in infos) or (owning is not None and "delete" in owning.cascade)
-        rule = info.fk_rule("on_delete")
-        cols = info.fk_cols
-        if rule == "SET NULL" or (rule in ("RESTRICT", "NO ACTION") and not delete_mode):
+        holder = edge.holder
+        delete_mode = edge.deletes
+        rule = edge.rule
+        cols = edge.cols
+        if not edge.link and (rule == "SET NULL" or (rule in ("RESTRICT", "NO ACTION") and not delete_mode)):
             return
-        if (rule == "CASCADE" or delete_mode) and holder not in seen and self._needs_unheld_work(holder):
+        if holder is not None and (rule == "CASCADE" or delete_mode) and holder not in seen and self._needs_unheld_work(holder):
             child_keys = self._child_keys(holder, cols, keys)
-            for child_infos in self._edges(holder):
-                self._plan_unheld_children(child_infos, holder, child_keys, ops, seen | {holder})
-        if rule == "CASCADE":
+            for child_edge in self._edges(holder):
+                self._plan_unheld_children(child_edge, child_keys, ops, seen | {holder})
+        if rule == "CASCADE" and not edge.link:
             return
+        info = edge.owning or edge.infos[0]
         if delete_mode:
-            ops.append(ParentOp("delete", holder.table, cols, keys, owning or info))
+            ops.append(ParentOp("delete", edge.table, cols, keys, info))
         elif all(c.nullable for c in cols):
-            ops.append(ParentOp("nullify", holder.table, cols, keys, owning or info))
+            ops.append(ParentOp("nullify", edge.table, cols, keys, info))
         else:
-            ops.append(ParentOp("check", holder.table, cols, keys, owning or info))
+            ops.append(ParentOp("check", edge.table, cols, keys, info))
 
     def _needs_unheld_work(self, m: ClassMapping[Any]) -> bool:
         """Whether deleting rows of ``m`` needs the session's help for their children."""
-        for infos in self._edges(m):
-            rule = infos[0].fk_rule("on_delete")
-            if rule not in ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION"):
+        for edge in self._edges(m):
+            rule = edge.rule
+            if edge.link or rule not in ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION"):
                 return True
-            if rule == "CASCADE" and infos[0].holder is not None and infos[0].holder is not m:
-                if self._needs_unheld_work(infos[0].holder):
+            if rule == "CASCADE" and edge.holder is not None and edge.holder is not m:
+                if self._needs_unheld_work(edge.holder):
                     return True
         return False
+
+    def _key_by(self, st: ObjectState, cols: list[Column]) -> Any:
+        """A state's values of ``cols`` (its identity key when they are its primary key)."""
+        if cols == st.mapping.pk:
+            return st.key
+        return self._graph._values(st, cols)
 
     def _child_keys(self, holder: ClassMapping[Any], cols: list[Any], keys: list[Any]) -> list[Any]:
         """Primary keys of the ``holder`` rows whose ``cols`` match ``keys`` (one query per chunk)."""
@@ -1160,15 +1282,14 @@ class Session:
 
     def _follow_key(self, st: ObjectState, old_key: Any) -> None:
         """A natural key changed (ON UPDATE CASCADE moved the children): bring held children in line."""
-        for infos in self._edges(st.mapping):
-            info = infos[0]
-            holder = info.holder
+        for edge in self._edges(st.mapping):
+            holder = edge.holder
             if holder is None:
                 continue
             spec = self._spec(holder)
-            cols = info.fk_cols
-            new = [self._spec(st.mapping).get(st, c.key) for c in info.ref_cols]
-            old = [old_key] if len(info.ref_cols) == 1 else list(old_key)
+            cols = edge.cols
+            new = [self._spec(st.mapping).get(st, c.key) for c in edge.ref_cols]
+            old = [old_key] if len(edge.ref_cols) == 1 else list(old_key)
             for h in self._identity.for_mapping(holder).values():
                 if [spec.get(h, c.key) for c in cols] == old:
                     for c, v in zip(cols, new):
@@ -1467,6 +1588,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self._db._sessions.discard(self)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

@@ -387,6 +387,14 @@ class Compiler:
             self._cache[ck] = sql
         return sql
 
+    def insert_skipping_existing(self, table: str, columns: Sequence[str]) -> str:
+        """A one-row INSERT that skips the row when its key exists already (cached)."""
+        ck = ("insx", table, tuple(columns))
+        sql = self._cache.get(ck)
+        if sql is None:
+            sql = self._cache[ck] = self.insert(table, columns, 1) + self.dialect.skip_existing_sql(columns)
+        return sql
+
     def insert_arrays(self, table: Table, columns: Sequence[str], returning: Sequence[str]) -> str | None:
         """The dialect's array-bound INSERT of many rows, or None (cached)."""
         ck = ("insa", table.name, tuple(columns), tuple(returning))

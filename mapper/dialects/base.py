@@ -456,6 +456,14 @@ class Dialect:
         """SQL that moves a key generator past keys inserted explicitly (None where it follows by itself)."""
         return None
 
+    def skip_existing_sql(self, columns: Sequence[str]) -> str:
+        """The clause after an INSERT's VALUES that skips a row whose key already exists.
+
+        Only key conflicts are skipped (a foreign-key or NOT NULL failure still raises), which
+        is why it is ``ON CONFLICT DO NOTHING`` and never MySQL's ``INSERT IGNORE``.
+        """
+        return " ON CONFLICT DO NOTHING"
+
     def insert_arrays_sql(self, table: str, columns: Sequence[Column], returning: Sequence[str]) -> str | None:
         """An INSERT of many rows that binds one array per column, or None where there is none.
 

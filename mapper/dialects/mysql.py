@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .. import errors
@@ -80,6 +81,12 @@ class MySQLDialect(Dialect):
         "binary": "LONGBLOB",
     }
     table_suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+    def skip_existing_sql(self, columns: Sequence[str]) -> str:
+        # INSERT IGNORE would also turn foreign-key and NOT NULL failures into warnings; a
+        # no-op assignment on a duplicate key skips only the conflicting row.
+        first = self.quote(columns[0])
+        return f" ON DUPLICATE KEY UPDATE {first} = {first}"
 
     def __init__(self) -> None:
         super().__init__()
