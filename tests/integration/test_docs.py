@@ -98,7 +98,10 @@ def extract(doc: str, text: str) -> list[Block]:
             end = _closing_fence(doc, lines, i)
             if info == "python":
                 options = pending[1] if pending is not None else frozenset()
-                blocks.append(Block(doc, i + 2, "\n".join(lines[i + 1 : end]) + "\n", options))
+                # A block inside a list item is indented like its fence: the code is not.
+                indent = fence["indent"]
+                code = [ln[len(indent) :] if ln.startswith(indent) else ln for ln in lines[i + 1 : end]]
+                blocks.append(Block(doc, i + 2, "\n".join(code) + "\n", options))
             elif pending is not None:
                 msg = f"{doc}:{pending[0]}: a doc-test marker must stand right before a ```python block"
                 raise DocFormatError(msg)
@@ -283,14 +286,15 @@ z = 3
 
 
 def test_extract_finds_python_blocks_with_their_lines_and_options():
-    blocks = extract("sample.md", SAMPLE)
+    blocks = extract("sample.md", SAMPLE + "\n- a list item:\n\n  ```python\n  if z:\n      w = 4\n  ```\n")
     assert [(b.line, b.source, b.options) for b in blocks] == [
         (8, "x = 1\n", frozenset()),
         (13, "y = x + 1\n", frozenset({"all"})),
         (19, "z = 3\n", frozenset({"fresh", "skip"})),
+        (25, "if z:\n    w = 4\n", frozenset()),
     ]
-    assert [b.runs_on("mysql") for b in blocks] == [False, True, False]
-    assert [b.runs_on("sqlite") for b in blocks] == [True, True, False]
+    assert [b.runs_on("mysql") for b in blocks] == [False, True, False, False]
+    assert [b.runs_on("sqlite") for b in blocks] == [True, True, False, True]
 
 
 @pytest.mark.parametrize(
