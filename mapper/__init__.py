@@ -16,6 +16,7 @@ from .errors import (
     NotFoundError,
     OperationalError,
     PendingRollbackError,
+    PoolTimeoutError,
     QueryBudgetExceeded,
     QueryError,
     RelationNotLoadedError,

@@ -121,9 +121,10 @@ def _members(value: Any, info: RelationInfo) -> list[Any]:
     return items
 
 
-def _check_type(obj: Any, info: RelationInfo) -> None:
+def _check_type(obj: Any, info: RelationInfo, lookup: Callable[[Any], ObjectState | None]) -> None:
+    # ``lookup`` names a managed object by its key (``Owner(3)``); only an unknown one is "new".
     if not isinstance(obj, info.target.cls):
-        msg = f"{info.name} holds {label(obj)}, a {type(obj).__name__}; it takes {info.target.cls.__name__} objects"
+        msg = f"{info.name} holds {label(obj, lookup)}, a {type(obj).__name__}; it takes {info.target.cls.__name__} objects"
         raise FlushError(msg)
 
 
@@ -194,7 +195,7 @@ def reachable_unmanaged(
                 mst = managed.get(k)
                 if mst is not None and mst.obj is item and mst.status != DETACHED:
                     continue
-                _check_type(item, info)
+                _check_type(item, info, lambda o: mst if mst is not None and mst.obj is o else None)
                 seen.add(id(item))
                 out.append((item, info))
     return out
@@ -237,14 +238,14 @@ def reconcile(
 
     def pair(info: RelationInfo, obj: Any, x: Any, adding: bool) -> None:
         if adding:
-            _check_type(x, info)
+            _check_type(x, info, lookup)
         op = JunctionOp(info, obj, x)
         key = _pair_key(info, obj, x)
         previous = pairs.get(key)
         word = "add" if adding else "remove"
         if previous is not None and previous[0] != word:
             msg = (
-                f"{info.name}: {label(obj)} and {label(x)} are both linked and unlinked in this flush "
+                f"{info.name}: {label(obj, lookup)} and {label(x, lookup)} are both linked and unlinked in this flush "
                 "(one side added the pair, the other removed it); change one side only"
             )
             raise FlushError(msg)
@@ -276,7 +277,7 @@ def reconcile(
                 changed = value is not None if (pending or snap is _MISSING) else value is not snap
                 if changed:
                     if value is not None:
-                        _check_type(value, info)
+                        _check_type(value, info, lookup)
                     claim(obj, info.edge).to_one = (value, info)
                 continue
             if value is not None and is_unloaded(value):
@@ -300,7 +301,7 @@ def reconcile(
                 entry = (obj, info)
                 for x in added:
                     if not isinstance(x, target_cls):
-                        _check_type(x, info)
+                        _check_type(x, info, lookup)
                     k = (id(x), edge)
                     c = claims.get(k)
                     if c is None:
