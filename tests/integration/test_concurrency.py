@@ -291,6 +291,10 @@ def test_deadlock_victim_is_retried_once_and_both_increments_land(backend, make_
     calls: collections.Counter[int] = collections.Counter()
     seen: list[errors.DatabaseError] = []
     sessions: list[Any] = []
+    # The victim's retry starts once the winner has committed: a retry that read the row before
+    # that would meet the winner's new version at its UPDATE (a StaleDataError, rightly).
+    winner_committed = threading.Event()
+    db.after_commit(lambda session: winner_committed.set())
 
     def make(mine: int, other: int) -> tuple[Transaction, Callable[[], str]]:
         tx = db.transaction(retries=3, backoff=0.01)
@@ -302,6 +306,8 @@ def test_deadlock_victim_is_retried_once_and_both_increments_land(backend, make_
                 first = calls[mine] == 1
                 sessions.append(session)
             assert session.query_count == 0  # a fresh session for every attempt
+            if not first:
+                assert winner_committed.wait(20)
             try:
                 own = session.get(Counter, mine)
                 own.n += 1
