@@ -269,6 +269,8 @@ class Dialect:
 
     def __init__(self) -> None:
         self._bind_cache: dict[tuple[ColumnType, str | None], Processor | None] = {}
+        self._bind_by_id: dict[int, tuple[ColumnType, Processor | None]] = {}
+        self._result_by_id: dict[int, tuple[ColumnType, Processor | None]] = {}
         self._result_cache: dict[ColumnType, Processor | None] = {}
         self.server_version: tuple[int, ...] = ()
 
@@ -352,21 +354,31 @@ class Dialect:
         It raises ``DataError`` naming the column for a value the type refuses on every
         backend (see ``values``); nothing has been sent then.
         """
+        # Each column holds its own type instance: look it up by identity first (hashing a
+        # type hashes its attributes), keeping the instance so that its id stays its own.
+        hit = self._bind_by_id.get(id(type_))
+        if hit is not None and hit[0] is type_:
+            return hit[1]
         # Keyed by column as well: equal types of two columns name different columns in errors.
         key = (type_, type_.column)
         try:
-            return self._bind_cache[key]
+            proc = self._bind_cache[key]
         except KeyError:
             proc = self._bind_cache[key] = self._make_bind(type_)
-            return proc
+        self._bind_by_id[id(type_)] = (type_, proc)
+        return proc
 
     def result_processor(self, type_: ColumnType) -> Processor | None:
         """A function converting driver values to Python values for this type, or None."""
+        hit = self._result_by_id.get(id(type_))  # by identity first, as bind_processor
+        if hit is not None and hit[0] is type_:
+            return hit[1]
         try:
-            return self._result_cache[type_]
+            proc = self._result_cache[type_]
         except KeyError:
             proc = self._result_cache[type_] = self._make_result(type_)
-            return proc
+        self._result_by_id[id(type_)] = (type_, proc)
+        return proc
 
     def _make_bind(self, type_: ColumnType) -> Processor | None:
         if isinstance(type_, Enum):
