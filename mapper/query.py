@@ -357,6 +357,8 @@ class Query(Generic[T]):
 
         Raises:
             QueryError: no values, an unknown name, a primary-key column, or limit/offset/order_by.
+            DataError: a value its column's type refuses (NaN in a Float, an aware datetime in a
+                naive DateTime...); nothing is sent.
         """
         m = self._mapping
         if not values:
@@ -372,6 +374,13 @@ class Query(Generic[T]):
                 msg = f"update() cannot change primary-key attribute {m.cls.__name__}.{name}; change the object and flush"
                 raise errors.QueryError(msg)
             assignments.append((col, value))
+        # Each value is checked by its column's type now, before the autoflush and any SELECT
+        # that go first: a value no backend takes sends nothing.
+        dialect = self._session._db.engine.dialect
+        for col, value in assignments:
+            bind = dialect.bind_processor(col.type)
+            if bind is not None and value is not None:
+                bind(value)
         return self._session._bulk_update(m, assignments, self._condition())
 
     def delete(self) -> int:

@@ -145,6 +145,8 @@ class Column(ValueExpr):
         self.owner = owner
         self.key = key
         self.name = self.name_arg or key
+        # Its own copy of the type, so that a refused value names this column.
+        self.type = self.type.bound(f"{owner.__name__}.{key}")
 
     @property
     def has_default(self) -> bool:

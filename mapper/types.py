@@ -7,6 +7,7 @@ on ``ColumnType.kind``.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import decimal
 import enum as _enum
@@ -47,15 +48,34 @@ class ColumnType:
     autoincrement_capable: ClassVar[bool] = False
     #: Values are mutable containers: snapshots must copy them to notice in-place edits.
     mutable: ClassVar[bool] = False
+    #: The column this instance belongs to ("PugMapper.weight"), named by the errors its
+    #: values raise; set by ``bound()``. Not part of equality: it says where, not what.
+    column: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    def _data(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "column"}
+
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and vars(self) == vars(other)
+        return isinstance(other, ColumnType) and type(self) is type(other) and self._data() == other._data()
 
     def __hash__(self) -> int:
-        return hash((type(self), tuple(sorted(vars(self).items(), key=lambda kv: kv[0]))))
+        return hash((type(self), tuple(sorted(self._data().items(), key=lambda kv: kv[0]))))
+
+    def bound(self, column: str) -> ColumnType:
+        """A copy of this type for one column, which the errors about its values name.
+
+        Args:
+            column: how messages name the column, as ``"PugMapper.weight"``.
+
+        Returns:
+            A new instance equal to this one, with ``column`` set.
+        """
+        out = copy.copy(self)
+        out.column = column
+        return out
 
 
 class Integer(ColumnType):
@@ -117,7 +137,11 @@ class Boolean(ColumnType):
 
 
 class Float(ColumnType):
-    """A double-precision float."""
+    """A double-precision float.
+
+    NaN and the infinities are refused with ``DataError`` (MySQL and MariaDB cannot store
+    them, so no backend does); ``-0.0`` is stored as ``0.0``.
+    """
 
     kind = "float"
     python_type = float
@@ -126,13 +150,16 @@ class Float(ColumnType):
 class Numeric(ColumnType):
     """An exact decimal number, read back as ``decimal.Decimal``.
 
-    On SQLite, a precision of at most 15 digits is stored as a number (compared and
-    ordered numerically, exact after rounding to the scale); wider or unbounded decimals
-    are stored as text to stay exact, and SQL compares those as text.
+    Every backend holds the same values: a value is rounded to the scale (half away from
+    zero, as PostgreSQL and MySQL round) before it is sent, and one with more digits
+    before the point than ``precision - scale``, or NaN or an infinity, is refused with
+    ``DataError``. On SQLite, a precision of at most 15 digits is stored as a number
+    (compared and ordered numerically); wider or unbounded decimals are stored as text to
+    stay exact, and SQL compares those as text.
 
     Args:
-        precision: total digits (default 38 where the backend needs one).
-        scale: digits after the point (default 10 where the backend needs one).
+        precision: total digits; ``Numeric()`` is ``Numeric(38, 10)``.
+        scale: digits after the point; ``Numeric(p)`` has scale 0, as in SQL.
     """
 
     kind = "numeric"
@@ -149,7 +176,21 @@ class Numeric(ColumnType):
         self.scale = scale
 
     def __repr__(self) -> str:
-        return f"Numeric({self.precision}, {self.scale})"
+        args = [str(a) if a is not None else "None" for a in (self.precision, self.scale)]
+        if self.scale is None:
+            args.pop()
+            if self.precision is None:
+                args.pop()
+        return f"Numeric({', '.join(args)})"
+
+    @property
+    def digits(self) -> tuple[int, int]:
+        """(precision, scale) as the column holds them: ``Numeric()`` is (38, 10), ``Numeric(p)`` is (p, 0)."""
+        precision = self.precision if self.precision is not None else 38
+        if self.scale is not None:
+            return precision, self.scale
+        # NUMERIC(p) means scale 0 in SQL; an unbounded Numeric gets room for fractions.
+        return precision, (0 if self.precision is not None else 10)
 
 
 class Date(ColumnType):
@@ -164,7 +205,8 @@ class DateTime(ColumnType):
 
     Args:
         timezone: ``True`` stores aware datetimes (read back in UTC on backends that keep
-            no zone); ``False`` stores naive ones.
+            no zone; a naive value is taken as UTC); ``False`` stores naive ones and refuses
+            an aware value with ``DataError``.
     """
 
     kind = "datetime"
@@ -178,7 +220,7 @@ class DateTime(ColumnType):
 
 
 class Time(ColumnType):
-    """A time of day (``datetime.time``), microseconds kept."""
+    """A time of day (``datetime.time``), microseconds kept; one with tzinfo is refused."""
 
     kind = "time"
     python_type = _dt.time
@@ -192,7 +234,11 @@ class Uuid(ColumnType):
 
 
 class Json(ColumnType):
-    """A JSON document: dicts, lists, strings, numbers, booleans and None, nested."""
+    """A JSON document: dicts, lists, strings, numbers, booleans and None, nested.
+
+    A float reads back as a float and an int as an int; NaN, the infinities and values JSON
+    has no form for are refused with ``DataError``; ``-0.0`` is stored as ``0.0``.
+    """
 
     kind = "json"
     python_type = object

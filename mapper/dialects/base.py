@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 from .. import errors
 from .._typing import DBAPIConnection
 from ..schema import Column, Table
-from ..types import ColumnType, Enum, Numeric, String, DateTime
+from ..types import ColumnType, DateTime, Enum, Float, Numeric, String, Time
+from . import values
 
 __all__ = ["Dialect", "URL", "Processor", "parse_url", "json_dumps"]
 
@@ -262,9 +263,14 @@ class Dialect:
     inline_forward_fks: ClassVar[bool] = False
     #: Words after CREATE TABLE (...), such as the engine and charset on MySQL.
     table_suffix: str = ""
+    #: JSON numbers are kept as decimals and printed without an exponent (PostgreSQL's JSONB):
+    #: floats are written as digits with a fraction, or ``1e+16`` would read back as an int.
+    json_float_fraction: ClassVar[bool] = False
 
     def __init__(self) -> None:
-        self._bind_cache: dict[ColumnType, Processor | None] = {}
+        self._bind_cache: dict[tuple[ColumnType, str | None], Processor | None] = {}
+        self._bind_by_id: dict[int, tuple[ColumnType, Processor | None]] = {}
+        self._result_by_id: dict[int, tuple[ColumnType, Processor | None]] = {}
         self._result_cache: dict[ColumnType, Processor | None] = {}
         self.server_version: tuple[int, ...] = ()
 
@@ -343,28 +349,52 @@ class Dialect:
         return f"{q}{name.replace(q, q + q)}{q}"
 
     def bind_processor(self, type_: ColumnType) -> Processor | None:
-        """A function converting Python values to driver values for this type, or None."""
+        """A function converting Python values to driver values for this type, or None.
+
+        It raises ``DataError`` naming the column for a value the type refuses on every
+        backend (see ``values``); nothing has been sent then.
+        """
+        # Each column holds its own type instance: look it up by identity first (hashing a
+        # type hashes its attributes), keeping the instance so that its id stays its own.
+        hit = self._bind_by_id.get(id(type_))
+        if hit is not None and hit[0] is type_:
+            return hit[1]
+        # Keyed by column as well: equal types of two columns name different columns in errors.
+        key = (type_, type_.column)
         try:
-            return self._bind_cache[type_]
+            proc = self._bind_cache[key]
         except KeyError:
-            proc = self._bind_cache[type_] = self._make_bind(type_)
-            return proc
+            proc = self._bind_cache[key] = self._make_bind(type_)
+        self._bind_by_id[id(type_)] = (type_, proc)
+        return proc
 
     def result_processor(self, type_: ColumnType) -> Processor | None:
         """A function converting driver values to Python values for this type, or None."""
+        hit = self._result_by_id.get(id(type_))  # by identity first, as bind_processor
+        if hit is not None and hit[0] is type_:
+            return hit[1]
         try:
-            return self._result_cache[type_]
+            proc = self._result_cache[type_]
         except KeyError:
             proc = self._result_cache[type_] = self._make_result(type_)
-            return proc
+        self._result_by_id[id(type_)] = (type_, proc)
+        return proc
 
     def _make_bind(self, type_: ColumnType) -> Processor | None:
         if isinstance(type_, Enum):
             return _enum_bind(type_.enum_class)
         if type_.kind == "json":
-            return lambda v: None if v is None else json_dumps(v)
+            return values.json_bind(type_, self.json_float_fraction)
         if type_.kind == "uuid":
             return lambda v: None if v is None else str(v)
+        if isinstance(type_, Float):
+            return values.float_bind(type_)
+        if isinstance(type_, Numeric):
+            return values.numeric_bind(type_, as_text=False)
+        if isinstance(type_, DateTime) and not type_.timezone:
+            return values.naive_datetime_bind(type_)
+        if isinstance(type_, Time):
+            return values.time_bind(type_)
         return None
 
     def _make_result(self, type_: ColumnType) -> Processor | None:
@@ -420,15 +450,8 @@ class Dialect:
         template = self.type_names[t.kind]
         if isinstance(t, String) and t.length is None:
             template = self.type_names["text"]
-        return template.format(
-            length=getattr(t, "length", None) or 255,
-            precision=(t.precision if isinstance(t, Numeric) and t.precision else 38),
-            # NUMERIC(p) means scale 0 in SQL; an unbounded Numeric gets room for fractions.
-            scale=(
-                t.scale if isinstance(t, Numeric) and t.scale is not None
-                else (0 if isinstance(t, Numeric) and t.precision else 10)
-            ),
-        )
+        precision, scale = t.digits if isinstance(t, Numeric) else (38, 10)
+        return template.format(length=getattr(t, "length", None) or 255, precision=precision, scale=scale)
 
     def autoincrement_clause(self, col: Column) -> str:
         """Words after the type that make the database generate the key."""

@@ -191,7 +191,7 @@ class MySQLDialect(Dialect):
         return raw.cursor(pymysql.cursors.SSCursor)
 
     def _make_bind(self, type_: ColumnType) -> Processor | None:
-        if isinstance(type_, DateTime):
+        if isinstance(type_, DateTime) and type_.timezone:
             return utc_naive_bind(type_)
         return super()._make_bind(type_)
 

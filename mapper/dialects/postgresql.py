@@ -10,6 +10,7 @@ from .. import errors
 from .._typing import ConnectionPool, DBAPIConnection
 from ..schema import Column
 from ..types import ColumnType, DateTime
+from . import values
 from .base import Dialect, Processor, URL
 
 __all__ = ["PostgreSQLDialect"]
@@ -44,6 +45,7 @@ class PostgreSQLDialect(Dialect):
     e_strings = True
     dollar_quotes = True
     no_limit = "ALL"
+    json_float_fraction = True
     type_names: ClassVar[dict[str, str]] = {
         "integer": "INTEGER",
         "biginteger": "BIGINT",
@@ -120,6 +122,10 @@ class PostgreSQLDialect(Dialect):
     def _make_bind(self, type_: ColumnType) -> Processor | None:
         if type_.kind == "uuid":
             return None  # psycopg adapts uuid.UUID natively
+        if isinstance(type_, DateTime) and type_.timezone:
+            # A naive value would be read in the session's time zone: take it as UTC, as
+            # SQLite and MySQL do.
+            return values.aware_datetime_bind
         return super()._make_bind(type_)
 
     def _make_result(self, type_: ColumnType) -> Processor | None:

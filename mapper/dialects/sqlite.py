@@ -12,6 +12,7 @@ from .. import errors
 from .._typing import DBAPIConnection
 from ..schema import Column, Table
 from ..types import ColumnType, DateTime, Numeric
+from . import values
 from .base import Dialect, Processor, URL
 
 __all__ = ["SQLiteDialect"]
@@ -25,12 +26,6 @@ _PROGRAMMING_MESSAGES = (
 _ISOLATION = {"SERIALIZABLE": "DEFERRED", "IMMEDIATE": "IMMEDIATE", "EXCLUSIVE": "EXCLUSIVE"}
 
 
-def _decimal_bind(v: Any) -> Any:
-    if v is None:
-        return None
-    return str(v if isinstance(v, Decimal) else Decimal(str(v)))
-
-
 #: SQLite's numbers keep 15 significant digits; narrower decimals are stored as numbers.
 _EXACT_DIGITS = 15
 
@@ -39,18 +34,27 @@ def _stored_as_number(type_: ColumnType) -> bool:
     return isinstance(type_, Numeric) and type_.precision is not None and type_.precision <= _EXACT_DIGITS
 
 
-def _decimal_result(scale: int | None) -> Processor:
-    quantum = Decimal(1).scaleb(-scale) if scale is not None else None
+def _decimal_result(type_: Numeric) -> Processor:
+    quantize = values.numeric_quantizer(type_)
 
     def result(v: Any) -> Any:
         if v is None or isinstance(v, Decimal):
             return v
         # repr of a float is the shortest text that reads back as it; within 15 digits
-        # that is the decimal that was stored, and the scale restores trailing zeros.
+        # that is the decimal that was stored, and the scale restores trailing zeros (text
+        # storage is written rounded already; rows written by other means are rounded here).
         d = Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
-        return d.quantize(quantum) if quantum is not None else d
+        return quantize(d)
 
     return result
+
+
+def _naive_iso(v: Any) -> Any:
+    return v.isoformat(" ")
+
+
+def _iso(v: Any) -> Any:
+    return v.isoformat()
 
 
 def _aware_bind(v: Any) -> Any:
@@ -193,20 +197,22 @@ class SQLiteDialect(Dialect):
 
     def _make_bind(self, type_: ColumnType) -> Processor | None:
         kind = type_.kind
-        if kind == "numeric":
-            return _decimal_bind
+        if isinstance(type_, Numeric):
+            return values.numeric_bind(type_, as_text=True)
         if kind == "datetime":
             if isinstance(type_, DateTime) and type_.timezone:
                 return _aware_bind
-            return lambda v: None if v is None else v.isoformat(" ")
-        if kind in ("date", "time"):
+            return values.naive_datetime_bind(type_, _naive_iso)
+        if kind == "time":
+            return values.time_bind(type_, _iso)
+        if kind == "date":
             return lambda v: None if v is None else v.isoformat()
         return super()._make_bind(type_)
 
     def _make_result(self, type_: ColumnType) -> Processor | None:
         kind = type_.kind
         if isinstance(type_, Numeric):
-            return _decimal_result(type_.scale if _stored_as_number(type_) else None)
+            return _decimal_result(type_)
         if kind == "datetime":
             if isinstance(type_, DateTime) and type_.timezone:
                 return _aware_result
@@ -226,7 +232,7 @@ class SQLiteDialect(Dialect):
         t = col.type
         if isinstance(t, Numeric) and _stored_as_number(t):
             # Numeric affinity: compared and ordered as numbers, exact within 15 digits.
-            return f"NUMERIC({t.precision}, {t.scale if t.scale is not None else 0})"
+            return "NUMERIC({}, {})".format(*t.digits)
         return super().type_sql(col, autoincrement)
 
     def autoincrement_clause(self, col: Column) -> str:
