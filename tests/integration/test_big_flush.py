@@ -247,3 +247,26 @@ def test_huge_parameter_lists_show_their_first_rows_and_their_count():
     assert "[parameters: [[0, 1, 2, 3, 4, ... 20,000 in all], ['a', 'a', 'a', 'a', 'a', ... 20,000 in all]]]" in str(arrays)
     small = errors.DatabaseError("boom", statement="SELECT ?", params=[1])
     assert str(small) == "boom\n[SQL: SELECT ?]\n[parameters: [1]]"
+
+
+@pytest.mark.slow
+def test_deleting_10000_composite_key_parents_detaches_their_unloaded_children(backend, make_db, count):
+    from tests.rel_models import Box, BoxMapper, Shelf, ShelfMapper
+
+    n = 10_000
+    db = make_db(ShelfMapper, BoxMapper)
+    with db.session() as s:
+        s.add_all([Shelf("attic", i, f"s{i}", boxes=[Box(f"b{i}")]) for i in range(n)])
+    with db.session() as s:
+        shelves = s.query(Shelf).all()
+        for shelf in shelves:
+            s.delete(shelf)
+        # The boxes are not loaded: one UPDATE ... SET shelf = NULL by the shelves' keys, cut to
+        # the longest row-value list PostgreSQL parses (1,000 rows), then the shelves' DELETE.
+        d = db.engine.dialect
+        nullify = math.ceil(n / min(d.max_params // 2, d.max_row_values))
+        with count(s, nullify + 1):
+            s.flush()
+        assert nullify == (10 if backend.name == "postgresql" else 1)
+    assert backend.raw(f"SELECT count(*) FROM {backend.q('rel_shelves')}") == [(0,)]
+    assert backend.raw(f"SELECT count(*) FROM {backend.q('rel_boxes')} WHERE shelf_room IS NULL AND shelf_number IS NULL") == [(n,)]
