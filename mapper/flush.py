@@ -941,14 +941,19 @@ class UnitOfWork:
                             f"{self._old_value(st, spec, sets[vpos])!r} when read)")
             elif any(v != spec.get(st, c.key) for c, v in zip(sets, now)):
                 # The version this flush writes, but other values: another writer's change.
-                unsure.append(f"{_describe(m, old)} (changed elsewhere)")
+                what = "changed elsewhere"
+                if vpos is not None:
+                    what = f"version {now[vpos]!r} in the database, {self._old_value(st, spec, sets[vpos])!r} when read"
+                unsure.append(f"{_describe(m, old)} ({what})")
         missing = len(items) - matched
         # Values read back may differ from the ones written only in form (a JSON document's key
         # order, say): rows that differ only so are named when they account for the shortfall.
         named = sure + unsure if len(sure) + len(unsure) == missing else sure
         parts = [_names(named)] if named else []
-        if missing > len(named):
-            parts.append(f"{missing - len(named)} more changed elsewhere to the very values this flush writes, not identified")
+        rest = missing - len(named)
+        if rest > 0:
+            rows = f"{rest} {'more ' if named else ''}row{'s' if rest > 1 else ''}"
+            parts.append(f"{rows} changed elsewhere to exactly the values and version this flush writes (not identified)")
         return f"{head}; stale: {'; '.join(parts)}. {fix}"
 
     # -- junction rows and set-based child writes -------------------------------------------------

@@ -145,7 +145,7 @@ def test_a_stale_row_among_100000_updates_is_named_and_nothing_is_written(backen
             s.flush()
         text = str(info.value)
         assert f"UPDATE of BigDoc matched {N - 1} of {N} rows" in text
-        assert f"BigDoc(id={victim.id!r}) (changed elsewhere)" in text
+        assert f"stale: BigDoc(id={victim.id!r}) (version 2 in the database, 1 when read)." in text
         assert "not identified" not in text
         with pytest.raises(errors.PendingRollbackError):
             s.get(BigDoc, victim.id)
@@ -270,3 +270,24 @@ def test_deleting_10000_composite_key_parents_detaches_their_unloaded_children(b
         assert nullify == (10 if backend.name == "postgresql" else 1)
     assert backend.raw(f"SELECT count(*) FROM {backend.q('rel_shelves')}") == [(0,)]
     assert backend.raw(f"SELECT count(*) FROM {backend.q('rel_boxes')} WHERE shelf_room IS NULL AND shelf_number IS NULL") == [(n,)]
+
+
+def test_a_row_changed_elsewhere_to_the_very_values_written_is_counted_not_guessed(backend, make_db):
+    db = make_db(BigDocMapper)
+    with db.session() as s:
+        s.add_all([BigDoc(f"t{i}", n=i) for i in range(30)])
+    with db.session() as s:
+        docs = s.query(BigDoc).order_by("id").all()
+        s.commit()
+        # Another writer does exactly what this session is about to do to row 4.
+        backend.raw(f"UPDATE {backend.q('big_docs')} SET n = n + 1, version = 2 WHERE id = ?", (docs[3].id,))
+        for d in docs:
+            d.n += 1
+        with pytest.raises(errors.StaleDataError) as info:
+            s.flush()
+        assert str(info.value).startswith(
+            "UPDATE of BigDoc matched 29 of 30 rows; stale: 1 row changed elsewhere to exactly the values "
+            "and version this flush writes (not identified)."
+        )
+        s.rollback()
+    assert backend.raw(f"SELECT sum(n), sum(version) FROM {backend.q('big_docs')}") == [(sum(range(30)) + 1, 31)]
