@@ -390,7 +390,7 @@ class Connection:
         try:
             cur.executemany(sql, seq)
         except self._errors as exc:
-            self._raise(exc, sql, seq[:10])
+            self._raise(exc, sql, seq)
         if self.echo:
             self._log(sql, seq, started, len(seq))
         return int(cur.rowcount)

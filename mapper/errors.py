@@ -125,15 +125,55 @@ class DatabaseError(MapperError):
         self.retryable = retryable
 
     def __str__(self) -> str:
-        text = super().__str__()
+        # A flush statement can be megabytes of SQL and parameters: str() stays readable (it
+        # ends up in logs and tracebacks), and the attributes keep everything.
+        text = _cut(super().__str__(), MESSAGE_SHOWN, ".orig")
         if self.statement:
-            text = f"{text}\n[SQL: {self.statement}]"
+            text = f"{text}\n[SQL: {_cut(self.statement, SQL_SHOWN, '.statement')}]"
             if self.params:
-                shown = repr(self.params)
-                if len(shown) > 500:
-                    shown = shown[:500] + "...]"
-                text = f"{text}\n[parameters: {shown}]"
+                text = f"{text}\n[parameters: {_shown_params(self.params)}]"
         return text
+
+
+#: Characters of the failing SQL that ``str(DatabaseError)`` shows (``.statement`` has it all).
+SQL_SHOWN = 1000
+#: Characters of the driver's message that it shows (``.orig`` has it all).
+MESSAGE_SHOWN = 2000
+#: Parameters shown: values of a flat list, rows (or arrays) of a nested one, and items of each row.
+_FLAT_SHOWN = 10
+_ROWS_SHOWN = 5
+#: Characters shown of any one parameter value.
+_VALUE_SHOWN = 60
+
+
+def _cut(text: str, limit: int, where: str) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters; all of it in {where})"
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        body = ", ".join(_shown_value(v) for v in value[:_ROWS_SHOWN])
+        more = f", ... {len(value):,} in all" if len(value) > _ROWS_SHOWN else ""
+        return f"({body}{more})" if isinstance(value, tuple) else f"[{body}{more}]"
+    text = repr(value)
+    return text if len(text) <= _VALUE_SHOWN else f"{text[:_VALUE_SHOWN]}...({len(text):,} characters)"
+
+
+def _shown_params(params: Sequence[Any] | dict[str, Any]) -> str:
+    """The first parameters (the first rows, for an executemany or arrays) and how many there were."""
+    if isinstance(params, dict):
+        shown = [f"{k!r}: {_shown_value(v)}" for k, v in list(params.items())[:_FLAT_SHOWN]]
+        total, kind = len(params), "values"
+    else:
+        nested = len(params) > 0 and isinstance(params[0], (list, tuple))
+        top = _ROWS_SHOWN if nested else _FLAT_SHOWN
+        shown = [_shown_value(v) for v in params[:top]]
+        total, kind = len(params), "rows" if nested else "values"
+    if total <= len(shown):
+        return "[" + ", ".join(shown) + "]"
+    return f"{total:,} {kind}, the first {len(shown)}: [" + ", ".join(shown) + ", ...]"
 
 
 class InterfaceError(DatabaseError):

@@ -727,13 +727,7 @@ class UnitOfWork:
                 sql = self.compiler.update_row(table.name, set_names, key_names, vname)
                 count = self.conn.executemany(sql, [params for _, params in items])
             if count != len(items):
-                keys = [st.key for st, _ in items][:10]
-                why = "their version changed (updated elsewhere)" if version is not None else "the rows are gone"
-                msg = (
-                    f"UPDATE of {m.cls.__name__} matched {count} of {len(items)} rows ({why}); keys {keys}. "
-                    "Roll back, reload the objects and apply the change again"
-                )
-                raise errors.StaleDataError(msg)
+                raise errors.StaleDataError(self._stale_update(table, p, set_names, items, count))
         after = p.hooks.get("after_update")
         if after is not None:
             for st in changes:
@@ -798,8 +792,11 @@ class UnitOfWork:
                 p = self.persister_for(states[0].mapping)
                 pk = list(p.mapping.pk)
                 keys = [self._old_key(st, p.spec) for st in states]
-                sql = self.compiler.update_null_where_keys(table, [c for c in cols if c is not None], pk, len(keys))
-                self.conn.execute(sql, self.dialect.key_params(pk, keys))
+                step = self._key_step(len(pk), len(keys))
+                for i in range(0, len(keys), step):
+                    chunk = keys[i : i + step]
+                    sql = self.compiler.update_null_where_keys(table, [c for c in cols if c is not None], pk, len(chunk))
+                    self.conn.execute(sql, self.dialect.key_params(pk, chunk))
 
     def _delete_levels(self, table: Table, states: list[ObjectState], p: Persister) -> list[list[ObjectState]]:
         """Rows of a self-referencing table deleted children first (MySQL checks keys row by row)."""
@@ -834,28 +831,130 @@ class UnitOfWork:
         m = p.mapping
         version = m.version
         pk = list(m.pk)
-        ncols = len(pk) + (1 if version is not None else 0)
-        single_array = self.dialect.array_in and version is None and len(pk) == 1
-        step = len(states) if single_array else max(1, self.dialect.max_params // ncols)
+        cols = pk + ([version] if version is not None else [])
+        d = self.dialect
+        # A key of several columns, or a key with its version: one array per column where the
+        # dialect binds arrays (PostgreSQL), else row-value IN lists cut to the dialect's limits.
+        arrays_sql: str | None = None
+        if d.array_dml_rows and len(cols) > 1 and len(states) > 1:
+            arrays_sql = self.compiler.delete_arrays(table, pk, version)
+        step = d.array_dml_rows if arrays_sql is not None else self._key_step(len(cols), len(states))
         for i in range(0, len(states), step):
             chunk = states[i : i + step]
-            keys = [self._old_key(st, p.spec) for st in chunk]
-            sql = self.compiler.delete_rows(table, pk, len(chunk), version)
-            if version is None:
-                params = self.dialect.key_params(pk, keys)
+            if version is None and arrays_sql is None:
+                keys = [self._old_key(st, p.spec) for st in chunk]
+                self.conn.execute(self.compiler.delete_rows(table, pk, len(chunk), None), d.key_params(pk, keys))
+                continue
+            rows = [[p.bind(c, self._old_value(st, p.spec, c)) for c in cols] for st in chunk]
+            if arrays_sql is not None:
+                cur = self.conn.execute(arrays_sql, [list(col) for col in zip(*rows)])
             else:
-                params = []
-                for st, key in zip(chunk, keys):
-                    parts = [key] if len(pk) == 1 else list(key)
-                    params += [p.bind(c, v) for c, v in zip(pk, parts)]
-                    params.append(p.bind(version, self._old_value(st, p.spec, version)))
-            cur = self.conn.execute(sql, params)
+                cur = self.conn.execute(self.compiler.delete_rows(table, pk, len(chunk), version), [v for r in rows for v in r])
             if version is not None and cur.rowcount != len(chunk):
-                msg = (
-                    f"DELETE of {m.cls.__name__} matched {cur.rowcount} of {len(chunk)} rows (their version "
-                    "changed, or they were deleted elsewhere). Roll back, reload and try again"
-                )
-                raise errors.StaleDataError(msg)
+                raise errors.StaleDataError(self._stale_delete(table, p, chunk, int(cur.rowcount)))
+
+    def _key_step(self, ncols: int, n: int) -> int:
+        """Rows per statement that matches ``n`` keys of ``ncols`` columns: all of them where one
+        array carries a one-column key, else as many as the parameter limit and the dialect's
+        longest row-value list allow."""
+        d = self.dialect
+        if ncols == 1:
+            return max(1, n if d.array_in else d.max_params)
+        return max(1, min(d.max_params // ncols, d.max_row_values))
+
+    # -- naming the stale rows (only after a row count came up short) ------------------------------
+
+    def _rows_now(self, table: Table, p: Persister, keys: list[Any], columns: list[Column]) -> dict[Any, list[Any]] | None:
+        """The values of ``columns`` in the rows with these keys, by key; None if they cannot be read.
+
+        The rows are read locked: that reads the latest committed version, where a plain SELECT
+        under REPEATABLE READ (MariaDB's default) would show the snapshot from before the change.
+        """
+        pk = list(p.mapping.pk)
+        sel = pk + columns
+        out: dict[Any, list[Any]] = {}
+        step = self._key_step(len(pk), len(keys))
+        try:
+            for i in range(0, len(keys), step):
+                chunk = keys[i : i + step]
+                sql = self.compiler.select_by_keys(table, sel, pk, len(chunk), for_update=True)
+                for row in self.conn.fetchall(sql, self.dialect.key_params(pk, chunk)):
+                    vals = [self._result(c, v) for c, v in zip(sel, row)]
+                    out[vals[0] if len(pk) == 1 else tuple(vals[: len(pk)])] = vals[len(pk) :]
+        except (errors.DatabaseError, errors.QueryBudgetExceeded):
+            # The flush fails either way; the message then names the batch instead.
+            return None
+        return out
+
+    def _stale_delete(self, table: Table, p: Persister, chunk: list[ObjectState], matched: int) -> str:
+        m = p.mapping
+        version = m.version
+        assert version is not None
+        keys = [self._old_key(st, p.spec) for st in chunk]
+        found = self._rows_now(table, p, keys, [version])
+        head = f"DELETE of {m.cls.__name__} matched {matched} of {len(chunk)} rows"
+        fix = "Roll back, reload and try again"
+        if found is None:
+            return f"{head} (their version changed, or they were deleted elsewhere); keys {keys[:10]}. {fix}"
+        # A row still there was not deleted: its version changed. Rows deleted elsewhere are
+        # gone like the ones this statement deleted, so they can only be counted.
+        named = [
+            f"{_describe(m, k)} (version {found[k][0]!r} in the database, {self._old_value(st, p.spec, version)!r} when read)"
+            for st, k in zip(chunk, keys)
+            if k in found
+        ]
+        gone = len(chunk) - matched - len(named)
+        parts = [_names(named)] if named else []
+        if gone > 0:
+            parts.append(f"{gone} already deleted elsewhere")
+        return f"{head}; stale: {'; '.join(parts)}. {fix}"
+
+    def _stale_update(
+        self, table: Table, p: Persister, set_names: tuple[str, ...], items: list[tuple[ObjectState, list[Any]]], matched: int
+    ) -> str:
+        m = p.mapping
+        spec = p.spec
+        version = m.version
+        sets = [c for c in (table.column(n) for n in set_names) if c is not None]
+        old_keys = [self._old_key(st, spec) for st, _ in items]
+        # A row whose key this flush changed is found under its new key once written.
+        new_keys = [spec.key_of(st) for st, _ in items]
+        found = self._rows_now(table, p, list(dict.fromkeys([*old_keys, *new_keys])), sets)
+        head = f"UPDATE of {m.cls.__name__} matched {matched} of {len(items)} rows"
+        fix = "Roll back, reload the objects and apply the change again"
+        if found is None:
+            why = "their version changed (updated elsewhere)" if version is not None else "the rows are gone"
+            return f"{head} ({why}); keys {old_keys[:10]}. {fix}"
+        vpos = next((i for i, c in enumerate(sets) if c is version), None)
+        sure: list[str] = []
+        unsure: list[str] = []
+        for (st, _), old, new in zip(items, old_keys, new_keys):
+            now = found.get(new)
+            if now is None:
+                before = found.get(old)
+                what = "deleted" if before is None else "not updated"
+                if before is not None and vpos is not None:
+                    what = f"version {before[vpos]!r} in the database, {self._old_value(st, spec, sets[vpos])!r} when read"
+                sure.append(f"{_describe(m, old)} ({what})")
+            elif vpos is not None and now[vpos] != spec.get(st, sets[vpos].key):
+                sure.append(f"{_describe(m, old)} (version {now[vpos]!r} in the database, "
+                            f"{self._old_value(st, spec, sets[vpos])!r} when read)")
+            elif any(v != spec.get(st, c.key) for c, v in zip(sets, now)):
+                # The version this flush writes, but other values: another writer's change.
+                what = "changed elsewhere"
+                if vpos is not None:
+                    what = f"version {now[vpos]!r} in the database, {self._old_value(st, spec, sets[vpos])!r} when read"
+                unsure.append(f"{_describe(m, old)} ({what})")
+        missing = len(items) - matched
+        # Values read back may differ from the ones written only in form (a JSON document's key
+        # order, say): rows that differ only so are named when they account for the shortfall.
+        named = sure + unsure if len(sure) + len(unsure) == missing else sure
+        parts = [_names(named)] if named else []
+        rest = missing - len(named)
+        if rest > 0:
+            rows = f"{rest} {'more ' if named else ''}row{'s' if rest > 1 else ''}"
+            parts.append(f"{rows} changed elsewhere to exactly the values and version this flush writes (not identified)")
+        return f"{head}; stale: {'; '.join(parts)}. {fix}"
 
     # -- junction rows and set-based child writes -------------------------------------------------
 
@@ -896,8 +995,7 @@ class UnitOfWork:
 
     def _emit_parent_op(self, op: ParentOp) -> None:
         cols = op.cols
-        single_array = self.dialect.array_in and len(cols) == 1
-        step = len(op.keys) if single_array else max(1, self.dialect.max_params // len(cols))
+        step = self._key_step(len(cols), len(op.keys))
         for i in range(0, len(op.keys), step):
             chunk = op.keys[i : i + step]
             params = self.dialect.key_params(cols, chunk)
@@ -963,6 +1061,18 @@ class UnitOfWork:
             identity.discard(st)
         self.journal.entries.clear()
         return rekeyed
+
+
+def _describe(m: ClassMapping[Any], key: Any) -> str:
+    """An object named by class and key, as in ``Cell(row=1, col=2)``."""
+    values = [key] if len(m.pk) == 1 else list(key)
+    return f"{m.cls.__name__}(" + ", ".join(f"{c.key}={v!r}" for c, v in zip(m.pk, values)) + ")"
+
+
+def _names(items: list[str], shown: int = 10) -> str:
+    """The first ``shown`` items, and how many more there are."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 def _parent_value(pst: ObjectState, spec: SnapshotSpec, col: Column) -> Any:

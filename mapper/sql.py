@@ -305,11 +305,13 @@ class Compiler:
         keys: Sequence[Column],
         n: int,
         order: Sequence[tuple[Column, bool]] = (),
+        for_update: bool = False,
     ) -> str:
-        """SELECT ``columns`` of the rows whose ``keys`` match ``n`` values, in ``order`` (cached)."""
+        """SELECT ``columns`` of the rows whose ``keys`` match ``n`` values, in ``order`` (cached);
+        ``for_update`` locks them and reads their latest committed values."""
         one_array = self.dialect.array_in and len(keys) == 1
         ck = ("sk", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys), 0 if one_array else n,
-              tuple((c.name, d) for c, d in order))
+              tuple((c.name, d) for c, d in order), for_update)
         sql = self._cache.get(ck)
         if sql is None:
             cols = ", ".join(self.column(c) for c in columns)
@@ -317,6 +319,8 @@ class Compiler:
             sql = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
             if order:
                 sql += " ORDER BY " + ", ".join(f"{self.column(c)}{' DESC' if d else ''}" for c, d in order)
+            if for_update:
+                sql += self.dialect.for_update_sql
             self._cache[ck] = sql
         return sql
 
@@ -443,6 +447,13 @@ class Compiler:
                 cond = "(" + ", ".join(self.column(k) for k in cols) + ") IN (" + ", ".join([row] * n) + ")"
             sql = self._cache[ck] = f"DELETE FROM {self.quote(table.name)} WHERE {cond}"
         return sql
+
+    def delete_arrays(self, table: Table, keys: Sequence[Column], version: Column | None) -> str | None:
+        """The dialect's array-bound DELETE of many rows by key (and version), or None (cached)."""
+        ck = ("dela", table.name, tuple(k.name for k in keys), version.name if version is not None else None)
+        if ck not in self._cache:
+            self._cache[ck] = self.dialect.delete_arrays_sql(table.name, keys, version)
+        return self._cache[ck]
 
     def update_null_by_keys(self, table: Table, cols: Sequence[Column], n: int) -> str:
         """``UPDATE t SET fk = NULL WHERE fk IN (n keys)``."""

@@ -236,6 +236,8 @@ class Dialect:
     array_dml_rows: ClassVar[int] = 0
     #: Most bound parameters in one statement (refined from the live connection).
     max_params: int = 999
+    #: Most rows in one row-value IN list, ``(a, b) IN ((?, ?), ...)``, whatever the parameter limit.
+    max_row_values: ClassVar[int] = 1_000_000
     #: Rows per multi-row INSERT at most (keeps statements and packets reasonable).
     max_insert_rows: ClassVar[int] = 1000
     #: The driver understands executemany efficiently for INSERTs with no RETURNING.
@@ -498,6 +500,11 @@ class Dialect:
     def update_arrays_sql(self, table: str, set_columns: Sequence[Column], keys: Sequence[Column], version: Column | None) -> str | None:
         """An UPDATE of many rows by key that binds one array per column (set columns, keys,
         then the version), or None where there is none. Its row count is the rows matched."""
+        return None
+
+    def delete_arrays_sql(self, table: str, keys: Sequence[Column], version: Column | None) -> str | None:
+        """A DELETE of many rows by key (and version) that binds one array per column (the
+        keys, then the version), or None where there is none. Its row count is the rows deleted."""
         return None
 
     def limit_sql(self, limit: int | None, offset: int | None) -> str:

@@ -40,6 +40,10 @@ class PostgreSQLDialect(Dialect):
     array_in = True
     array_dml_rows = 20000
     max_params = 65535
+    # The parser walks a row-value IN list recursively: near 7,000 rows it exhausts the default
+    # 2 MB max_stack_depth ("stack depth limit exceeded"). Flush deletes bind arrays instead;
+    # the lists that remain are cut well below that.
+    max_row_values = 1000
     ilike_operator = "ILIKE"
     retryable_codes = frozenset({"40001", "40P01"})
     e_strings = True
@@ -196,6 +200,18 @@ class PostgreSQLDialect(Dialect):
         if version is not None:
             conds.append(f"t.{q(version.name)} = v.{names[-1]}")
         return f"UPDATE {q(table)} AS t SET {sets} FROM {arrays} AS v(" + ", ".join(names) + ") WHERE " + " AND ".join(conds)
+
+    def delete_arrays_sql(self, table: str, keys: Sequence[Column], version: Column | None) -> str | None:
+        # DELETE ... USING unnest(...): one statement for every row, where a row-value IN list
+        # would run out of stack (see max_row_values).
+        cols = [*keys, *([version] if version is not None else [])]
+        arrays = self._unnest(cols)
+        if arrays is None:
+            return None
+        q = self.quote
+        names = [f"c{i}" for i in range(len(cols))]
+        conds = " AND ".join(f"t.{q(c.name)} = v.{n}" for c, n in zip(cols, names))
+        return f"DELETE FROM {q(table)} AS t USING {arrays} AS v(" + ", ".join(names) + f") WHERE {conds}"
 
     def existing_tables_sql(self) -> str:
         return (
