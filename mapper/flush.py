@@ -792,7 +792,7 @@ class UnitOfWork:
                 p = self.persister_for(states[0].mapping)
                 pk = list(p.mapping.pk)
                 keys = [self._old_key(st, p.spec) for st in states]
-                step = self._key_step(len(pk), len(keys))
+                step = self.dialect.keys_per_statement(len(pk), len(keys))
                 for i in range(0, len(keys), step):
                     chunk = keys[i : i + step]
                     sql = self.compiler.update_null_where_keys(table, [c for c in cols if c is not None], pk, len(chunk))
@@ -838,7 +838,7 @@ class UnitOfWork:
         arrays_sql: str | None = None
         if d.array_dml_rows and len(cols) > 1 and len(states) > 1:
             arrays_sql = self.compiler.delete_arrays(table, pk, version)
-        step = d.array_dml_rows if arrays_sql is not None else self._key_step(len(cols), len(states))
+        step = d.array_dml_rows if arrays_sql is not None else self.dialect.keys_per_statement(len(cols), len(states))
         for i in range(0, len(states), step):
             chunk = states[i : i + step]
             if version is None and arrays_sql is None:
@@ -853,15 +853,6 @@ class UnitOfWork:
             if version is not None and cur.rowcount != len(chunk):
                 raise errors.StaleDataError(self._stale_delete(table, p, chunk, int(cur.rowcount)))
 
-    def _key_step(self, ncols: int, n: int) -> int:
-        """Rows per statement that matches ``n`` keys of ``ncols`` columns: all of them where one
-        array carries a one-column key, else as many as the parameter limit and the dialect's
-        longest row-value list allow."""
-        d = self.dialect
-        if ncols == 1:
-            return max(1, n if d.array_in else d.max_params)
-        return max(1, min(d.max_params // ncols, d.max_row_values))
-
     # -- naming the stale rows (only after a row count came up short) ------------------------------
 
     def _rows_now(self, table: Table, p: Persister, keys: list[Any], columns: list[Column]) -> dict[Any, list[Any]] | None:
@@ -873,7 +864,7 @@ class UnitOfWork:
         pk = list(p.mapping.pk)
         sel = pk + columns
         out: dict[Any, list[Any]] = {}
-        step = self._key_step(len(pk), len(keys))
+        step = self.dialect.keys_per_statement(len(pk), len(keys))
         try:
             for i in range(0, len(keys), step):
                 chunk = keys[i : i + step]
@@ -987,7 +978,7 @@ class UnitOfWork:
                 # A pair linked already (in another session, or long ago) is not linked twice.
                 self.conn.executemany(self.compiler.insert_skipping_existing(name, names), rows)
                 continue
-            step = max(1, self.dialect.max_params // len(cols))
+            step = self.dialect.keys_per_statement(len(cols), len(rows))
             for i in range(0, len(rows), step):
                 chunk = rows[i : i + step]
                 sql = self.compiler.delete_rows(table, cols, len(chunk), None)
@@ -995,7 +986,7 @@ class UnitOfWork:
 
     def _emit_parent_op(self, op: ParentOp) -> None:
         cols = op.cols
-        step = self._key_step(len(cols), len(op.keys))
+        step = self.dialect.keys_per_statement(len(cols), len(op.keys))
         for i in range(0, len(op.keys), step):
             chunk = op.keys[i : i + step]
             params = self.dialect.key_params(cols, chunk)

@@ -191,10 +191,7 @@ class GraphLoader:
     # -- batched queries ------------------------------------------------------------------------
 
     def _chunks(self, keys: list[Any], ncols: int) -> list[list[Any]]:
-        d = self.s._db.engine.dialect
-        if d.array_in and ncols == 1:
-            return [keys] if keys else []
-        step = max(1, d.max_params // max(1, ncols))
+        step = self.s._db.engine.dialect.keys_per_statement(max(1, ncols), len(keys))
         return [keys[i : i + step] for i in range(0, len(keys), step)]
 
     def fetch(

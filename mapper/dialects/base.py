@@ -481,6 +481,16 @@ class Dialect:
         """SQL that moves a key generator past keys inserted explicitly (None where it follows by itself)."""
         return None
 
+    def keys_per_statement(self, ncols: int, n: int) -> int:
+        """How many of ``n`` keys of ``ncols`` columns one statement matches.
+
+        All of them where one array parameter carries a one-column key; else as many as the
+        parameter limit and the longest row-value list the server takes allow.
+        """
+        if ncols == 1:
+            return max(1, n if self.array_in else self.max_params)
+        return max(1, min(self.max_params // ncols, self.max_row_values))
+
     def skip_existing_sql(self, columns: Sequence[str]) -> str:
         """The clause after an INSERT's VALUES that skips a row whose key already exists.
 
