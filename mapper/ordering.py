@@ -22,8 +22,8 @@ def table_order(tables: Mapping[str, Table], only: Iterable[str] | None = None) 
     broken at its nullable foreign keys, so a table whose NOT NULL key references another
     table of the cycle comes after that table, and the flush writes the nullable key with a
     follow-up UPDATE. A nullable key is kept in the order where it closes no cycle with the
-    keys kept before it (NOT NULL keys first, then in declaration order), so no more keys
-    are broken than needed. Only a cycle of NOT NULL keys falls back to declaration order (the
+    keys kept before it (NOT NULL keys first, then by table name), so fewer keys are broken,
+    and the same ones whatever the order of the mappers. Only a cycle of NOT NULL keys falls back to declaration order (the
     flush then refuses rows that need it). Self-references are ignored here.
 
     Args:
@@ -60,8 +60,11 @@ def _graph_order(tables: Mapping[str, Table]) -> list[str]:
                 breakable.append((name, ref))
             else:
                 deps[name].add(ref)
-    # Keep a nullable key inside a cycle only where it closes no cycle with what is kept.
-    for name, ref in sorted(breakable, key=lambda e: (position[e[0]], position[e[1]])):
+    # Keep a nullable key inside a cycle only where it closes no cycle with what is kept. They
+    # are tried by table name, not by position, so that which keys break never depends on the
+    # order of the mappers. (A key left out always points backwards in the final order: what
+    # it references already depends on its table through kept keys.)
+    for name, ref in sorted(breakable):
         if not _reaches(deps, ref, name):
             deps[name].add(ref)
     ordered = {name: sorted(refs, key=position.__getitem__) for name, refs in deps.items()}
