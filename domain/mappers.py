@@ -157,7 +157,7 @@ class OrderMapper(Mapper[Order]):
     customer = Column(t.String(100), nullable=False)
     status = Column(t.String(20), nullable=False, default="open")
     # Optimistic lock: every UPDATE and DELETE of an order checks and bumps it (hidden column).
-    version = Column(t.Integer, nullable=False, version=True)
+    version = Column(t.Integer, nullable=False, version=True, hidden=True)
     items = HasMany(OrderItem, foreign_key="order_id", inverse="order", cascade="all", order_by="id")
 
 

@@ -19,7 +19,7 @@ from .dialects.base import Dialect, Processor
 from .engine import Connection
 from .identity import IdentityMap
 from .mapping import ClassMapping
-from .ordering import table_order
+from .ordering import cycle_keys, table_order
 from .schema import Column, Table
 from .sql import Compiler
 from .state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, compare_columns
@@ -296,7 +296,7 @@ class UnitOfWork:
             self._emit_post_updates()
             self._emit_junction(self.plan.junction_add, insert=True)
             self._emit_junction(self.plan.junction_remove + self.plan.assoc_remove, insert=False)
-            self._break_delete_cycles(deletes)
+            self._break_delete_cycles(deletes, order, ops)
             for table in reversed(order):
                 table_ops = ops.get(table, ())
                 # Children in the same table (a tree) must let go before their parents go.
@@ -342,14 +342,7 @@ class UnitOfWork:
                         waiting = pst
                         continue
                     if not all(c.nullable for c in link.fk_cols):
-                        names = ", ".join(f"{st.mapping.table.name}.{c.name}" for c in link.fk_cols)
-                        msg = (
-                            f"cannot order the flush: {link.info.name} points at a new "
-                            f"{pst.mapping.cls.__name__} that must be inserted later (tables "
-                            f"{st.mapping.table.name} and {pst.mapping.table.name} reference each other), "
-                            f"and {names} is NOT NULL; make it nullable or flush the parent first"
-                        )
-                        raise errors.FlushError(msg)
+                        raise errors.FlushError(self._cycle_message(st, pst, link))
                     self.post_updates.append((st, link))
                     values = [None] * len(link.fk_cols)
                 else:
@@ -377,6 +370,27 @@ class UnitOfWork:
                 if old is not v and old != v:
                     self.journal.set(spec, st, col.key, v)
         return waiting
+
+    def _cycle_message(self, st: ObjectState, pst: ObjectState, link: Link) -> str:
+        """Why a row cannot be inserted: its NOT NULL key needs a row of a table inserted after
+        it, in a cycle whose keys (all of them named, whatever the mapper order) cannot be NULL."""
+        own = tuple(c.name for c in link.fk_cols)
+        keys = cycle_keys(self.tables, st.mapping.table.name)
+        # Rows of one table that point at each other: the cycle is the self-reference.
+        keys += [fk for fk in st.mapping.table.foreign_keys if fk.columns == own and fk not in keys]
+        tables = sorted({fk.table for fk in keys} | {st.mapping.table.name, pst.mapping.table.name})
+        described = []
+        for fk in keys:
+            table = self.tables[fk.table]
+            null = all((c := table.column(n)) is not None and c.nullable for n in fk.columns)
+            cols = ", ".join(f"{fk.table}.{n}" for n in fk.columns)
+            described.append(f"{cols} -> {fk.ref_table} ({'nullable' if null else 'NOT NULL'})")
+        return (
+            f"cannot order the flush: {link.info.name} points at a new {pst.mapping.cls.__name__} and the "
+            f"tables {', '.join(tables)} reference each other through NOT NULL keys, so neither row can go "
+            f"in first ({'; '.join(described)}); make one of those keys nullable, or flush the "
+            f"{pst.mapping.cls.__name__} first and point at it afterwards"
+        )
 
     def _emit_post_updates(self) -> None:
         """Set the foreign keys that a cycle forced to NULL at insert, now that parents have keys."""
@@ -774,21 +788,34 @@ class UnitOfWork:
             for st in states:
                 after(st.obj)
 
-    def _break_delete_cycles(self, deletes: dict[str, list[ObjectState]]) -> None:
-        """Two tables that reference each other, both losing rows: NULL one side's keys first."""
-        done: set[tuple[str, str]] = set()
+    def _break_delete_cycles(
+        self, deletes: dict[str, list[ObjectState]], order: list[str], ops: dict[str, list[ParentOp]]
+    ) -> None:
+        """Tables of a cycle losing rows: release the keys the delete order goes against first.
+
+        Deletes run child-first, in the reverse of ``order``; a key of a table that ``order``
+        puts before the table it references (a key the insert order broke) would then point at
+        rows already gone. So the rows being deleted let go of it first, and the parent
+        operations on such a key (children the session does not hold) run now rather than
+        after their parents' DELETE. A NOT NULL key cannot let go, and is left to the database's
+        ON DELETE rule.
+        """
+        position = {name: i for i, name in enumerate(order)}
+        for name, table_ops in ops.items():
+            for op in list(table_ops):
+                parent = op.info.parent.table.name
+                if parent != name and position[name] < position.get(parent, -1):
+                    self._emit_parent_op(op)
+                    table_ops.remove(op)
         for name, states in deletes.items():
             table = self.tables[name]
             for fk in table.foreign_keys:
                 other = fk.ref_table
-                if other == name or other not in deletes or (other, name) in done:
-                    continue
-                if not any(back.ref_table == name for back in self.tables[other].foreign_keys):
+                if other == name or other not in deletes or position[name] > position[other]:
                     continue
                 cols = [table.column(c) for c in fk.columns]
                 if any(c is None or not c.nullable for c in cols):
                     continue
-                done.add((name, other))
                 p = self.persister_for(states[0].mapping)
                 pk = list(p.mapping.pk)
                 keys = [self._old_key(st, p.spec) for st in states]

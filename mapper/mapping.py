@@ -14,6 +14,13 @@ from .errors import ConfigurationError, MapperError
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne, Relation, parse_cascade, LAZY
 from .schema import FK_ACTIONS, IDENTIFIER, Column, ForeignKeyConstraint, Index, Table, derived_name
 from .types import ColumnType, DateTime, Integer, BigInteger, SmallInteger
+from .validation import (
+    check_hidden_columns,
+    check_key_types,
+    check_unfilled_fields,
+    fields_without_default,
+    refuse_unknown_key,
+)
 
 __all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault", "RelationInfo"]
 
@@ -233,14 +240,23 @@ class ClassMapping(Generic[T]):
             raise ConfigurationError(msg)
 
     def add_hidden_column(self, key: str, col: Column) -> Column:
-        """Add a column the mapper did not declare (a derived foreign key)."""
+        """Add a column the mapper did not declare (a derived foreign key).
+
+        The column is hidden, unless the domain class has an attribute of that name: the
+        attribute then holds the key, as a declared column would, instead of being left to
+        its default while the key lives in the session.
+        """
         col.bind(self.mapper_class, key)
         col.table = self.table.name
         self.index[key] = len(self.columns)
         self.columns.append(col)
         self.by_key[key] = col
         self.table.columns.append(col)
-        self.hidden_columns.append(col)
+        if key in self.domain_attributes:
+            self.attr_columns.append(col)
+            self.field_defaults = [d for d in self.field_defaults if d.name != key]
+        else:
+            self.hidden_columns.append(col)
         if col.index and not col.primary_key:
             self.table.indexes.append(Index(derived_name("ix", self.table.name, (col.name,)), self.table.name, (col.name,)))
         return col
@@ -351,6 +367,9 @@ class Registry:
             self._add(m)
         for cm in self.mappings:
             self._resolve_relations(cm)
+        named = {id(c) for cm in self.mappings for i in cm.relations.values() for c in (*i.fk_cols, *i.other_cols)}
+        for cm in self.mappings:
+            check_hidden_columns(self.mappings, cm, named)
         for cm in self.mappings:
             self._resolve_foreign_keys(cm)
         for cm in self.mappings:
@@ -364,6 +383,8 @@ class Registry:
             refs = [i for i in cm.relations.values() if i.kind == "belongs_to" and len(i.fk_cols) == 1]
             cm.ref_slots = {info.key: len(cm.attr_columns) + j for j, info in enumerate(refs)}
             cm.needs_wiring = any(not i.to_many and i.key not in cm.ref_slots for i in cm.relations.values())
+        for cm in self.mappings:
+            check_unfilled_fields(cm, fields_without_default(cm.cls, _init_assignments))
 
     def _add(self, mapper_class: Any) -> None:
         if not (isinstance(mapper_class, type) and issubclass(mapper_class, Mapper)):
@@ -428,8 +449,11 @@ class Registry:
                     "e.g. Column(t.String(100))"
                 )
                 raise ConfigurationError(msg)
-            if not IDENTIFIER.fullmatch(col.name):
-                msg = f"{where}: column name {col.name!r} is not valid; use letters, digits and underscores"
+            if not isinstance(col.name, str) or not IDENTIFIER.fullmatch(col.name):
+                msg = (
+                    f"{where}: column name {col.name!r} is not valid; use letters, digits and underscores, "
+                    f"starting with a letter or _ (at most 63), or leave out name= to use {key!r}"
+                )
                 raise ConfigurationError(msg)
             if col.name in db_names:
                 msg = f"{where} and {name}.{db_names[col.name]} both use column name {col.name!r}; rename one with name="
@@ -466,6 +490,12 @@ class Registry:
             cm.table.columns.append(col)
             if col.primary_key:
                 cm.pk.append(col)
+            if col.hidden and key in attr_names:
+                msg = (
+                    f"{where} says hidden=True but {cls.__name__} has an attribute {key!r}, which would never "
+                    f"be written or loaded; drop hidden=True to store the attribute, or rename the column"
+                )
+                raise ConfigurationError(msg)
             (cm.attr_columns if key in attr_names else cm.hidden_columns).append(col)
         if not cm.pk:
             msg = (
@@ -531,6 +561,7 @@ class Registry:
                         f"table {fk.table!r}; its columns are {[c.name for c in target.columns]}"
                     )
                     raise ConfigurationError(msg)
+                check_key_types(where, [col], [ref], fk.table)
                 cm.table.foreign_keys.append(
                     ForeignKeyConstraint(cm.table.name, (col.name,), fk.table, (fk.column,), fk.on_delete, fk.on_update)
                 )
@@ -564,8 +595,19 @@ class Registry:
         default_prefix: str,
         where: str,
         nullable: bool = True,
+        given: str | None = None,
+        siblings: bool = False,
     ) -> list[Column]:
-        """The holder's foreign-key columns for a reference to ``parent``'s key (created hidden if absent)."""
+        """The holder's foreign-key columns for a reference to ``parent``'s key (derived if absent).
+
+        Args:
+            given: the option that named ``names`` (``"foreign_key"``, ``"other_key"``), or
+                None when the names follow the derived-key rule. A given name that is no
+                column and no attribute of the holder is derived only while nothing on the
+                holder already references the parent under another name (else it is a typo).
+            siblings: a BelongsTo of the holder to the parent counts as such a reference (not
+                for a BelongsTo itself: two of them to one class are two keys).
+        """
         pk = parent.pk
         if names is None:
             names = (f"{default_prefix}_id",) if len(pk) == 1 else tuple(f"{default_prefix}_{c.key}" for c in pk)
@@ -576,9 +618,18 @@ class Registry:
         for name, ref in zip(names, pk):
             col = holder.by_key.get(name)
             if col is None:
-                if not IDENTIFIER.fullmatch(name):
-                    msg = f"{where}: foreign_key {name!r} is not a valid column name"
+                if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+                    msg = f"{where}: {given or 'foreign_key'} {name!r} is not a valid column name"
                     raise ConfigurationError(msg)
+                if name in holder.mapper_class.__relations__:
+                    msg = (
+                        f"{where}: {given or 'foreign_key'} {name!r} names the relation {holder.name}.{name}, "
+                        f"not a key column; give the name of the column that holds {parent.cls.__name__}'s key "
+                        f"(such as {name + '_id'!r})"
+                    )
+                    raise ConfigurationError(msg)
+                if given is not None and name not in holder.domain_attributes:
+                    refuse_unknown_key(holder, name, parent, where, given, siblings)
                 col = holder.add_hidden_column(name, Column(ref.type, nullable=nullable, index=True))
             cols.append(col)
         return cols
@@ -605,19 +656,28 @@ class Registry:
             if isinstance(decl, BelongsTo):
                 info.holder = cm
                 info.parent = target
-                info.fk_cols = self._key_columns(cm, decl.foreign_key, target, key, where)
+                given = "foreign_key" if decl.foreign_key is not None else None
+                info.fk_cols = self._key_columns(cm, decl.foreign_key, target, key, where, given=given)
                 info.ref_cols = list(target.pk)
             elif isinstance(decl, (HasMany, HasOne)):
                 info.holder = target
                 info.parent = cm
                 fk_names = decl.foreign_key
+                given = "foreign_key" if fk_names is not None else None
+                siblings = True
                 if fk_names is None and decl.inverse:
                     inv = target.mapper_class.__relations__.get(decl.inverse)
                     if isinstance(inv, BelongsTo):
+                        # The inverse's key, checked as that BelongsTo checks it, whichever
+                        # of the two is resolved first.
+                        given = "foreign_key" if inv.foreign_key is not None else None
+                        siblings = False
                         fk_names = inv.foreign_key or (
                             (f"{decl.inverse}_id",) if len(cm.pk) == 1 else tuple(f"{decl.inverse}_{c.key}" for c in cm.pk)
                         )
-                info.fk_cols = self._key_columns(target, fk_names, cm, _snake(cm.cls.__name__), where)
+                info.fk_cols = self._key_columns(
+                    target, fk_names, cm, _snake(cm.cls.__name__), where, given=given, siblings=siblings
+                )
                 info.ref_cols = list(cm.pk)
             elif isinstance(decl, BelongsToMany):
                 self._resolve_junction(info, decl, where)
@@ -644,8 +704,14 @@ class Registry:
         if through_cm is not None:
             info.through = through_cm
             info.holder = through_cm
-            info.fk_cols = self._key_columns(through_cm, decl.foreign_key, cm, _snake(cm.cls.__name__), where, nullable=False)
-            info.other_cols = self._key_columns(through_cm, decl.other_key, target, _snake(target.cls.__name__), where, nullable=False)
+            info.fk_cols = self._key_columns(
+                through_cm, decl.foreign_key, cm, _snake(cm.cls.__name__), where, nullable=False,
+                given="foreign_key" if decl.foreign_key is not None else None, siblings=True,
+            )
+            info.other_cols = self._key_columns(
+                through_cm, decl.other_key, target, _snake(target.cls.__name__), where, nullable=False,
+                given="other_key" if decl.other_key is not None else None, siblings=True,
+            )
         elif isinstance(through, str):
             if not IDENTIFIER.fullmatch(through):
                 msg = f"{where}: through={through!r} is not a valid table name"
@@ -701,6 +767,9 @@ class Registry:
 
     def _finish_relation(self, info: RelationInfo) -> None:
         where = info.name
+        mapper_where = f"{info.source.name}.{info.key}"
+        check_key_types(mapper_where, info.fk_cols, info.ref_cols, info.parent.table.name)
+        check_key_types(mapper_where, info.other_cols, info.other_ref_cols, info.target.table.name)
         # Deleting a parent must visit every relation whose key points at it.
         info.parent.referenced_by.append(info)
         # A relation whose key column has no FOREIGN KEY gets one, so the schema and the flush

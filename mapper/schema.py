@@ -85,8 +85,10 @@ class ForeignKey:
 class Column(ValueExpr):
     """A mapped column, declared as an attribute of a Mapper class.
 
-    The attribute name is the domain attribute it stores; if the domain class has no
-    such attribute the column is *hidden*: its value lives in the session.
+    The attribute name is the domain attribute it stores. A column the domain class has no
+    attribute for is *hidden* (its value lives in the session); the mapping accepts one only
+    when a relation names it as its key column or when it says ``hidden=True``, so that a
+    misspelt name is an error rather than a value that is never written.
 
     Args:
         type: a type from ``mapper.types`` (class or instance).
@@ -98,8 +100,10 @@ class Column(ValueExpr):
         index: an index on this column.
         default: a value, or a zero-argument callable, used at insert when the value is None.
         server_default: SQL text for the column's DDL DEFAULT, used when the value is None.
-        name: the database column name (defaults to the attribute name).
+        name: the database column name (defaults to the attribute name; ``""`` is refused).
         version: an optimistic-lock counter checked by every UPDATE and DELETE.
+        hidden: the domain class has no attribute of this name on purpose: the value lives
+            in the session (read it with ``where()``, ``values()`` or ``identity()``).
     """
 
     # Not slotted: ValueExpr is, but columns are few and carry configuration.
@@ -116,6 +120,7 @@ class Column(ValueExpr):
         server_default: str | None = None,
         name: str | None = None,
         version: bool = False,
+        hidden: bool = False,
     ) -> None:
         self.type_arg = type
         self.type: ColumnType = resolve_type(type) or ColumnType()
@@ -128,10 +133,11 @@ class Column(ValueExpr):
         self.server_default = server_default
         self.name_arg = name
         self.version = bool(version)
+        self.hidden = bool(hidden)
         #: The mapper attribute name; set by ``__set_name__`` or by the mapper.
         self.key: str = name or ""
         #: The database column name.
-        self.name: str = name or ""
+        self.name: str = name if name is not None else ""
         #: The Mapper class the column was declared on.
         self.owner: builtins.type | None = None
         #: The database table name, set when the mapper class is created.
@@ -144,7 +150,9 @@ class Column(ValueExpr):
         """Attach the column to a mapper class under attribute ``key``."""
         self.owner = owner
         self.key = key
-        self.name = self.name_arg or key
+        # An empty name= stays empty so that the registry refuses it: it must not quietly
+        # become the attribute name.
+        self.name = key if self.name_arg is None else self.name_arg
         # Its own copy of the type, so that a refused value names this column.
         self.type = self.type.bound(f"{owner.__name__}.{key}")
 
@@ -175,6 +183,7 @@ class Column(ValueExpr):
             server_default=self.server_default,
             name=self.name_arg,
             version=self.version,
+            hidden=self.hidden,
         )
         return c
 

@@ -32,4 +32,4 @@ class PugMapper(Mapper[Pug]):
     id = Column(t.Integer, primary_key=True)
     name = Column(t.String(100), nullable=False)
     age = Column(t.Integer, default=0)
-    owner_id = Column(t.Integer, ForeignKey("owners.id", on_delete="CASCADE"), index=True)
+    owner_id = Column(t.Integer, ForeignKey("owners.id", on_delete="CASCADE"), index=True, hidden=True)  # no relation: its value lives in the session

@@ -24,7 +24,7 @@ class Tag:
 
 class TagMapper(Mapper[Tag]):
     table = "sess_tags"
-    id = Column(t.Integer, primary_key=True)
+    id = Column(t.Integer, primary_key=True, hidden=True)
     label = Column(t.String(50), nullable=False)
 
 

@@ -267,7 +267,7 @@ def test_foreign_key_target_is_checked_against_the_mapping(target):
     class HolderMapper(Mapper[Holder]):
         table = "holders"
         id = Column(t.Integer, primary_key=True)
-        thing_ref = Column(t.Integer, ForeignKey(target))
+        thing_ref = Column(t.Integer, ForeignKey(target), hidden=True)
 
     msg = _refused(lambda: Registry([ThingMapper, HolderMapper]))
     assert "HolderMapper.thing_ref" in msg, msg
@@ -322,7 +322,7 @@ class OddHolderMapper(Mapper[Holder]):
     table = "group"
     id = Column(t.Integer, primary_key=True, name="from")
     label = Column(t.String(50), name="MixedCase", unique=True)
-    thing_ref = Column(t.Integer, ForeignKey("order.key", on_delete="CASCADE"), name="user", index=True)
+    thing_ref = Column(t.Integer, ForeignKey("order.key", on_delete="CASCADE"), name="user", index=True, hidden=True)
     things = BelongsToMany(Thing, through="where", foreign_key="desc", other_key="limit")
 
 

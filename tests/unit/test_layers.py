@@ -20,6 +20,7 @@ RANK = {
     "schema": 3,
     "relations": 4,
     "dialects": 4,
+    "validation": 4,
     "mapping": 5,
     "sql": 5,
     "engine": 6,
