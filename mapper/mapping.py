@@ -432,6 +432,14 @@ class Registry:
                     col.bind(mapper_class, ts)
                     col.table = table
                     columns[ts] = col
+                elif not (isinstance(columns[ts].type, DateTime) and columns[ts].type.timezone):
+                    # The flush writes aware UTC instants, which a naive DateTime() refuses.
+                    msg = (
+                        f"{name}.{ts} is {columns[ts].type!r}, but timestamps = True writes aware UTC "
+                        f"datetimes; declare it as Column(t.DateTime(timezone=True)), or leave it out "
+                        "and let timestamps add it"
+                    )
+                    raise ConfigurationError(msg)
         if not columns:
             msg = f"{name} maps no columns; declare at least a primary key, e.g. `id = Column(t.Integer, primary_key=True)`"
             raise ConfigurationError(msg)

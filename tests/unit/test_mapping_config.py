@@ -789,3 +789,30 @@ def test_relation_key_type_must_hold_the_parent_key():
 
     msg = config_error(TeamMapper, MemberMapper)
     assert "MemberMapper.team" in msg and "cfg_members.team_code" in msg and "String(10)" in msg
+
+
+def test_naive_timestamp_column_with_timestamps_is_refused():
+    @attrs.define
+    class Stamped:
+        name: str
+        created_at: object = None
+        id: int | None = None
+
+    class StampedMapper(Mapper[Stamped]):
+        table = "stamped"
+        timestamps = True
+        id = Column(t.Integer, primary_key=True)
+        name = Column(t.String(20))
+        created_at = Column(t.DateTime)
+
+    msg = config_error(StampedMapper)
+    assert "StampedMapper.created_at" in msg and "DateTime(timezone=True)" in msg
+
+    class AwareStampedMapper(Mapper[Stamped]):
+        table = "stamped"
+        timestamps = True
+        id = Column(t.Integer, primary_key=True)
+        name = Column(t.String(20))
+        created_at = Column(t.DateTime(timezone=True))
+
+    build(AwareStampedMapper)
