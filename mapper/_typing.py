@@ -42,7 +42,7 @@ class DBAPIConnection(Protocol):
 
 
 class ConnectionPool(Protocol):
-    """A pool of DB-API connections (ours for SQLite and MySQL, psycopg-pool's for PostgreSQL)."""
+    """A pool of DB-API connections (``engine.QueuePool``, the same for every backend)."""
 
     def acquire(self) -> Any: ...
 
