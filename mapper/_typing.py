@@ -54,3 +54,13 @@ class ConnectionPool(Protocol):
     def checked_out(self) -> int:
         """Connections currently lent to sessions."""
         ...
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection right now."""
+        ...
+
+    @property
+    def discarded(self) -> int:
+        """Connections thrown away so far (found dead, or given back broken)."""
+        ...

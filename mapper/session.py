@@ -660,6 +660,8 @@ class Session:
         if isinstance(queries, bool) or not isinstance(queries, int) or queries < 0:
             msg = f"budget(queries=...) takes an int >= 0, got {queries!r}"
             raise errors.QueryError(msg)
+        if self._owner != _get_ident():
+            self._claim()  # the budgets are charged by the owner's statements
         b = Budget(queries)
         self._budgets.append(b)
         try:
@@ -1336,6 +1338,12 @@ class Session:
         Objects added since are expunged (keys the database generated for them are
         cleared), objects deleted since are persistent again, and persistent objects get
         their last committed values back.
+
+        Raises:
+            SessionClosedError: the session is closed.
+            SessionError: called from a thread other than the session's.
+            DatabaseError: the ROLLBACK failed (memory is restored all the same, and the
+                connection is thrown away; the next transaction runs on a new one).
         """
         if self._closed:
             msg = "this session is closed; open a new one with db.session()"

@@ -981,6 +981,7 @@ def test_session_refuses_every_other_thread_and_may_be_closed_from_any(backend, 
             "commit": s.commit,
             "rollback": s.rollback,
             "connection": lambda: s.connection,
+            "budget": lambda: s.budget(queries=1).__enter__(),
         }
         for name, call in calls.items():
             with pytest.raises(errors.SessionError, match="another thread") as info:

@@ -769,6 +769,47 @@ def test_database_close_returns_to_baseline_after_lost_connections(backend, serv
     assert wait_until(server.count, lambda n: n == baseline) == baseline
 
 
+class Interrupted(BaseException):
+    """Stands for a KeyboardInterrupt or a SystemExit arriving at the wrong moment."""
+
+
+def test_interruption_at_the_wrong_moment_loses_no_pool_slot(backend, monkeypatch):
+    import mapper.engine
+
+    with own_db(backend, *MAPPERS, pool_size=1, pool_timeout=0.3) as db:
+        # between taking a connection from the pool and handing it to the session
+        def interrupted(self, engine, raw):
+            raise Interrupted
+
+        with monkeypatch.context() as m:
+            m.setattr(mapper.engine.Connection, "__init__", interrupted)
+            s = db.session()
+            with pytest.raises(Interrupted):
+                s.execute("SELECT 1 AS one")
+            s.close()
+        assert checked_out(db) == 0
+        # while closing, in the ROLLBACK of what the session left open
+        s = db.session()
+        s.add(FOwner("Unfinished"))
+        s.flush()
+        raw = s.connection.raw
+        discarded = db.engine.pool.discarded
+
+        def interrupted_rollback(raw):
+            raise Interrupted
+
+        with monkeypatch.context() as m:
+            m.setattr(db.engine.dialect, "rollback", interrupted_rollback)
+            with pytest.raises(Interrupted):
+                s.close()
+        assert checked_out(db) == 0
+        assert db.engine.pool.discarded == discarded + 1  # not known to be clean: thrown away
+        with db.session() as s2:  # the one slot is free, on a new connection
+            assert s2.connection.raw is not raw
+            assert s2.query(FOwner).all() == []
+        assert names(backend, "fault_owners") == []
+
+
 # -- 3. a flush that fails halfway ------------------------------------------------------------------
 
 
