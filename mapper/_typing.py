@@ -42,7 +42,7 @@ class DBAPIConnection(Protocol):
 
 
 class ConnectionPool(Protocol):
-    """A pool of DB-API connections (ours for SQLite and MySQL, psycopg-pool's for PostgreSQL)."""
+    """A pool of DB-API connections (``engine.QueuePool``, the same for every backend)."""
 
     def acquire(self) -> Any: ...
 
@@ -53,4 +53,14 @@ class ConnectionPool(Protocol):
     @property
     def checked_out(self) -> int:
         """Connections currently lent to sessions."""
+        ...
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection right now."""
+        ...
+
+    @property
+    def discarded(self) -> int:
+        """Connections thrown away so far (found dead, or given back broken)."""
         ...

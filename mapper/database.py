@@ -38,7 +38,8 @@ class Database:
     """A database and the mappers that describe its tables.
 
     Args:
-        url: ``sqlite:///file.db``, ``sqlite:///:memory:``, ``postgresql://...`` or ``mysql://...``.
+        url: ``sqlite:///file.db``, ``sqlite:///:memory:``, ``postgresql://...`` or ``mysql://...``
+            (also written the SQLAlchemy way: ``postgresql+psycopg://``, ``mysql+pymysql://``).
         mappers: the Mapper classes to use; validated now (ConfigurationError on a mistake).
         isolation_level: for every connection; None (the default) keeps the server's default.
         pool_size: most connections open at once.
@@ -50,9 +51,14 @@ class Database:
             ``"raise"`` makes that an error.
         busy_timeout: SQLite only, seconds a write waits for a lock (default 5).
         connect_args: extra keyword arguments for the driver's connect().
+        connect_timeout: seconds to wait for the server while opening a connection (default
+            10; PostgreSQL waits whole seconds, at least 2). A server that refuses, or does not
+            answer in time, fails the statement that needed the connection with
+            ``OperationalError``.
 
     Raises:
-        ConfigurationError: a mapping is wrong, or the URL names no known backend.
+        ConfigurationError: a mapping is wrong, the URL names no known backend or a driver
+            mapper does not use, or an option has a value it cannot take.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class Database:
         lazy: str = "select",
         busy_timeout: float = 5.0,
         connect_args: dict[str, Any] | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         if lazy not in _LAZY:
             msg = f"Database(lazy={lazy!r}): use one of {_LAZY}"
@@ -83,6 +90,7 @@ class Database:
             echo=echo,
             busy_timeout=busy_timeout,
             connect_args=connect_args,
+            connect_timeout=connect_timeout,
         )
         self._after_commit_hooks: list[Callable[[Session], None]] = []
         self._before_flush_hooks: list[Callable[[Session], None]] = []

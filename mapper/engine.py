@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -72,7 +73,9 @@ class Budget:
 class QueuePool:
     """A thread-safe pool of at most ``size`` connections; waits ``timeout`` seconds for one.
 
-    Connections that a caller reports broken are closed and replaced on demand.
+    Connections that a caller reports broken are closed and replaced on demand. The pool
+    starts no thread: a connection is opened by the caller that needs it, so a server that
+    cannot be reached fails that caller at once, with the driver's error.
     """
 
     def __init__(
@@ -91,10 +94,17 @@ class QueuePool:
         self._timeout = timeout
         self._idle: list[DBAPIConnection] = []
         self._out = 0
+        self._waiting = 0
+        self._discarded = 0
         self._cond = threading.Condition()
         self._closed = False
-        # Keeps a shared in-memory SQLite database alive between sessions.
-        self._keeper = keeper
+        # Idle connections are closed when the pool is collected or the interpreter exits, even
+        # if nobody called close(): a driver connection left to the garbage collector warns
+        # (ResourceWarning), and at exit it may go after the modules it needs. The finalizer
+        # holds the idle list and the keeper's box, never the pool (nor the engine behind it).
+        # (The keeper keeps a shared in-memory SQLite database alive between sessions.)
+        self._keeper_box: list[DBAPIConnection] = [keeper] if keeper is not None else []
+        self._finalizer = weakref.finalize(self, _close_all, self._cond, self._idle, self._keeper_box)
 
     def acquire(self) -> DBAPIConnection:
         deadline = time.monotonic() + self._timeout
@@ -114,13 +124,19 @@ class QueuePool:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise errors.PoolTimeoutError.waited(self._timeout, self._size)
-                self._cond.wait(left)
-        # The slot is taken; checking and connecting happen outside the lock.
-        if idle is not None:
-            if self._check is None or self._check(idle):
-                return idle
-            _close_quietly(idle)
+                self._waiting += 1
+                try:
+                    self._cond.wait(left)
+                finally:
+                    self._waiting -= 1
+        # The slot is taken; checking and connecting happen outside the lock, and whatever
+        # fails there gives the slot back.
         try:
+            if idle is not None:
+                if self._check is None or self._check(idle):
+                    return idle
+                self._count_discard()
+                _close_quietly(idle)
             return self._creator()  # type: ignore[no-any-return]
         except BaseException:
             with self._cond:
@@ -131,27 +147,50 @@ class QueuePool:
     def release(self, raw: DBAPIConnection, discard: bool = False) -> None:
         with self._cond:
             self._out -= 1
-            if discard or self._closed:
-                _close_quietly(raw)
-            else:
+            keep = not (discard or self._closed)
+            if keep:
                 self._idle.append(raw)
+            elif discard:
+                self._discarded += 1
             self._cond.notify()
+        if not keep:
+            # Outside the lock: closing a connection to a server that is gone may take a while.
+            _close_quietly(raw)
+
+    def _count_discard(self) -> None:
+        with self._cond:
+            self._discarded += 1
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            for raw in self._idle:
-                _close_quietly(raw)
-            self._idle.clear()
-            if self._keeper is not None:
-                _close_quietly(self._keeper)
-                self._keeper = None
             self._cond.notify_all()
+        self._finalizer()
 
     @property
     def checked_out(self) -> int:
         """Connections currently lent to sessions."""
         return self._out
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection right now."""
+        return self._waiting
+
+    @property
+    def discarded(self) -> int:
+        """Connections thrown away so far: found dead by the check, or given back broken."""
+        return self._discarded
+
+
+def _close_all(cond: threading.Condition, idle: list[DBAPIConnection], keeper_box: list[DBAPIConnection]) -> None:
+    """Close a pool's idle connections and its keeper (the pool's finalizer: runs once)."""
+    with cond:
+        raws = idle[:] + keeper_box[:]
+        idle.clear()
+        keeper_box.clear()
+    for raw in raws:
+        _close_quietly(raw)
 
 
 def _close_quietly(raw: Any) -> None:
@@ -173,6 +212,7 @@ class Engine:
         echo: log each statement, its parameters and its time on the ``mapper.sql`` logger.
         busy_timeout: SQLite only: seconds a write waits for a lock.
         connect_args: extra keyword arguments for the driver's connect().
+        connect_timeout: seconds to wait for a server while opening a connection.
     """
 
     def __init__(
@@ -186,9 +226,17 @@ class Engine:
         busy_timeout: float = 5.0,
         connect_args: dict[str, Any] | None = None,
         pre_ping: bool = True,
+        connect_timeout: float = 10.0,
     ) -> None:
         if not isinstance(pool_size, int) or pool_size < 1:
             msg = f"pool_size must be a positive int, got {pool_size!r}"
+            raise errors.ConfigurationError(msg)
+        if (
+            isinstance(connect_timeout, bool)
+            or not isinstance(connect_timeout, (int, float))
+            or not connect_timeout > 0  # NaN too
+        ):
+            msg = f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
             raise errors.ConfigurationError(msg)
         self.url: URL = parse_url(url)
         self.dialect: Dialect = dialect_for(self.url)
@@ -204,20 +252,19 @@ class Engine:
         self.pre_ping = bool(pre_ping)
         self.options: dict[str, Any] = {
             "busy_timeout": busy_timeout,
+            "connect_timeout": float(connect_timeout),
             "connect_args": dict(connect_args or {}),
             "memory_name": uuid.uuid4().hex,
         }
         self._init_lock = threading.Lock()
         self._initialized = False
-        make_pool = getattr(self.dialect, "create_pool", None)
+        if isolation_level is not None:
+            # A level the backend does not have is a mistake to report now, not at first use.
+            self.dialect.check_isolation_level(isolation_level)
         # A shared in-memory SQLite database lives only while one connection holds it.
         keeper = self._create_raw() if self.dialect.needs_keeper(self.url) else None
-        self.pool: ConnectionPool = (
-            make_pool(self, pool_size, pool_timeout)
-            if make_pool is not None
-            else QueuePool(
-                self._create_raw, pool_size, pool_timeout, keeper, self.dialect.ping if self.pre_ping else None
-            )
+        self.pool: ConnectionPool = QueuePool(
+            self._create_raw, pool_size, pool_timeout, keeper, self.dialect.ping if self.pre_ping else None
         )
 
     def _create_raw(self) -> DBAPIConnection:
@@ -254,9 +301,14 @@ class Engine:
     def connect(self) -> Connection:
         """A Connection holding one pooled driver connection until closed."""
         raw = self.pool.acquire()
-        if not self._initialized:
-            self._initialize(raw)
-        return Connection(self, raw)
+        try:
+            if not self._initialized:
+                self._initialize(raw)
+            return Connection(self, raw)
+        except BaseException:
+            # The pool counted the connection as lent: give it back, or its slot is lost.
+            self.pool.release(raw, discard=True)
+            raise
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -270,6 +322,9 @@ class Connection:
         count: statements sent since the connection was lent (BEGIN/COMMIT/SAVEPOINT excluded).
         budgets: active statement budgets; each statement is charged to all of them.
         in_transaction: a transaction is open (begun by the first statement).
+        broken: the driver connection is lost (or in no known state): it is thrown away, never
+            lent again, and replaced before the next transaction.
+        raw: the driver connection; a transaction that follows a lost one runs on a new one.
     """
 
     __slots__ = (
@@ -288,6 +343,8 @@ class Connection:
         "_sp_seq",
         "last_description",
         "streaming",
+        "_lent",
+        "_ended",
     )
 
     def __init__(self, engine: Engine, raw: DBAPIConnection) -> None:
@@ -306,6 +363,10 @@ class Connection:
         self._sp_seq = 0
         self.last_description: Sequence[Any] | None = None
         self.streaming = False
+        #: ``raw`` is the pool's, counted as lent (False after a replacement failed).
+        self._lent = True
+        #: A transaction ended since ``raw`` was last checked: the next one checks it first.
+        self._ended = False
 
     # -- the choke point --------------------------------------------------------------------------
 
@@ -329,11 +390,48 @@ class Connection:
             b.used += 1
         self.count += 1
         if not self.in_transaction:
-            try:
-                self.dialect.begin(self.raw)
-            except self._errors as exc:
-                self._raise(exc, "BEGIN", None)
-            self.in_transaction = True
+            self._begin()
+
+    def _begin(self) -> None:
+        """Begin a transaction, on a driver connection that is alive.
+
+        A session keeps its connection between transactions, and the server may drop it
+        meanwhile (a restart, an idle timeout, an administrator's kill). So a transaction that
+        follows another one first checks the connection, as the pool checks an idle one
+        (``pre_ping``), and one known to be lost is replaced whatever ``pre_ping`` says.
+        Replacing it loses nothing: no transaction is open on it.
+        """
+        if (
+            self.broken
+            or not self._lent
+            or (self._ended and self.engine.pre_ping and not self.dialect.ping(self.raw))
+        ):
+            self._replace()
+        self._ended = False
+        try:
+            self.dialect.begin(self.raw)
+        except self._errors as exc:
+            self._raise(exc, "BEGIN", None)
+        self.in_transaction = True
+
+    def _replace(self) -> None:
+        """Throw the driver connection away and take another from the pool."""
+        pool = self.engine.pool
+        if self._lent:
+            self._lent = False
+            _close_quietly(self._cursor)
+            pool.release(self.raw, discard=True)
+        # Until a live connection is in place (the pool may time out), the next try replaces again.
+        self.broken = True
+        raw = pool.acquire()
+        try:
+            cursor = raw.cursor()
+        except BaseException:
+            pool.release(raw, discard=True)
+            raise
+        self.raw, self._cursor = raw, cursor
+        self._lent = True
+        self.broken = False
 
     def _raise(self, exc: BaseException, sql: str | None, params: Any) -> None:
         dialect = self.dialect
@@ -436,6 +534,7 @@ class Connection:
         except self._errors as exc:
             self._raise(exc, "COMMIT", None)
         self.in_transaction = False
+        self._ended = True
 
     def rollback(self) -> None:
         """Roll back the open transaction, if any.
@@ -446,21 +545,20 @@ class Connection:
         if not self.in_transaction:
             return
         self.in_transaction = False
+        self._ended = True
         if self.broken:
             return
         try:
             self.dialect.rollback(self.raw)
         except self._errors as exc:
+            # A connection whose ROLLBACK failed is in no known state: never lend it again.
+            self.broken = True
             self._raise(exc, "ROLLBACK", None)
 
     def _control(self, sql: str) -> None:
         # Savepoint statements are not charged to budgets: they are transaction control.
         if not self.in_transaction:
-            try:
-                self.dialect.begin(self.raw)
-            except self._errors as exc:
-                self._raise(exc, "BEGIN", None)
-            self.in_transaction = True
+            self._begin()
         started = time.perf_counter() if self.echo else 0.0
         try:
             self._cursor.execute(sql)
@@ -489,14 +587,25 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        if not self._lent:
+            # Its dead connection went back already and no replacement came: nothing to give back.
+            self.in_transaction = False
+            return
+        self._lent = False
+        clean = False
         try:
-            self._cursor.close()
-        except Exception:  # noqa: BLE001 - the connection may be broken already
-            self.broken = True
-        if self.in_transaction and not self.broken:
             try:
-                self.dialect.rollback(self.raw)
-            except Exception:  # noqa: BLE001
+                self._cursor.close()
+            except Exception:  # noqa: BLE001 - the connection may be broken already
                 self.broken = True
-        self.in_transaction = False
-        self.engine.pool.release(self.raw, discard=self.broken)
+            if self.in_transaction and not self.broken:
+                try:
+                    self.dialect.rollback(self.raw)
+                except Exception:  # noqa: BLE001
+                    self.broken = True
+            clean = True
+        finally:
+            # Given back whatever happened (an interrupt included), or its pool slot is lost
+            # for good; a connection not known to be clean is thrown away.
+            self.in_transaction = False
+            self.engine.pool.release(self.raw, discard=self.broken or not clean)

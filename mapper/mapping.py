@@ -432,7 +432,7 @@ class Registry:
                     col.bind(mapper_class, ts)
                     col.table = table
                     columns[ts] = col
-                elif not (isinstance(columns[ts].type, DateTime) and columns[ts].type.timezone):
+                elif not (isinstance(ts_type := columns[ts].type, DateTime) and ts_type.timezone):
                     # The flush writes aware UTC instants, which a naive DateTime() refuses.
                     msg = (
                         f"{name}.{ts} is {columns[ts].type!r}, but timestamps = True writes aware UTC "

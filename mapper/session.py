@@ -8,6 +8,7 @@ savepoints.
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import weakref
 
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["Session", "OpenSessions"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("mapper.session")
+_get_ident = threading.get_ident
 
 
 #: ``ObjectState.rel`` default that tells a relation that is not loaded from one that is None.
@@ -108,6 +112,8 @@ class Session:
 
     A clean exit commits, an exception rolls back, and the session is closed either way.
     The session holds one pooled connection from its first statement until it is closed.
+    It belongs to the thread that first uses it: any other thread gets a SessionError, except
+    for close(), which any thread may call.
     """
 
     def __init__(self, db: Database, *, autoflush: bool = True, lazy: str | None = None) -> None:
@@ -133,6 +139,11 @@ class Session:
         self._frames: list[_Frame] = []
         self._pending_rollback: BaseException | None = None
         self._closed = False
+        #: The thread that first used the session (``threading.get_ident()``) and its name.
+        self._owner: int | None = None
+        self._owner_name = ""
+        #: Guards claiming the session, taking its connection and closing it.
+        self._lock = threading.RLock()
         self._budgets: list[Budget] = []
         self._flushing = False
         self._graph = GraphLoader(self)
@@ -170,20 +181,66 @@ class Session:
             if exc_type is None:
                 self.commit()
             elif not self._closed:
-                self.rollback()
+                try:
+                    self.rollback()
+                except Exception as failure:  # noqa: BLE001 - the block's exception goes on
+                    self._rollback_failed(exc, failure)
         finally:
             self.close()
+
+    def _rollback_failed(self, exc: BaseException | None, failure: Exception) -> None:
+        """The block raised ``exc`` and the ROLLBACK after it failed with ``failure``.
+
+        The block's exception is the one the application must see, unchanged: most often the
+        ROLLBACK failed because the connection is gone, which says nothing new. The failure
+        goes along as a note on that exception and a warning on the ``mapper.session`` logger,
+        and the connection, in no known state, is thrown away.
+        """
+        if self._conn is not None:
+            self._conn.broken = True
+        what = type(exc).__name__ if exc is not None else "an exception"
+        if exc is not None:
+            exc.add_note(
+                f"mapper: the ROLLBACK after this {what} failed too, and its connection was "
+                f"discarded: {type(failure).__name__}: {failure}"
+            )
+        log.warning("the ROLLBACK after %s failed; the connection was discarded", what, exc_info=failure)
 
     def _check(self) -> None:
         if self._closed:
             msg = "this session is closed; open a new one with db.session()"
             raise errors.SessionClosedError(msg)
+        if self._owner != _get_ident():
+            self._claim()
         if self._pending_rollback is not None:
+            failed = self._pending_rollback
+            where = "the COMMIT" if isinstance(failed, errors.DatabaseError) and failed.statement == "COMMIT" else "a flush"
             msg = (
-                f"a flush failed ({type(self._pending_rollback).__name__}: {self._pending_rollback}); "
+                f"{where} failed ({type(failed).__name__}: {failed}); "
                 "call session.rollback() before using the session again"
             )
             raise errors.PendingRollbackError(msg)
+
+    def _claim(self) -> None:
+        """Make the calling thread the session's owner on first use; refuse any other thread.
+
+        A session, its objects and its connection are not safe to share between threads; what
+        a second thread would do to them (two statements at once on one connection, two
+        connections taken for one session) is refused before it starts.
+        """
+        me = threading.current_thread()
+        with self._lock:
+            if self._owner is None:
+                self._owner, self._owner_name = me.ident, me.name
+                return
+            if self._owner == me.ident:
+                return
+        msg = (
+            f"this session belongs to thread {self._owner_name!r}, and another thread ({me.name!r}) "
+            "used it; a session serves the thread that first used it: open one per thread with "
+            "db.session() (close() is the one call any thread may make)"
+        )
+        raise errors.SessionError(msg)
 
     @property
     def connection(self) -> Connection:
@@ -191,8 +248,15 @@ class Session:
         self._check()
         conn = self._conn
         if conn is None:
-            conn = self._conn = self._db.engine.connect()
-            conn.budgets = self._budgets
+            # Under the lock, so that a close() from another thread cannot come between taking
+            # a connection from the pool and keeping it (the pool would lose that slot).
+            with self._lock:
+                self._check()
+                conn = self._conn
+                if conn is None:
+                    conn = self._db.engine.connect()
+                    conn.budgets = self._budgets
+                    self._conn = conn
         return conn
 
     @property
@@ -457,12 +521,18 @@ class Session:
         if held is not None and type(pk) is not tuple:
             # The hot case, a held object by a one-column key: one dict lookup.
             st = held.get(pk)
-            if st is not None and st.status == PERSISTENT and not self._closed and self._pending_rollback is None:
+            if (
+                st is not None
+                and st.status == PERSISTENT
+                and not self._closed
+                and self._pending_rollback is None
+                and self._owner == _get_ident()
+            ):
                 return st.obj  # type: ignore[no-any-return]
         return self._get(cls, pk)
 
     def _get(self, cls: type[T], pk: Any) -> T | None:
-        if self._closed or self._pending_rollback is not None:
+        if self._closed or self._pending_rollback is not None or self._owner != _get_ident():
             self._check()
         m = self._by_class.get(cls)
         if m is None:
@@ -652,6 +722,8 @@ class Session:
         if isinstance(queries, bool) or not isinstance(queries, int) or queries < 0:
             msg = f"budget(queries=...) takes an int >= 0, got {queries!r}"
             raise errors.QueryError(msg)
+        if self._owner != _get_ident():
+            self._claim()  # the budgets are charged by the owner's statements
         b = Budget(queries)
         self._budgets.append(b)
         try:
@@ -1342,14 +1414,30 @@ class Session:
     # -- transactions -----------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Flush, then commit. The session stays usable; objects keep their values."""
+        """Flush, then commit. The session stays usable; objects keep their values.
+
+        Raises:
+            DatabaseError: the flush or the COMMIT failed (a constraint checked at COMMIT, a
+                lost connection). Nothing of the transaction was committed; the keys the
+                database generated in it are cleared, and, as after a failed flush, the
+                session refuses everything but rollback() and close() until rolled back.
+            FlushError, StaleDataError: the flush failed (see flush()).
+        """
         self._check()
         self.flush()
         if self._frames:
             msg = "commit() inside begin_nested(): leave the nested block first"
             raise errors.SessionError(msg)
         if self._conn is not None:
-            self._conn.commit()
+            try:
+                self._conn.commit()
+            except BaseException as exc:
+                self._fail(exc)
+                # Those rows were never committed: their keys are nobody's (rollback() then
+                # expunges the objects and puts back versions and the rest).
+                for st in self._tx_new.values():
+                    self._clear_generated(st)
+                raise
         for st in self._gone:
             if st.status == DELETED and st.deleted_flushed and self._states.get(id(st.obj)) is st:
                 del self._states[id(st.obj)]
@@ -1370,10 +1458,18 @@ class Session:
         Objects added since are expunged (keys the database generated for them are
         cleared), objects deleted since are persistent again, and persistent objects get
         their last committed values back.
+
+        Raises:
+            SessionClosedError: the session is closed.
+            SessionError: called from a thread other than the session's.
+            DatabaseError: the ROLLBACK failed (memory is restored all the same, and the
+                connection is thrown away; the next transaction runs on a new one).
         """
         if self._closed:
             msg = "this session is closed; open a new one with db.session()"
             raise errors.SessionClosedError(msg)
+        if self._owner != _get_ident():
+            self._claim()
         self._frames.clear()
         reread = self._loaded_after_write
         self._loaded_after_write = []
@@ -1584,12 +1680,17 @@ class Session:
         self._revert(st, snap, hsnap)
 
     def close(self) -> None:
-        """Release the connection (rolling back anything uncommitted). Objects keep their values."""
-        if self._closed:
-            return
-        self._closed = True
+        """Release the connection (rolling back anything uncommitted). Objects keep their values.
+
+        Any thread may close a session, for example a server cleaning up after a request, once
+        the thread that uses the session is done with it (not while it is inside a call).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            conn, self._conn = self._conn, None
         self._db._sessions.discard(self)
-        conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
 

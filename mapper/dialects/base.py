@@ -61,6 +61,12 @@ class URL:
         return self._raw
 
     @property
+    def driver_url(self) -> str:
+        """The URL as the driver reads it: as given, less a ``+driver`` suffix of the scheme."""
+        scheme, sep, rest = self._raw.partition("://")
+        return scheme.split("+", 1)[0] + sep + rest
+
+    @property
     def secrets(self) -> list[str]:
         """Every secret the URL carries, decoded and as written, for masking.
 
@@ -292,6 +298,13 @@ class Dialect:
     def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
         """Prepare a fresh connection (session settings, isolation level)."""
 
+    def check_isolation_level(self, isolation_level: str) -> None:
+        """Refuse, with a ConfigurationError, a level this backend does not have.
+
+        Called when the Database is built; a dialect that leaves it to ``on_connect`` reports
+        the mistake at the first connection instead.
+        """
+
     def begin(self, raw: DBAPIConnection) -> None:
         """Start a transaction explicitly; drivers that begin implicitly do nothing."""
 
@@ -324,7 +337,8 @@ class Dialect:
         return (UnicodeEncodeError,)
 
     def ping(self, raw: DBAPIConnection) -> bool:
-        """Whether an idle pooled connection still works (no server, nothing to lose: True)."""
+        """Whether an idle connection still works: before the pool lends it, and before a
+        session's next transaction runs on it (``pre_ping``)."""
         return True
 
     def error_code(self, exc: BaseException) -> str | None:

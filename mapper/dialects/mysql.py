@@ -108,8 +108,18 @@ class MySQLDialect(Dialect):
             "client_flag": CLIENT.FOUND_ROWS,
             "init_command": "SET time_zone = '+00:00'",
         }
-        kwargs.update(options.get("connect_args", {}))
-        return pymysql.connect(**kwargs)  # type: ignore[no-any-return]
+        # PyMySQL's connect_timeout bounds the TCP connect only; the handshake after it reads
+        # with read_timeout, so a server that accepts and never answers would hang us there.
+        # Reads and writes get the same limit until the connection is made.
+        timeout = min(float(options.get("connect_timeout", 10.0)), 31536000.0)
+        kwargs.update(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+        connect_args = options.get("connect_args", {})
+        kwargs.update(connect_args)
+        raw = pymysql.connect(**kwargs)
+        # Then back to what was asked for (no limit by default: a long query is not a lost server).
+        raw._read_timeout = connect_args.get("read_timeout")
+        raw._write_timeout = connect_args.get("write_timeout")
+        return raw  # type: ignore[no-any-return]
 
     def initialize(self, raw: DBAPIConnection) -> None:
         info = raw.get_server_info()  # type: ignore[attr-defined]

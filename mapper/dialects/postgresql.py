@@ -1,13 +1,13 @@
-"""PostgreSQL through psycopg 3, pooled by psycopg-pool."""
+"""PostgreSQL through psycopg 3."""
 
 from __future__ import annotations
 
-import threading
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .. import errors
-from .._typing import ConnectionPool, DBAPIConnection
+from .._typing import DBAPIConnection
 from ..schema import Column
 from ..types import ColumnType, DateTime
 from . import values
@@ -71,12 +71,30 @@ class PostgreSQLDialect(Dialect):
     def connect(self, url: URL, options: dict[str, Any]) -> DBAPIConnection:
         import psycopg
 
-        conn = psycopg.connect(url.raw, autocommit=False, **options.get("connect_args", {}))
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if "connect_timeout" not in url.query:
+            # libpq waits whole seconds (and at least 2): round up, never down to "forever".
+            kwargs["connect_timeout"] = math.ceil(options.get("connect_timeout", 10.0))
+        kwargs.update(options.get("connect_args", {}))
+        conn = psycopg.connect(url.driver_url, **kwargs)
         return conn
 
-    def create_pool(self, engine: Any, size: int, timeout: float) -> ConnectionPool:
-        """A psycopg-pool ConnectionPool behind mapper's pool protocol."""
-        return _PsycopgPool(self, engine, size, timeout)
+    def ping(self, raw: DBAPIConnection) -> bool:
+        # psycopg-pool's check: an empty query outside any transaction, one round trip.
+        try:
+            if raw.closed:  # type: ignore[attr-defined]
+                return False
+            raw.autocommit = True  # type: ignore[attr-defined]
+            try:
+                raw.execute("")  # type: ignore[attr-defined]
+            finally:
+                raw.autocommit = False  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - any failure means the connection is gone
+            return False
+        return True
+
+    def check_isolation_level(self, isolation_level: str) -> None:
+        self.on_connect_check(isolation_level)
 
     def on_connect_check(self, isolation_level: str) -> str:
         """The psycopg IsolationLevel name for a level, or a ConfigurationError."""
@@ -224,79 +242,3 @@ class PostgreSQLDialect(Dialect):
             return []
         # One statement: PostgreSQL drops the tables together, so references among them are fine.
         return ["DROP TABLE IF EXISTS " + ", ".join(self.quote(t) for t in tables)]
-
-
-class _PsycopgPool:
-    """psycopg-pool's ConnectionPool, adapted: errors become mapper.errors, broken ones are dropped."""
-
-    def __init__(self, dialect: PostgreSQLDialect, engine: Any, size: int, timeout: float) -> None:
-        from psycopg_pool import ConnectionPool as _Pool
-
-        self._dialect = dialect
-        self._engine = engine
-        self._lock = threading.Lock()
-        self._out = 0
-        self._timeout = timeout
-        self._size = size
-        isolation = engine.isolation_level
-        if isolation is not None:
-            dialect.on_connect_check(isolation)
-
-        def configure(conn: Any) -> None:
-            dialect.on_connect(conn, isolation)
-
-        self._pool = _Pool(
-            engine.url.raw,
-            min_size=1,
-            max_size=size,
-            timeout=timeout,
-            open=True,
-            configure=configure,
-            # A connection the server dropped while it sat in the pool is replaced, not lent.
-            check=_Pool.check_connection if engine.pre_ping else None,
-            kwargs={"autocommit": False, **engine.options.get("connect_args", {})},
-            name="mapper",
-        )
-
-    def acquire(self) -> Any:
-        from psycopg_pool import PoolTimeout, PoolClosed
-
-        try:
-            raw = self._pool.getconn()
-        except PoolTimeout as exc:
-            # Either every connection is in use, or the server cannot be reached: say which.
-            # A full pool needs no probe (which would be one connection over pool_size).
-            stats = self._pool.get_stats()
-            if stats.get("pool_size", 0) >= self._size:
-                raise errors.PoolTimeoutError.waited(self._timeout, self._size) from exc
-            try:
-                probe = self._dialect.connect(self._engine.url, self._engine.options)
-            except Exception as conn_exc:  # noqa: BLE001
-                msg = f"cannot connect to {self._engine.url.safe()}: {self._engine.url.mask(str(conn_exc))}"
-                raise errors.OperationalError(msg, orig=conn_exc) from None
-            probe.close()
-            raise errors.PoolTimeoutError.waited(self._timeout, self._size) from exc
-        except PoolClosed as exc:
-            msg = "the Database is closed; create a new one"
-            raise errors.InterfaceError(msg) from exc
-        with self._lock:
-            self._out += 1
-        return raw
-
-    @property
-    def checked_out(self) -> int:
-        """Connections currently lent to sessions."""
-        return self._out
-
-    def release(self, raw: Any, discard: bool = False) -> None:
-        with self._lock:
-            self._out -= 1
-        if discard and not raw.closed:
-            try:
-                raw.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail
-                pass
-        self._pool.putconn(raw)
-
-    def close(self) -> None:
-        self._pool.close()

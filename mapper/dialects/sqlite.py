@@ -134,6 +134,14 @@ class SQLiteDialect(Dialect):
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
+    def ping(self, raw: DBAPIConnection) -> bool:
+        # Nothing outside can end a SQLite connection: only one closed under us is dead.
+        try:
+            raw.in_transaction  # type: ignore[attr-defined]
+        except sqlite3.ProgrammingError:
+            return False
+        return True
+
     def needs_keeper(self, url: URL) -> bool:
         return url.database in ("", ":memory:")
 

@@ -7,7 +7,9 @@ The promises proven here:
 * ``db.transaction(retries=N)`` re-runs real deadlocks and serialization failures, in a fresh
   session each time, and nothing else;
 * ``DatabaseError.code`` / ``.retryable`` describe what the database said;
-* the pool never lends one connection to two open sessions, and gets every connection back.
+* the pool never lends one connection to two open sessions, and gets every connection back;
+* a session serves the thread that first used it and refuses every other (close() excepted),
+  and no race on one session loses a pool slot.
 
 Every thread's exceptions are collected and asserted on in the main thread; every barrier has a
 timeout so that a bug fails the test instead of hanging it.
@@ -113,12 +115,7 @@ def owners(backend: Any) -> list[str]:
 
 def checked_out(db: Database) -> int:
     """Connections the pool has lent out right now."""
-    pool: Any = db.engine.pool
-    if hasattr(pool, "checked_out"):
-        return int(pool.checked_out)
-    # PostgreSQL: mapper's adapter around psycopg-pool has no checked_out; ask psycopg-pool.
-    stats = pool._pool.get_stats()
-    return int(stats["pool_size"] - stats["pool_available"])
+    return int(db.engine.pool.checked_out)
 
 
 def assert_pool_whole(db: Database, size: int) -> None:
@@ -923,6 +920,89 @@ def test_pool_timeout_when_every_connection_is_held(backend, make_db):
     finally:
         for s in holders:
             s.close()
+    assert_pool_whole(db, 2)
+
+
+# -- 7. a session belongs to one thread --------------------------------------------------------------
+
+
+def test_session_raced_by_four_threads_serves_one_and_leaks_no_connection(backend, make_db):
+    size = 4
+    db = make_db(OwnerMapper, pool_size=size, pool_timeout=0.5)
+    s = db.session()  # made here, first used by whichever worker gets there first
+    start = threading.Barrier(size, timeout=10)
+
+    def race() -> Any:
+        start.wait()
+        return s.execute("SELECT 1 AS one")[0].one
+
+    try:
+        results, failures = run_in_threads([race] * size)
+        assert [r for r in results if r is not None] == [1]
+        assert len(failures) == size - 1, failures
+        for _, exc in failures:
+            assert type(exc) is errors.SessionError, repr(exc)
+            assert "another thread" in str(exc) and "db.session()" in str(exc)
+        assert checked_out(db) == 1
+    finally:
+        s.close()  # from a thread that never used it: closing is allowed from anywhere
+    assert checked_out(db) == 0
+    started = time.monotonic()
+    assert_pool_whole(db, size)  # every connection can be had at once...
+    assert time.monotonic() - started < 0.5  # ...without waiting for a leaked one
+
+
+def test_session_refuses_every_other_thread_and_may_be_closed_from_any(backend, make_db):
+    db = make_db(OwnerMapper, pool_size=2, pool_timeout=0.5)
+    s = db.session()
+    used = threading.Event()
+    closed = threading.Event()
+    seen: list[Any] = []
+
+    def owner_thread() -> None:
+        tom = Owner("Tom")
+        s.add(tom)
+        s.flush()
+        seen.append(tom)
+        used.set()
+        assert closed.wait(10)
+        try:
+            s.get(Owner, tom.id)
+        except BaseException as exc:  # noqa: BLE001 - asserted in the main thread
+            seen.append(exc)
+
+    th = threading.Thread(target=owner_thread)
+    th.start()
+    try:
+        assert used.wait(10)
+        tom = seen[0]
+        calls: dict[str, Callable[[], Any]] = {
+            "get (held object)": lambda: s.get(Owner, tom.id),
+            "get (by query)": lambda: s.get(Owner, tom.id + 1),
+            "query": lambda: s.query(Owner).all(),
+            "execute": lambda: s.execute("SELECT 1 AS one"),
+            "add": lambda: s.add(Owner("Ann")),
+            "delete": lambda: s.delete(tom),
+            "flush": s.flush,
+            "commit": s.commit,
+            "rollback": s.rollback,
+            "connection": lambda: s.connection,
+            "budget": lambda: s.budget(queries=1).__enter__(),
+        }
+        for name, call in calls.items():
+            with pytest.raises(errors.SessionError, match="another thread") as info:
+                call()
+            assert type(info.value) is errors.SessionError, name
+        assert tom in s  # nothing was changed by the refused calls
+        assert checked_out(db) == 1
+        s.close()  # a server closing a session for a thread that is done with it
+        assert s.closed and checked_out(db) == 0
+    finally:
+        closed.set()
+        th.join(10)
+    assert not th.is_alive()
+    assert type(seen[1]) is errors.SessionClosedError  # the owner sees the session closed
+    assert owners(backend) == []  # closing rolled the flushed row back
     assert_pool_whole(db, 2)
 
 

@@ -2,9 +2,11 @@
 
 A connection that dies (the server ends it, its socket is shut down, the driver connection is
 closed under the session) surfaces as a DatabaseError, is thrown out of the pool, and the next
-session works; an error on a healthy connection keeps the connection. A flush that fails halfway
-leaves nothing behind. The pool never opens more than pool_size connections and gives every one
-back. No error shows a password.
+session works; an error on a healthy connection keeps the connection. An exception of a session
+block stays the one raised when the ROLLBACK after it fails. A failed COMMIT waits for rollback()
+like a failed flush. A session whose connection died between transactions goes on with a new one.
+A flush that fails halfway leaves nothing behind. The pool never opens more than pool_size
+connections and gives every one back. No error shows a password.
 
 Connections are counted on the server (pg_stat_activity / information_schema.PROCESSLIST) and,
 for SQLite, as the file handles this process holds on the database file.
@@ -77,6 +79,22 @@ class FNoteMapper(Mapper[FNote]):
     id = Column(t.Integer, primary_key=True)
     text = Column(t.String(100), nullable=False)
     owner_ref = Column(t.Integer, ForeignKey("fault_owners.id"))
+
+
+@attrs.define
+class FDoc:
+    title: str
+    version: int | None = None
+    id: int | None = None
+
+
+class FDocMapper(Mapper[FDoc]):
+    """A version column: a write whose row changed since it was read raises StaleDataError."""
+
+    table = "fault_docs"
+    id = Column(t.Integer, primary_key=True)
+    title = Column(t.String(100), nullable=False)
+    version = Column(t.Integer, version=True)
 
 
 MAPPERS = (FOwnerMapper, FPetMapper, FNoteMapper)
@@ -207,21 +225,16 @@ def own_db(backend, *mappers: Any, **options: Any) -> Iterator[Database]:
 
 def checked_out(db: Database) -> int:
     """Connections lent to sessions, as the framework's pool counts them."""
-    pool = db.engine.pool
-    if hasattr(pool, "checked_out"):
-        return int(pool.checked_out)
-    stats = pool._pool.get_stats()  # psycopg-pool: connections managed minus idle ones
-    return int(stats["pool_size"] - stats["pool_available"])
+    return int(db.engine.pool.checked_out)
 
 
 def settle_checked_out(db: Database) -> int:
-    # psycopg-pool counts a replacement it is opening in the background as managed: wait for it
-    return wait_until(lambda: checked_out(db), lambda n: n == 0)
+    """Connections still lent once every session closed: the pool counts them back at once."""
+    return checked_out(db)
 
 
 def settle_after_pool_timeout(backend, server: Server, limit: int) -> None:
-    """On PostgreSQL a PoolTimeoutError opens and closes a probe connection (pool_size + 1, see
-    test_pool_never_opens_more_than_pool_size_server_connections): let its backend exit first."""
+    """Let the server see connections closed just before go (a PostgreSQL backend exits a little later)."""
     if backend.name == "postgresql":
         wait_until(server.count, lambda n: n <= limit)
 
@@ -247,7 +260,21 @@ def row_count(backend, table: str) -> int:
 def break_connection(session, backend, server: Server, mode: str) -> Any:
     """Kill the session's connection; returns what identifies it (server id, or the raw connection)."""
     ident = server_id(session, backend)
+    kill(session.connection.raw, ident, backend, server, mode)
+    return ident
+
+
+def break_idle_connection(session, backend, server: Server, mode: str) -> Any:
+    """Commit, then kill the session's connection while no transaction is open on it."""
+    ident = server_id(session, backend)
     raw = session.connection.raw
+    session.commit()
+    kill(raw, ident, backend, server, mode)
+    return ident
+
+
+def kill(raw: Any, ident: Any, backend, server: Server, mode: str) -> None:
+    """End a connection: from the server, by shutting its socket down, or by closing the driver connection."""
     if mode == "terminate":
         server.kill(ident)
     elif mode == "shutdown":
@@ -261,7 +288,6 @@ def break_connection(session, backend, server: Server, mode: str) -> Any:
             wait_until(server.ids, lambda ids: ident not in ids)
     else:
         raw.close()
-    return ident
 
 
 # Observed classes of the first statement on a dead connection.
@@ -401,6 +427,260 @@ def test_connection_killed_between_transactions_is_not_lent_again(backend, serve
             assert settle_checked_out(db) == 0
 
 
+# -- 1b. an exception inside the block, then a ROLLBACK that fails ---------------------------------
+
+SQLITE_CLOSES_ONLY = "SQLite has no server and no socket: its fault is the closed connection"
+
+
+class AppError(Exception):
+    """The application's own exception, raised inside a session block."""
+
+
+@pytest.mark.parametrize("mode", ["terminate", "shutdown", "close"])
+def test_application_exception_wins_when_the_rollback_after_it_fails(backend, server, mode, caplog):
+    if mode != "close" and backend.name == "sqlite":
+        pytest.skip(SQLITE_CLOSES_ONLY)
+    caplog.set_level("DEBUG", logger="mapper")
+    with own_db(backend, *MAPPERS, pool_size=2, pool_timeout=2) as db:
+        s = db.session()
+        boom = AppError("the application's own error")
+        with pytest.raises(AppError) as info:
+            with s:
+                s.add(FOwner("Doomed", pets=[FPet("Lost")]))
+                s.flush()
+                raw = s.connection.raw
+                ident = break_connection(s, backend, server, mode)
+                raise boom  # the connection is gone: the ROLLBACK that follows fails
+        # the same exception object, unchanged, with the failed ROLLBACK attached as a note
+        assert info.value is boom and type(info.value) is AppError
+        assert str(boom) == "the application's own error"
+        notes = getattr(boom, "__notes__", [])
+        assert len(notes) == 1 and "ROLLBACK" in notes[0] and "discarded" in notes[0], notes
+        # and logged once, with the rollback's own error and traceback
+        records = [r for r in caplog.records if r.name.startswith("mapper")]
+        assert [r.levelname for r in records] == ["WARNING"], [r.getMessage() for r in records]
+        assert "AppError" in records[0].getMessage() and "ROLLBACK" in records[0].getMessage()
+        assert records[0].exc_info is not None and isinstance(records[0].exc_info[1], errors.DatabaseError)
+        assert s.closed
+        assert settle_checked_out(db) == 0
+        # thrown away, not given back to the pool
+        if backend.name == "postgresql":
+            assert raw.closed
+        elif backend.name == "mysql":
+            assert not raw.open
+        if backend.name != "sqlite":
+            assert ident not in wait_until(server.ids, lambda ids: ident not in ids)
+        with db.session() as s2:
+            assert s2.connection.raw is not raw
+            assert s2.query(FOwner).all() == []
+        assert names(backend, "fault_owners") == [] and names(backend, "fault_pets") == []
+        # a rollback that works adds nothing to the exception and logs nothing
+        caplog.clear()
+        plain = AppError("plain")
+        with pytest.raises(AppError) as info:
+            with db.session() as s3:
+                s3.add(FOwner("Undone"))
+                s3.flush()
+                raise plain
+        assert info.value is plain and not hasattr(plain, "__notes__")
+        assert [r for r in caplog.records if r.name.startswith("mapper")] == []
+        assert names(backend, "fault_owners") == []
+        assert settle_checked_out(db) == 0
+
+
+# -- 1c. a COMMIT that fails -------------------------------------------------------------------------
+
+
+@attrs.define
+class DParent:
+    name: str
+    version: int | None = None
+    id: int | None = None
+
+
+@attrs.define
+class DChild:
+    name: str
+    parent_ref: int | None = None
+    id: int | None = None
+
+
+class DParentMapper(Mapper[DParent]):
+    table = "fault_dparents"
+    id = Column(t.Integer, primary_key=True)
+    name = Column(t.String(50), nullable=False)
+    version = Column(t.Integer, version=True)
+
+
+class DChildMapper(Mapper[DChild]):
+    """Its FOREIGN KEY is DEFERRABLE INITIALLY DEFERRED: created by hand, checked at COMMIT."""
+
+    table = "fault_dchildren"
+    id = Column(t.Integer, primary_key=True)
+    name = Column(t.String(50), nullable=False)
+    parent_ref = Column(t.Integer)
+
+
+DEFERRED_DDL = {
+    "postgresql": [
+        "CREATE TABLE fault_dparents (id INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+        "name VARCHAR(50) NOT NULL, version INTEGER NOT NULL)",
+        "CREATE TABLE fault_dchildren (id INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+        "name VARCHAR(50) NOT NULL, "
+        "parent_ref INTEGER REFERENCES fault_dparents (id) DEFERRABLE INITIALLY DEFERRED)",
+    ],
+    "sqlite": [
+        "CREATE TABLE fault_dparents (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "name VARCHAR(50) NOT NULL, version INTEGER NOT NULL)",
+        "CREATE TABLE fault_dchildren (id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(50) NOT NULL, "
+        "parent_ref INTEGER REFERENCES fault_dparents (id) DEFERRABLE INITIALLY DEFERRED)",
+    ],
+}
+
+
+def test_commit_refused_by_a_deferred_constraint_waits_for_rollback(backend, make_db):
+    if backend.name == "mysql":
+        pytest.skip("MariaDB checks every constraint at its statement: none is left for COMMIT")
+    db = make_db(DParentMapper, DChildMapper, create=False)
+    db.drop_all()
+    for sql in DEFERRED_DDL[backend.name]:
+        backend.raw(sql)
+    with db.session() as s:
+        kept = DParent("kept")
+        s.add(kept)
+    s = db.session()
+    try:
+        parent = s.get_one(DParent, kept.id)
+        parent.name = "edited"
+        orphan = DChild("orphan", parent_ref=10**6)  # no such parent: refused at COMMIT, not before
+        fresh = DParent("fresh")
+        s.add_all([orphan, fresh])
+        with pytest.raises(errors.IntegrityError) as info:
+            s.commit()
+        assert info.value.statement == "COMMIT"
+        # the flush had given them keys and bumped the version; the rows were never committed
+        assert orphan.id is None and fresh.id is None
+        for use in (
+            lambda: s.query(DParent).all(),
+            lambda: s.get(DParent, kept.id),
+            lambda: s.add(DParent("more")),
+            s.flush,
+            s.commit,
+        ):
+            with pytest.raises(errors.PendingRollbackError):
+                use()
+        assert backend.raw("SELECT id, name, version FROM fault_dparents") == [(kept.id, "kept", 1)]
+        assert backend.raw("SELECT id FROM fault_dchildren") == []
+        s.rollback()
+        assert orphan not in s and fresh not in s
+        assert (parent.name, parent.version) == ("kept", 1)  # the committed values, version included
+        assert s.get(DParent, kept.id) is parent
+        # corrected, the same work commits; no StaleDataError for rows that were never there
+        parent.name = "edited"
+        orphan.parent_ref = kept.id
+        s.add_all([orphan, fresh])
+        s.commit()
+        parent.name = "edited again"  # checks version 2, the committed one
+        s.commit()
+    finally:
+        s.close()
+    assert backend.raw("SELECT id, name, version FROM fault_dparents ORDER BY id") == [
+        (kept.id, "edited again", 3),
+        (fresh.id, "fresh", 1),
+    ]
+    assert backend.raw("SELECT id, name, parent_ref FROM fault_dchildren") == [(orphan.id, "orphan", kept.id)]
+
+
+@pytest.mark.parametrize("mode", ["terminate", "shutdown", "close"])
+def test_commit_on_a_lost_connection_waits_for_rollback_then_the_session_goes_on(backend, server, mode):
+    if mode != "close" and backend.name == "sqlite":
+        pytest.skip(SQLITE_CLOSES_ONLY)
+    with own_db(backend, *MAPPERS, FDocMapper, pool_size=2, pool_timeout=2) as db:
+        with db.session() as s0:
+            doc = FDoc("committed")
+            s0.add(doc)
+        # leaving a block: the COMMIT fails, the keys the flush generated are taken back
+        s = db.session()
+        with pytest.raises(errors.DatabaseError) as info:
+            with s:
+                lost = FOwner("Lost at commit", pets=[FPet("Lost pet")])
+                s.add(lost)
+                s.flush()
+                assert lost.id is not None
+                break_connection(s, backend, server, mode)
+        assert info.value.statement == "COMMIT", repr(info.value)
+        assert lost.id is None and lost.pets[0].id is None
+        assert s.closed and settle_checked_out(db) == 0
+        # without a block: the session waits for rollback(), then goes on
+        s = db.session()
+        try:
+            mine = s.get_one(FDoc, doc.id)
+            mine.title = "mine"
+            owner = FOwner("Saved later", pets=[FPet("Saved pet")])
+            s.add(owner)
+            s.flush()
+            assert mine.version == 2 and owner.id is not None
+            ident = break_connection(s, backend, server, mode)
+            with pytest.raises(errors.DatabaseError) as info:
+                s.commit()
+            assert info.value.statement == "COMMIT", repr(info.value)
+            assert owner.id is None and owner.pets[0].id is None
+            with pytest.raises(errors.PendingRollbackError):
+                s.query(FDoc).all()
+            with pytest.raises(errors.PendingRollbackError):
+                s.commit()
+            s.rollback()  # the transaction died with the connection: nothing more to fail
+            assert owner not in s and mine in s
+            assert (mine.title, mine.version) == ("committed", 1)
+            mine.title = "mine"
+            s.add(owner)
+            s.commit()  # on a new connection; the version check holds against the committed row
+            assert server_id(s, backend) != ident
+            s.commit()
+        finally:
+            s.close()
+        assert settle_checked_out(db) == 0
+        assert backend.raw("SELECT id, title, version FROM fault_docs") == [(doc.id, "mine", 2)]
+        assert names(backend, "fault_owners") == ["Saved later"]
+        assert names(backend, "fault_pets") == ["Saved pet"]
+
+
+# -- 1d. a session whose connection died between its transactions ------------------------------------
+
+
+@pytest.mark.parametrize("pre_ping", [True, False], ids=["pre_ping", "no_pre_ping"])
+@pytest.mark.parametrize("mode", ["terminate", "shutdown", "close"])
+def test_session_heals_when_its_connection_died_between_transactions(backend, server, mode, pre_ping):
+    if mode != "close" and backend.name == "sqlite":
+        pytest.skip(SQLITE_CLOSES_ONLY)
+    with own_db(backend, *MAPPERS, pool_size=1, pool_timeout=2, pre_ping=pre_ping) as db:
+        s = db.session()
+        try:
+            s.add(FOwner("Kept"))
+            s.commit()
+            raw = s.connection.raw
+            ident = break_idle_connection(s, backend, server, mode)
+            if not pre_ping:
+                # nothing checks the idle connection: the first statement finds it dead...
+                with pytest.raises(errors.DatabaseError):
+                    s.query(FOwner).all()
+                s.rollback()
+            # ...and the next transaction of the same session runs on a live connection
+            assert [o.name for o in s.query(FOwner).all()] == ["Kept"]
+            assert s.connection.raw is not raw
+            if backend.name != "sqlite":
+                assert server_id(s, backend) != ident
+            s.add(FOwner("Healed"))
+            s.commit()
+            assert checked_out(db) == 1
+        finally:
+            s.close()
+        assert settle_checked_out(db) == 0
+        assert names(backend, "fault_owners") == ["Healed", "Kept"]
+        if backend.name != "sqlite":
+            assert ident not in wait_until(server.ids, lambda ids: ident not in ids)
+
+
 # -- 2. no leaked connections -----------------------------------------------------------------------
 
 
@@ -483,11 +763,51 @@ def test_database_close_returns_to_baseline_after_lost_connections(backend, serv
         finally:
             s1.close()
             s2.close()
-        if backend.name != "postgresql":  # psycopg-pool keeps no statistics once closed
-            assert checked_out(db) == 0
+        assert checked_out(db) == 0
     finally:
         db.close()
     assert wait_until(server.count, lambda n: n == baseline) == baseline
+
+
+class Interrupted(BaseException):
+    """Stands for a KeyboardInterrupt or a SystemExit arriving at the wrong moment."""
+
+
+def test_interruption_at_the_wrong_moment_loses_no_pool_slot(backend, monkeypatch):
+    import mapper.engine
+
+    with own_db(backend, *MAPPERS, pool_size=1, pool_timeout=0.3) as db:
+        # between taking a connection from the pool and handing it to the session
+        def interrupted(self, engine, raw):
+            raise Interrupted
+
+        with monkeypatch.context() as m:
+            m.setattr(mapper.engine.Connection, "__init__", interrupted)
+            s = db.session()
+            with pytest.raises(Interrupted):
+                s.execute("SELECT 1 AS one")
+            s.close()
+        assert checked_out(db) == 0
+        # while closing, in the ROLLBACK of what the session left open
+        s = db.session()
+        s.add(FOwner("Unfinished"))
+        s.flush()
+        raw = s.connection.raw
+        discarded = db.engine.pool.discarded
+
+        def interrupted_rollback(raw):
+            raise Interrupted
+
+        with monkeypatch.context() as m:
+            m.setattr(db.engine.dialect, "rollback", interrupted_rollback)
+            with pytest.raises(Interrupted):
+                s.close()
+        assert checked_out(db) == 0
+        assert db.engine.pool.discarded == discarded + 1  # not known to be clean: thrown away
+        with db.session() as s2:  # the one slot is free, on a new connection
+            assert s2.connection.raw is not raw
+            assert s2.query(FOwner).all() == []
+        assert names(backend, "fault_owners") == []
 
 
 # -- 3. a flush that fails halfway ------------------------------------------------------------------
@@ -651,10 +971,8 @@ def test_waiter_gets_the_connection_another_session_gives_back(backend, make_db)
     try:
         thread.start()
         assert started.wait(5)
-        if backend.name == "postgresql":
-            stats = db.engine.pool._pool.get_stats
-            assert wait_until(stats, lambda st: st.get("requests_waiting", 0) == 1)["requests_waiting"] == 1
-        time.sleep(0.1)  # let it wait a while (our pool has no waiter count to poll)
+        assert wait_until(lambda: db.engine.pool.waiting, lambda n: n == 1) == 1
+        time.sleep(0.1)  # let it wait a while
     finally:
         released_at = time.monotonic()
         holder.close()
@@ -750,8 +1068,7 @@ def test_statement_error_keeps_the_healthy_connection(backend, server, fault):
         with db.session() as s:
             s.add(FOwner("Taken"))
             first = server_id(s, backend)
-        if backend.name == "postgresql":
-            bad_returns = db.engine.pool._pool.get_stats().get("returns_bad", 0)
+        discarded = db.engine.pool.discarded
         s = db.session()
         try:
             assert server_id(s, backend) == first
@@ -788,8 +1105,7 @@ def test_statement_error_keeps_the_healthy_connection(backend, server, fault):
         with db.session() as s2:
             assert server_id(s2, backend) == first  # the same connection, not a replacement
             assert [o.name for o in s2.query(FOwner).all()] == ["Taken"]
-        if backend.name == "postgresql":
-            assert db.engine.pool._pool.get_stats().get("returns_bad", 0) == bad_returns
+        assert db.engine.pool.discarded == discarded  # given back whole, not thrown away
         if backend.name != "sqlite":
             assert server.ids() == {first}
         assert checked_out(db) == 0
@@ -886,7 +1202,7 @@ def test_password_not_echoed_by_a_live_server_refusal(backend, caplog):
             shown += [str(exc.orig), repr(exc.orig), repr(exc.orig.args)]
         for text in shown:
             assert SECRET not in text, (case, text)
-    for record in caplog.records:  # psycopg-pool's reconnection warnings included
+    for record in caplog.records:  # the drivers' own log lines included
         assert SECRET not in record.getMessage(), record.getMessage()
 
 
