@@ -78,11 +78,9 @@ class Attempt:
         """Roll back after ``exc``; True when it is retryable and another attempt will follow."""
         self.error = exc
         if not session.closed:
-            try:
-                session.rollback()
-            except errors.DatabaseError:
-                # The connection is gone; close() below discards it. The original error matters.
-                pass
+            # As a with-block does: roll back and close; a ROLLBACK that fails too (the
+            # connection is gone) is noted on ``exc`` and logged, and ``exc`` is what counts.
+            session.__exit__(type(exc), exc, exc.__traceback__)
         return not self.last and is_retryable(exc, self._tx.retry_on)
 
 

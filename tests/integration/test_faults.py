@@ -488,6 +488,32 @@ def test_application_exception_wins_when_the_rollback_after_it_fails(backend, se
         assert settle_checked_out(db) == 0
 
 
+
+@pytest.mark.parametrize("mode", ["terminate", "shutdown", "close"])
+def test_application_exception_wins_in_a_transaction_whose_rollback_fails(backend, server, mode, caplog):
+    if mode != "close" and backend.name == "sqlite":
+        pytest.skip(SQLITE_CLOSES_ONLY)
+    caplog.set_level("DEBUG", logger="mapper")
+    with own_db(backend, *MAPPERS, pool_size=2, pool_timeout=2) as db:
+        boom = AppError("the application's own error")
+
+        @db.transaction(retries=2)
+        def work(s):
+            s.add(FOwner("Doomed"))
+            s.flush()
+            break_connection(s, backend, server, mode)
+            raise boom
+
+        with pytest.raises(AppError) as info:
+            work()
+        assert info.value is boom
+        notes = getattr(boom, "__notes__", [])
+        assert len(notes) == 1 and "ROLLBACK" in notes[0], notes
+        assert [r.levelname for r in caplog.records if r.name.startswith("mapper")] == ["WARNING"]
+        assert settle_checked_out(db) == 0
+        assert names(backend, "fault_owners") == []
+
+
 # -- 1c. a COMMIT that fails -------------------------------------------------------------------------
 
 
