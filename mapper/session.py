@@ -25,9 +25,10 @@ from .identity import IdentityMap
 from .loading import Loader, pause_gc
 from .mapping import ClassMapping, RelationInfo
 from .query import Query
+from . import release
 from .schema import Column
 from .sql import bind_named
-from .state import DELETED, DETACHED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, take_snapshots
+from .state import DELETED, DETACHED, GHOST, NO_RELS, PENDING, PERSISTENT, ObjectState, SnapshotSpec, take_snapshots
 
 if TYPE_CHECKING:
     from .database import Database
@@ -118,6 +119,9 @@ class Session:
         #: States loaded while ``_wrote`` was set: their values may be uncommitted, so a
         #: rollback (or a failed savepoint) reads them again.
         self._loaded_after_write: list[ObjectState] = []
+        #: While a stream() batch runs: every cohort loaded meanwhile, so that the batch can let
+        #: go of what nothing references once it is done (see ``_release_unused``).
+        self._collect: list[list[ObjectState]] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -218,6 +222,8 @@ class Session:
             finally:
                 if fresh:
                     self._unindexed.append(fresh)
+                    if self._collect is not None:
+                        self._collect.append(fresh)
             if fresh:
                 self._graph.wire(m, fresh)
                 if self._wrote:
@@ -342,24 +348,85 @@ class Session:
             self._identity.discard(st)
         st.status = DETACHED
 
-    def _release_unused(self, states: list[ObjectState], refcount: Callable[[Any], int]) -> None:
-        # Streamed objects referenced only by their state (refcount: state.obj + the call
-        # argument) and unchanged, in their columns and in their loaded relations, are let go,
-        # so memory stays flat.
-        for st in states:
-            if st.status == PERSISTENT and refcount(st.obj) <= 2:
-                m = st.mapping
-                spec = self._spec(m)
-                if spec.diff(st) is not None:
-                    continue
-                if m.relations:
-                    try:
-                        moved = relations_changed(list(m.relations.values()), spec.relation_candidates((st,)))
-                    except AttributeError:  # an attribute deleted from the object: keep it
-                        continue
-                    if moved:
-                        continue
-                self._forget(st)
+    def _release_unused(self, states: list[ObjectState]) -> list[ObjectState]:
+        """Let go of the objects of a streamed batch that nothing outside the session references
+        and that are unchanged, then of the objects only they referenced, and so on.
+
+        A state let go leaves every index of the session (and the cohort it was loaded with) and
+        drops its object, so the object is freed at once, without waiting for the collector.
+        Objects added or deleted in this transaction, changed ones, and those a savepoint will
+        restore stay managed, with whatever they reach. Returns the unchanged states that stay
+        only because something outside still references them.
+        """
+        if self._closed:
+            return []
+        by_id = self._states  # index what the batch loaded: it is about to leave again
+        frames = self._frames
+        tx_new = self._tx_new
+
+        def lookup(obj: Any) -> ObjectState | None:
+            st = by_id.get(id(obj))
+            return st if st is not None and st.obj is obj else None
+
+        def pinned(st: ObjectState) -> bool:
+            k = id(st.obj)
+            return k in tx_new or any(k in f.states for f in frames)
+
+        spared: list[ObjectState] = []
+        cohorts: dict[int, list[ObjectState]] = {}
+        todo = states
+        while todo:
+            gone, kept = release.unused(todo, lookup, self._spec, pinned)
+            spared += kept
+            todo = []
+            for st in gone:
+                # What it references may now be referenced by nothing: look at it next.
+                todo += [n for n in map(lookup, release.related_objects(st)) if n is not None and n.status != DETACHED]
+            for st in gone:
+                self._let_go(st, by_id)
+                if type(st.cohort) is list:
+                    cohorts[id(st.cohort)] = st.cohort
+        if cohorts:
+            for cohort in cohorts.values():
+                cohort[:] = [st for st in cohort if st.status != DETACHED]
+            self._drop_detached()
+        return [st for st in spared if st.status != DETACHED]
+
+    def _let_go(self, st: ObjectState, by_id: dict[int, ObjectState]) -> None:
+        """Take one unused state out of the session and drop its references (see ``_release_unused``)."""
+        k = id(st.obj)
+        if by_id.get(k) is st:
+            del by_id[k]
+        self._identity.discard(st)
+        if st.status == GHOST:
+            pending = self._graph.ghosts.get(st.mapping)
+            if pending is not None and pending.get(st.key) is st:
+                del pending[st.key]
+        st.status = DETACHED
+        st.obj = None
+        st.snap = None
+        st._rels = NO_RELS
+        if st.committed is not None or st.crels is not None:
+            st.committed = st.crels = None
+
+    def _drop_detached(self) -> None:
+        """Forget states let go from the lists that rollback and commit go through."""
+        if self._since_commit:
+            self._since_commit = [st for st in self._since_commit if st.status != DETACHED]
+        loaded = self._loaded_after_write
+        if loaded:
+            # Savepoints remember how long the list was when they opened: keep their marks true.
+            keep: list[ObjectState] = []
+            marks = {f.loaded_mark for f in self._frames}
+            moved: dict[int, int] = {}
+            for i, st in enumerate(loaded):
+                if i in marks:
+                    moved[i] = len(keep)
+                if st.status != DETACHED:
+                    keep.append(st)
+            for f in self._frames:
+                f.loaded_mark = moved.get(f.loaded_mark, len(keep))
+            self._loaded_after_write = keep
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -1463,13 +1530,48 @@ class Session:
         self._revert(st, snap, hsnap)
 
     def close(self) -> None:
-        """Release the connection (rolling back anything uncommitted). Objects keep their values."""
+        """Release the connection (rolling back anything uncommitted) and every object.
+
+        The objects become detached: they keep their values, the session no longer references
+        them (they are freed once you drop them, even while the session stays bound), and a
+        relation on them that was never loaded raises ``RelationNotLoadedError``.
+        """
         if self._closed:
             return
         self._closed = True
         conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            self._let_go_all()
+
+    def _let_go_all(self) -> None:
+        """Drop every reference to managed objects (``close()``).
+
+        Only the session's own containers are emptied, and the cohorts: an object the caller
+        keeps must not keep the rest of its result alive through them.
+        """
+        for cohort in self._unindexed:
+            cohort.clear()
+        closed_refs = self._graph.closed_refs
+        for k, st in self._by_id.items():
+            cohort = st.cohort
+            if type(cohort) is list:
+                if cohort:
+                    cohort.clear()
+            elif st.status == GHOST and isinstance(cohort, RelationInfo):
+                closed_refs[k] = cohort
+        self._unindexed.clear()
+        self._by_id.clear()
+        self._identity.clear()
+        for pending in self._graph.ghosts.values():
+            pending.clear()
+        for held in (self._new, self._deleted, self._tx_new, self._pending_keys, self._held, self._refs):
+            held.clear()
+        for log in (self._since_commit, self._gone, self._loaded_after_write, self._relation_ops):
+            log.clear()
+        self._collect = None
 
     @property
     def closed(self) -> bool:
