@@ -354,7 +354,7 @@ class Session:
 
         A state let go leaves every index of the session (and the cohort it was loaded with) and
         drops its object, so the object is freed at once, without waiting for the collector.
-        Objects added or deleted in this transaction, changed ones, and those a savepoint will
+        Objects added in this transaction, changed or deleted ones, and those a savepoint will
         restore stay managed, with whatever they reach. Returns the unchanged states that stay
         only because something outside still references them.
         """
@@ -372,42 +372,70 @@ class Session:
             k = id(st.obj)
             return k in tx_new or any(k in f.states for f in frames)
 
-        spared: list[ObjectState] = []
+        pin = pinned if tx_new or frames else None
         cohorts: dict[int, list[ObjectState]] = {}
+
+        # First the objects nothing references but their state (most of a batch), then the
+        # objects only they referenced (stand-ins, parents), and so on.
+        referenced: list[ObjectState] = []
         todo = states
         while todo:
-            gone, kept = release.unused(todo, lookup, self._spec, pinned)
+            free, held = release.split(todo, self._spec, pin)
+            referenced += held
+            todo = release.neighbours(free, lookup)
+            self._let_go(free, by_id, cohorts)
+            del free, held
+        # What is still referenced may be referenced only by other objects of the batch (an
+        # owner and its loaded pugs reference each other): the reachability test tells.
+        spared: list[ObjectState] = []
+        todo = [st for st in referenced if st.status != DETACHED]
+        del referenced
+        while todo:
+            gone, kept, examined = release.unused(todo, lookup, self._spec, pin)
             spared += kept
+            # What the states referenced was examined with them; what those referenced, not yet.
+            given = {id(st) for st in todo}
             todo = []
             for st in gone:
-                # What it references may now be referenced by nothing: look at it next.
-                todo += [n for n in map(lookup, release.related_objects(st)) if n is not None and n.status != DETACHED]
-            for st in gone:
-                self._let_go(st, by_id)
-                if type(st.cohort) is list:
-                    cohorts[id(st.cohort)] = st.cohort
+                if id(st) not in given:
+                    for value in release.related_objects(st):
+                        other = None if id(value) in examined else lookup(value)
+                        if other is not None and other.status != DETACHED:
+                            todo.append(other)
+            self._let_go(gone, by_id, cohorts)
+            del gone, kept, examined
         if cohorts:
             for cohort in cohorts.values():
                 cohort[:] = [st for st in cohort if st.status != DETACHED]
             self._drop_detached()
         return [st for st in spared if st.status != DETACHED]
 
-    def _let_go(self, st: ObjectState, by_id: dict[int, ObjectState]) -> None:
-        """Take one unused state out of the session and drop its references (see ``_release_unused``)."""
-        k = id(st.obj)
-        if by_id.get(k) is st:
-            del by_id[k]
-        self._identity.discard(st)
-        if st.status == GHOST:
-            pending = self._graph.ghosts.get(st.mapping)
-            if pending is not None and pending.get(st.key) is st:
-                del pending[st.key]
-        st.status = DETACHED
-        st.obj = None
-        st.snap = None
-        st._rels = NO_RELS
-        if st.committed is not None or st.crels is not None:
-            st.committed = st.crels = None
+    def _let_go(self, states: list[ObjectState], by_id: dict[int, ObjectState], cohorts: dict[int, list[ObjectState]]) -> None:
+        """Take unused states out of the session and drop their references (see
+        ``_release_unused``); ``cohorts`` receives the cohorts they leave, to prune."""
+        identity = self._identity.for_mapping
+        ghosts = self._graph.ghosts
+        for st in states:
+            k = id(st.obj)
+            if by_id.get(k) is st:
+                del by_id[k]
+            imap = identity(st.mapping)
+            key = st.key
+            if imap.get(key) is st:
+                del imap[key]
+            if st.status == GHOST:
+                pending = ghosts.get(st.mapping)
+                if pending is not None and pending.get(key) is st:
+                    del pending[key]
+            st.status = DETACHED
+            st.obj = None
+            st.snap = None
+            st._rels = NO_RELS
+            if st.committed is not None or st.crels is not None:
+                st.committed = st.crels = None
+            cohort = st.cohort
+            if type(cohort) is list:
+                cohorts[id(cohort)] = cohort
 
     def _drop_detached(self) -> None:
         """Forget states let go from the lists that rollback and commit go through."""

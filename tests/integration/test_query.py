@@ -552,7 +552,7 @@ def test_stream_releases_unchanged_objects_with_references_and_keeps_a_moved_one
     assert [r[0] for r in moved] == ["p1234"]
 
 
-@pytest.mark.parametrize("bad", [0, -5, "10", 2.5, None])
+@pytest.mark.parametrize("bad", [0, -5, "10", 2.5, None, True])
 def test_stream_rejects_bad_batch_size(backend, make_db, count, bad):
     db = make_db(OwnerMapper, PugMapper)
     with db.session() as s:

@@ -5,9 +5,13 @@ Also session.close(), which lets go of every object the session held."""
 
 from __future__ import annotations
 
+import datetime
+import enum
 import gc
+import uuid
 import warnings
 import weakref
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -199,6 +203,67 @@ def test_stream_sends_one_select_per_batch_everywhere(backend, make_db, count):
             assert got == [4, 3, 2, 1]
 
 
+class Mood(enum.Enum):
+    CALM = "calm"
+    WILD = "wild"
+
+
+@attrs.define
+class Reading:
+    at: datetime.datetime | None = None
+    amount: Decimal | None = None
+    flag: bool | None = None
+    day: datetime.date | None = None
+    mood: Mood | None = None
+    ref: uuid.UUID | None = None
+    doc: Any = None
+    id: int | None = None
+
+
+class ReadingMapper(Mapper[Reading]):
+    table = "st_readings"
+    id = Column(t.Integer, primary_key=True)
+    at = Column(t.DateTime(timezone=True))
+    amount = Column(t.Numeric(10, 2))
+    flag = Column(t.Boolean)
+    day = Column(t.Date)
+    mood = Column(t.Enum(Mood))
+    ref = Column(t.Uuid)
+    doc = Column(t.Json)
+
+
+@pytest.mark.parametrize("column", ["at", "amount", "flag", "day", "mood", "ref"])
+def test_stream_pages_by_columns_of_every_type_with_ties_and_nulls(backend, make_db, column):
+    db = make_db(ReadingMapper)
+    base = datetime.datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)
+    refs = [uuid.UUID(int=i * 7919) for i in range(5)]
+    with db.session() as s:
+        s.add_all([
+            Reading(
+                at=None if i % 6 == 0 else base + datetime.timedelta(minutes=i % 4, microseconds=i % 3),
+                amount=None if i % 5 == 0 else Decimal(i % 4) + Decimal("0.25"),
+                flag=None if i % 7 == 0 else i % 2 == 0,
+                day=None if i % 4 == 0 else datetime.date(2024, 2, 1 + i % 3),
+                mood=None if i % 3 == 0 else (Mood.CALM if i % 2 else Mood.WILD),
+                ref=None if i % 8 == 0 else refs[i % 5],
+            )
+            for i in range(30)
+        ])
+    with db.session() as s:
+        for order in (column, "-" + column):
+            expected = [r.id for r in s.query(Reading).order_by(order, "id").all()]
+            assert [r.id for r in s.query(Reading).order_by(order).stream(batch_size=2)] == expected, order
+
+
+def test_stream_refuses_an_order_by_a_json_column(backend, make_db, count):
+    db = make_db(ReadingMapper)
+    with db.session() as s:
+        with count(s, 0):
+            with pytest.raises(errors.QueryError) as exc:
+                s.query(Reading).order_by("doc").stream()
+    assert "Reading" in str(exc.value) and "Json" in str(exc.value)
+
+
 # -- what loads alongside a stream -----------------------------------------------------------------
 
 
@@ -312,6 +377,63 @@ def test_rollback_inside_the_stream_loop_keeps_streaming(backend, make_db):
             assert o.rank != -1
         assert seen == list(range(1, 13))
     assert backend.raw(f"SELECT count(*) FROM {backend.q('st_owners')} WHERE {backend.q('rank')} = -1") == [(0,)]
+
+
+def test_closing_the_session_inside_the_loop_stops_the_stream_with_a_clear_error(backend, make_db):
+    db = make_db(*MAPPERS)
+    seed(backend, owners=12, pugs_per_owner=0)
+    s = db.session()
+    seen = []
+    with pytest.raises(errors.SessionClosedError):
+        for o in s.query(Owner).stream(batch_size=5):
+            seen.append(o.name)
+            if len(seen) == 3:
+                s.close()
+    assert len(seen) == 5  # the batch read before the close
+
+
+def test_stream_after_a_write_lets_go_and_rollback_still_restores_what_it_kept(backend, make_db):
+    db = make_db(*MAPPERS)
+    seed(backend, owners=400, pugs_per_owner=0)
+    with db.session() as s:
+        first = s.get(Owner, 1)
+        first.name = "first"
+        s.flush()  # the transaction has written: what it loads from now on may be undone
+        kept = []
+        peak = 0
+        for o in s.query(Owner).order_by("id").stream(batch_size=50):
+            if o.id % 100 == 0:
+                o.name = "changed"
+                kept.append(o)
+            peak = max(peak, len(s._states), len(s._loaded_after_write))
+        assert peak <= 2 * 50 + len(kept) + 1, f"{peak} states held while streaming"
+        s.rollback()
+        assert first.name == "o000001"
+        assert [o.name for o in kept] == ["o000100", "o000200", "o000300", "o000400"]
+        assert all(o in s for o in kept)
+    assert backend.raw(f"SELECT count(*) FROM {backend.q('st_owners')} WHERE name LIKE 'o%'") == [(400,)]
+
+
+def test_stream_inside_a_failed_savepoint_restores_what_it_kept(backend, make_db):
+    db = make_db(*MAPPERS)
+    seed(backend, owners=200, pugs_per_owner=0)
+    with db.session() as s:
+        before = s.get(Owner, 1)
+        before.name = "outside"
+        s.flush()
+        kept = []
+        with pytest.raises(ZeroDivisionError):
+            with s.begin_nested():
+                for o in s.query(Owner).order_by("id").stream(batch_size=30):
+                    if o.id in (2, 150):
+                        o.rank = 1234
+                        kept.append(o)
+                s.flush()
+                1 / 0  # noqa: B018
+        assert before.name == "outside"
+        assert [o.rank for o in kept] == [(2 * 7) % 5, (150 * 7) % 5]
+    rows = backend.raw(f"SELECT id, name, {backend.q('rank')} FROM {backend.q('st_owners')} WHERE id IN (1, 2, 150) ORDER BY id")
+    assert rows == [(1, "outside", (7 % 5)), (2, "o000002", 4), (150, "o000150", 0)]
 
 
 # -- memory ------------------------------------------------------------------------------------------
