@@ -402,8 +402,7 @@ class Query(Generic[T]):
             # Every state loaded while this batch is read and used: its rows, their includes and
             # HasOne relations, and whatever the loop body loads.
             collected: list[list[Any]] = []
-            outer = s._collect
-            s._collect = collected
+            s._collecting.append(collected)
             try:
                 with collector_paused():
                     sts: list[Any] = []
@@ -412,7 +411,9 @@ class Query(Generic[T]):
                 yield from objs
                 del objs
             finally:
-                s._collect = outer
+                # By identity: a stream left unfinished (and closed later) must not take
+                # another stream's list away.
+                s._collecting[:] = [c for c in s._collecting if c is not collected]
             kept = s._release_unused([st for cohort in collected for st in cohort] + carried)
             # The objects still referenced at the end of a batch (the loop variable holds the
             # last one) are looked at once more after the next batch, then left managed.

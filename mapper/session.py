@@ -119,9 +119,10 @@ class Session:
         #: States loaded while ``_wrote`` was set: their values may be uncommitted, so a
         #: rollback (or a failed savepoint) reads them again.
         self._loaded_after_write: list[ObjectState] = []
-        #: While a stream() batch runs: every cohort loaded meanwhile, so that the batch can let
-        #: go of what nothing references once it is done (see ``_release_unused``).
-        self._collect: list[list[ObjectState]] | None = None
+        #: One list per stream() batch being read and used: each receives every cohort loaded
+        #: meanwhile, so that the batch can let go of what nothing references once it is done
+        #: (see ``_release_unused``). A stream removes its own list when the batch ends.
+        self._collecting: list[list[list[ObjectState]]] = []
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -222,8 +223,8 @@ class Session:
             finally:
                 if fresh:
                     self._unindexed.append(fresh)
-                    if self._collect is not None:
-                        self._collect.append(fresh)
+                    for collected in self._collecting:
+                        collected.append(fresh)
             if fresh:
                 self._graph.wire(m, fresh)
                 if self._wrote:
@@ -1599,7 +1600,7 @@ class Session:
             held.clear()
         for log in (self._since_commit, self._gone, self._loaded_after_write, self._relation_ops):
             log.clear()
-        self._collect = None
+        self._collecting.clear()
 
     @property
     def closed(self) -> bool:

@@ -483,12 +483,42 @@ def test_stream_with_includes_and_lazy_loads_keeps_live_objects_bounded(backend,
         assert peak <= bound, f"{peak} domain objects alive while streaming owners with their pugs"
         peak = 0
         for i, p in enumerate(s.query(Pug).stream(batch_size=batch)):
-            assert p.owner.name.startswith("o")  # loads the batch's stand-ins
+            assert p.owner.name.startswith("o")  # loads the batch's stand-ins, and their licences
+            assert len(p.owner.pugs) == 3  # and, two steps away, the pugs of those owners
             if i % 500 == 250:
                 peak = max(peak, live_domain_objects(collect=True) - baseline)
         assert peak <= bound, f"{peak} domain objects alive while streaming pugs and loading their owners"
-        del o, p
+        peak = 0
+        for i, o in enumerate(s.query(Owner).stream(batch_size=batch)):
+            other = s.query(Pug).where(PugMapper.owner_id == o.id).all()  # a query of the loop's own
+            assert len(other) == 3
+            if i % 500 == 250:
+                peak = max(peak, live_domain_objects(collect=True) - baseline)
+        assert peak <= bound, f"{peak} domain objects alive while streaming owners and querying their pugs"
+        del o, p, other
         assert live_domain_objects(collect=True) - baseline <= bound
+
+
+def test_a_stream_left_by_an_exception_does_not_disturb_the_next_one(backend, make_db):
+    db = make_db(*MAPPERS)
+    seed(backend, owners=600, pugs_per_owner=1)
+    with db.session() as s:
+        with pytest.raises(ZeroDivisionError) as failed:
+            for o in s.query(Owner).stream(batch_size=50):
+                if o.id == 70:
+                    1 / 0  # noqa: B018
+        # The traceback keeps the first stream's generator alive, unfinished.
+        gc.collect()
+        baseline = live_domain_objects(collect=True)
+        peak = 0
+        for i, p in enumerate(s.query(Pug).stream(batch_size=50)):
+            p.owner.name  # noqa: B018
+            if i % 100 == 50:
+                peak = max(peak, live_domain_objects(collect=True) - baseline)
+        assert peak <= 2 * 50 * 3, f"{peak} domain objects alive"
+        del failed, o, p
+        gc.collect()
+        assert s._collecting == []
 
 
 def test_objects_kept_from_a_stream_stay_managed_and_lazy_load_together(backend, make_db, count):
