@@ -52,7 +52,15 @@ def related_objects(st: ObjectState) -> Iterator[Any]:
 
 
 def neighbours(states: list[ObjectState], lookup: Callable[[Any], ObjectState | None]) -> list[ObjectState]:
-    """The managed states of the objects that ``states`` reference through loaded relations."""
+    """The managed states of the objects that ``states`` reference through loaded relations.
+
+    Args:
+        states: persistent states and stand-ins (a stand-in references nothing).
+        lookup: the managed state of an object, or None.
+
+    Returns:
+        The states found (repeats included), none of them detached.
+    """
     out: list[ObjectState] = []
     keys: dict[ClassMapping[Any], list[tuple[str, bool]]] = {}
     for st in states:
@@ -83,7 +91,15 @@ def split(
     object nothing but its state references (free to let go at once) and the others.
 
     The cheap first pass: most objects of a batch are referenced by nothing at all once the
-    loop is past them. Changed, pinned and detached states, and repeats, are left out.
+    loop is past them.
+
+    Args:
+        states: the states to look at (repeats and detached ones are ignored).
+        spec_of: the SnapshotSpec of a mapping (to tell changed objects).
+        pinned: states that must stay managed whatever references them (None: no such state).
+
+    Returns:
+        ``(free, held)``; changed and pinned states are in neither.
     """
     seen: set[int] = set()
     unique: list[ObjectState] = []

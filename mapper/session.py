@@ -396,13 +396,7 @@ class Session:
             spared += kept
             # What the states referenced was examined with them; what those referenced, not yet.
             given = {id(st) for st in todo}
-            todo = []
-            for st in gone:
-                if id(st) not in given:
-                    for value in release.related_objects(st):
-                        other = None if id(value) in examined else lookup(value)
-                        if other is not None and other.status != DETACHED:
-                            todo.append(other)
+            todo = [n for n in release.neighbours([st for st in gone if id(st) not in given], lookup) if id(n.obj) not in examined]
             self._let_go(gone, by_id, cohorts)
             del gone, kept, examined
         if cohorts:
