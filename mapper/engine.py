@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import errors
@@ -342,7 +342,6 @@ class Connection:
         "_errors",
         "_sp_seq",
         "last_description",
-        "streaming",
         "_lent",
         "_ended",
     )
@@ -362,7 +361,6 @@ class Connection:
         self._errors = engine.dialect.driver_errors()
         self._sp_seq = 0
         self.last_description: Sequence[Any] | None = None
-        self.streaming = False
         #: ``raw`` is the pool's, counted as lent (False after a replacement failed).
         self._lent = True
         #: A transaction ended since ``raw`` was last checked: the next one checks it first.
@@ -374,13 +372,6 @@ class Connection:
         if self.closed:
             msg = "this connection was closed; open a new session"
             raise errors.SessionClosedError(msg)
-        if self.streaming and self.dialect.stream_blocks_connection:
-            msg = (
-                f"a stream() is still open on this session and {self.dialect.name} cannot run another "
-                "statement until it is read to the end (includes, lazy loads and autoflush send "
-                "statements); finish the loop first, or use all()"
-            )
-            raise errors.SessionError(msg)
         for b in self.budgets:
             if b.used >= b.limit:
                 shown = sql if len(sql) <= 200 else sql[:200] + "..."
@@ -492,31 +483,6 @@ class Connection:
         if self.echo:
             self._log(sql, seq, started, len(seq))
         return int(cur.rowcount)
-
-    def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
-        """Send a query through a server-side cursor and yield its rows in batches."""
-        self._before(sql, params)
-        try:
-            cur = self.dialect.server_cursor(self.raw)
-            cur.execute(sql, params)
-        except self._errors as exc:
-            self._raise(exc, sql, params)
-        self.streaming = True
-        try:
-            while True:
-                try:
-                    rows = cur.fetchmany(batch_size)
-                except self._errors as exc:
-                    self._raise(exc, sql, params)
-                if not rows:
-                    return
-                yield rows
-        finally:
-            self.streaming = False
-            try:
-                self.dialect.close_server_cursor(cur)
-            except self._errors:
-                pass
 
     # -- transactions -----------------------------------------------------------------------------
 

@@ -63,6 +63,9 @@ class GraphLoader:
         self._ghost_classes: dict[ClassMapping[Any], type] = {}
         #: Stand-ins created per mapping, by key (their rows are loaded together on first touch).
         self.ghosts: dict[ClassMapping[Any], dict[Any, ObjectState]] = {}
+        #: Once the session is closed and has let go of its states: the relation each stand-in
+        #: still alive then stood for, by ``id``, so that touching one names the include to add.
+        self.closed_refs: dict[int, RelationInfo] = {}
 
     # -- values ---------------------------------------------------------------------------------
 
@@ -166,7 +169,7 @@ class GraphLoader:
         st = s._states.get(id(obj))
         if s.closed or st is None or st.status != GHOST:
             name = type(obj).__mro__[1].__name__
-            ref = st.cohort if st is not None and isinstance(st.cohort, RelationInfo) else None
+            ref = st.cohort if st is not None and isinstance(st.cohort, RelationInfo) else self.closed_refs.get(id(obj))
             if ref is not None:
                 raise not_loaded_error(f"{ref.name} (a {name})", ref.key, True)
             raise not_loaded_error(f"this {name} (a reference from another object)", "<relation>", True)

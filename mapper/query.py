@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -327,27 +326,105 @@ class Query(Generic[T]):
         return [tuple(v if p is None else p(v) for p, v in zip(procs, r)) for r in rows]
 
     def stream(self, batch_size: int = 1000) -> Iterator[T]:
-        """Objects read through a server-side cursor, ``batch_size`` rows at a time.
+        """Objects read ``batch_size`` rows at a time, each batch with its own SELECT.
 
-        Memory stays flat: after each batch, streamed objects that you neither kept a
-        reference to nor changed are released from the session. Objects you keep or
-        change stay managed and are flushed as usual. Do not send other statements on
-        this session while a stream is open (MySQL cannot interleave them).
+        Batches are pages by key: each SELECT asks for the rows after the last one read, in the
+        query's order followed by the primary key (one row more than a batch, to know whether
+        another batch follows). No cursor stays open between batches, so includes, HasOne
+        relations, lazy loads, other queries, flushes, ``commit()`` and ``rollback()`` all work
+        inside the loop, the same way and with the same statements on every backend.
+
+        Memory stays flat: after each batch, the objects loaded while it ran that nothing
+        outside the session references any more and that are unchanged are let go, with the
+        stand-ins and related objects only they referenced. Objects you keep or change stay
+        managed and are flushed as usual.
+
+        Raises:
+            QueryError: ``batch_size`` is not a positive int, or the query is ordered by a Json
+                column (pages compare the values of the order columns).
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             msg = f"stream(batch_size) takes a positive int, got {batch_size!r}"
             raise errors.QueryError(msg)
+        for o in self._order:
+            typ = o.expr.value_type()
+            if typ is not None and typ.kind == "json":
+                msg = (
+                    f"stream() pages {self._mapping.cls.__name__} by the values of its order_by columns, "
+                    "and a Json column cannot be compared; order the stream by other columns"
+                )
+                raise errors.QueryError(msg)
+        return self._pages(batch_size)
+
+    def _pages(self, batch_size: int) -> Iterator[T]:
         s = self._session
-        conn = s._prepare_read()
-        sql, params = conn.compiler.select(self._select())
-        for rows in conn.stream(sql, params, batch_size):
-            before = set(s._states)
-            sts: list[Any] = []
-            objs = self._finish(s._load_rows(self._mapping, rows, sts), sts)
-            fresh = [st for st in sts if id(st.obj) not in before]
-            yield from objs
-            del objs
-            s._release_unused(fresh, sys.getrefcount)
+        s._prepare_read()
+        m = self._mapping
+        loader = s._loader(m)
+        width = len(loader.columns)
+        order = list(self._order)
+        order += [Ordering(c, False) for c in m.pk if not any(o.expr is c for o in order)]
+        # Where each order value is found in a row: one of the loaded columns, or one selected
+        # after them (a column of a joined table).
+        extra: list[ValueExpr] = []
+        positions: list[int] = []
+        for o in order:
+            i = next((i for i, c in enumerate(loader.columns) if c is o.expr), None)
+            if i is None:
+                extra.append(o.expr)
+                i = width + len(extra) - 1
+            positions.append(i)
+        columns: list[ValueExpr] = [*loader.columns, *extra]
+        nulls_first = s.connection.dialect.nulls_first
+        after: BoolExpr | None = None
+        remaining = self._limit
+        offset = self._offset
+        carried: list[Any] = []
+        while remaining is None or remaining > 0:
+            want = batch_size if remaining is None else min(batch_size, remaining)
+            ask = want + 1 if remaining is None or remaining > want else want
+            where = self._condition()
+            if after is not None:
+                where = after if where is None else And((where, after))
+            conn = s.connection
+            sql, params = conn.compiler.select(Select(m.table.name, columns, where, order, ask, offset, joins=self._joins))
+            rows = conn.fetchall(sql, params)
+            more = len(rows) > want
+            if more:
+                del rows[want:]
+            if not rows:
+                return
+            last = rows[-1]
+            after = _after([last[i] for i in positions], order, nulls_first)
+            del last
+            batch = [r[:width] for r in rows] if extra else rows
+            del rows
+            # Every state loaded while this batch is read and used: its rows, their includes and
+            # HasOne relations, and whatever the loop body loads.
+            collected: list[list[Any]] = []
+            s._collecting.append(collected)
+            try:
+                with collector_paused():
+                    sts: list[Any] = []
+                    objs = self._finish(s._load_rows(m, batch, sts), sts)
+                    del sts, batch
+                yield from objs
+                del objs
+            finally:
+                # By identity: a stream left unfinished (and closed later) must not take
+                # another stream's list away.
+                s._collecting[:] = [c for c in s._collecting if c is not collected]
+            kept = s._release_unused([st for cohort in collected for st in cohort] + carried)
+            # The objects still referenced at the end of a batch (the loop variable holds the
+            # last one) are looked at once more after the next batch, then left managed.
+            seen = {id(st) for st in carried}
+            carried = [st for st in kept if id(st) not in seen]
+            del collected, kept, seen
+            if not more:
+                return
+            offset = None
+            if remaining is not None:
+                remaining -= want
 
     def update(self, **values: Any) -> int:
         """Set attributes on every matching row with one UPDATE; returns the rows matched.
@@ -399,6 +476,36 @@ class Query(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Query {self._mapping.cls.__name__} where={len(self._where)} order={len(self._order)}>"
+
+
+def _after(values: list[Any], order: list[Ordering], nulls_first: bool) -> BoolExpr:
+    """The rows that come after ``values`` in ``order`` (which ends with the primary key).
+
+    ``(a, b) > (x, y)`` spelled out column by column, so that each column keeps its own
+    direction and NULLs sit where the backend sorts them: ``a`` after ``x``, or ``a = x`` and
+    ``b`` after ``y``. The values are the driver's own, bound back as they came.
+    """
+    terms: list[BoolExpr] = []
+    same: list[BoolExpr] = []
+    for value, o in zip(values, order):
+        e = o.expr
+        nullable = not isinstance(e, Column) or e.nullable
+        # Whether NULLs come before the other values in this column's direction.
+        nulls_lead = nulls_first != o.descending
+        step: BoolExpr | None
+        if value is None:
+            step = IsNull(e, True) if nulls_lead else None
+            equal: BoolExpr = IsNull(e, False)
+        else:
+            lit = Literal(value, None)
+            step = Compare(e, "<" if o.descending else ">", lit)
+            if nullable and not nulls_lead:
+                step = Or((step, IsNull(e, False)))
+            equal = Compare(e, "=", lit)
+        if step is not None:
+            terms.append(And((*same, step)) if same else step)
+        same.append(equal)
+    return terms[0] if len(terms) == 1 else Or(tuple(terms))
 
 
 def _count_arg(n: Any, what: str) -> int | None:

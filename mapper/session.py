@@ -40,9 +40,10 @@ from .identity import IdentityMap
 from .loading import Loader, pause_gc
 from .mapping import ClassMapping, RelationInfo
 from .query import Query
+from . import release
 from .schema import Column
 from .sql import bind_named
-from .state import DELETED, DETACHED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, take_snapshots
+from .state import DELETED, DETACHED, GHOST, NO_RELS, PENDING, PERSISTENT, ObjectState, SnapshotSpec, take_snapshots
 
 if TYPE_CHECKING:
     from .database import Database
@@ -169,6 +170,10 @@ class Session:
         #: States loaded while ``_wrote`` was set: their values may be uncommitted, so a
         #: rollback (or a failed savepoint) reads them again.
         self._loaded_after_write: list[ObjectState] = []
+        #: One list per stream() batch being read and used: each receives every cohort loaded
+        #: meanwhile, so that the batch can let go of what nothing references once it is done
+        #: (see ``_release_unused``). A stream removes its own list when the batch ends.
+        self._collecting: list[list[list[ObjectState]]] = []
         db._sessions.add(self)
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -323,6 +328,8 @@ class Session:
             finally:
                 if fresh:
                     self._unindexed.append(fresh)
+                    for collected in self._collecting:
+                        collected.append(fresh)
             if fresh:
                 self._graph.wire(m, fresh)
                 if self._wrote:
@@ -469,24 +476,107 @@ class Session:
             self._identity.discard(st)
         st.status = DETACHED
 
-    def _release_unused(self, states: list[ObjectState], refcount: Callable[[Any], int]) -> None:
-        # Streamed objects referenced only by their state (refcount: state.obj + the call
-        # argument) and unchanged, in their columns and in their loaded relations, are let go,
-        # so memory stays flat.
+    def _release_unused(self, states: list[ObjectState]) -> list[ObjectState]:
+        """Let go of the objects of a streamed batch that nothing outside the session references
+        and that are unchanged, then of the objects only they referenced, and so on.
+
+        A state let go leaves every index of the session (and the cohort it was loaded with) and
+        drops its object, so the object is freed at once, without waiting for the collector.
+        Objects added in this transaction, changed or deleted ones, and those a savepoint will
+        restore stay managed, with whatever they reach. Returns the unchanged states that stay
+        only because something outside still references them.
+        """
+        if self._closed:
+            return []
+        by_id = self._states  # index what the batch loaded: it is about to leave again
+        frames = self._frames
+        tx_new = self._tx_new
+
+        def lookup(obj: Any) -> ObjectState | None:
+            st = by_id.get(id(obj))
+            return st if st is not None and st.obj is obj else None
+
+        def pinned(st: ObjectState) -> bool:
+            k = id(st.obj)
+            return k in tx_new or any(k in f.states for f in frames)
+
+        pin = pinned if tx_new or frames else None
+        cohorts: dict[int, list[ObjectState]] = {}
+
+        # First the objects nothing references but their state (most of a batch), then the
+        # objects only they referenced (stand-ins, parents), and so on.
+        referenced: list[ObjectState] = []
+        todo = states
+        while todo:
+            free, held = release.split(todo, self._spec, pin)
+            referenced += held
+            todo = release.neighbours(free, lookup)
+            self._let_go(free, by_id, cohorts)
+            del free, held
+        # What is still referenced may be referenced only by other objects of the batch (an
+        # owner and its loaded pugs reference each other): the reachability test tells.
+        spared: list[ObjectState] = []
+        todo = [st for st in referenced if st.status != DETACHED]
+        del referenced
+        while todo:
+            gone, kept, examined = release.unused(todo, lookup, self._spec, pin)
+            spared += kept
+            # What the states referenced was examined with them; what those referenced, not yet.
+            given = {id(st) for st in todo}
+            todo = [n for n in release.neighbours([st for st in gone if id(st) not in given], lookup) if id(n.obj) not in examined]
+            self._let_go(gone, by_id, cohorts)
+            del gone, kept, examined
+        if cohorts:
+            for cohort in cohorts.values():
+                cohort[:] = [st for st in cohort if st.status != DETACHED]
+            self._drop_detached()
+        return [st for st in spared if st.status != DETACHED]
+
+    def _let_go(self, states: list[ObjectState], by_id: dict[int, ObjectState], cohorts: dict[int, list[ObjectState]]) -> None:
+        """Take unused states out of the session and drop their references (see
+        ``_release_unused``); ``cohorts`` receives the cohorts they leave, to prune."""
+        identity = self._identity.for_mapping
+        ghosts = self._graph.ghosts
         for st in states:
-            if st.status == PERSISTENT and refcount(st.obj) <= 2:
-                m = st.mapping
-                spec = self._spec(m)
-                if spec.diff(st) is not None:
-                    continue
-                if m.relations:
-                    try:
-                        moved = relations_changed(list(m.relations.values()), spec.relation_candidates((st,)))
-                    except AttributeError:  # an attribute deleted from the object: keep it
-                        continue
-                    if moved:
-                        continue
-                self._forget(st)
+            k = id(st.obj)
+            if by_id.get(k) is st:
+                del by_id[k]
+            imap = identity(st.mapping)
+            key = st.key
+            if imap.get(key) is st:
+                del imap[key]
+            if st.status == GHOST:
+                pending = ghosts.get(st.mapping)
+                if pending is not None and pending.get(key) is st:
+                    del pending[key]
+            st.status = DETACHED
+            st.obj = None
+            st.snap = None
+            st._rels = NO_RELS
+            if st.committed is not None or st.crels is not None:
+                st.committed = st.crels = None
+            cohort = st.cohort
+            if type(cohort) is list:
+                cohorts[id(cohort)] = cohort
+
+    def _drop_detached(self) -> None:
+        """Forget states let go from the lists that rollback and commit go through."""
+        if self._since_commit:
+            self._since_commit = [st for st in self._since_commit if st.status != DETACHED]
+        loaded = self._loaded_after_write
+        if loaded:
+            # Savepoints remember how long the list was when they opened: keep their marks true.
+            keep: list[ObjectState] = []
+            marks = {f.loaded_mark for f in self._frames}
+            moved: dict[int, int] = {}
+            for i, st in enumerate(loaded):
+                if i in marks:
+                    moved[i] = len(keep)
+                if st.status != DETACHED:
+                    keep.append(st)
+            for f in self._frames:
+                f.loaded_mark = moved.get(f.loaded_mark, len(keep))
+            self._loaded_after_write = keep
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -1680,10 +1770,13 @@ class Session:
         self._revert(st, snap, hsnap)
 
     def close(self) -> None:
-        """Release the connection (rolling back anything uncommitted). Objects keep their values.
+        """Release the connection (rolling back anything uncommitted) and every object.
 
-        Any thread may close a session, for example a server cleaning up after a request, once
-        the thread that uses the session is done with it (not while it is inside a call).
+        The objects become detached: they keep their values, the session no longer references
+        them (they are freed once you drop them, even while the session stays bound), and a
+        relation on them that was never loaded raises ``RelationNotLoadedError``. Any thread may
+        close a session, for example a server cleaning up after a request, once the thread that
+        uses the session is done with it (not while it is inside a call).
         """
         with self._lock:
             if self._closed:
@@ -1691,8 +1784,38 @@ class Session:
             self._closed = True
             conn, self._conn = self._conn, None
         self._db._sessions.discard(self)
-        if conn is not None:
-            conn.close()
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            self._let_go_all()
+
+    def _let_go_all(self) -> None:
+        """Drop every reference to managed objects (``close()``).
+
+        Only the session's own containers are emptied, and the cohorts: an object the caller
+        keeps must not keep the rest of its result alive through them.
+        """
+        for cohort in self._unindexed:
+            cohort.clear()
+        closed_refs = self._graph.closed_refs
+        for k, st in self._by_id.items():
+            cohort = st.cohort
+            if type(cohort) is list:
+                if cohort:
+                    cohort.clear()
+            elif st.status == GHOST and isinstance(cohort, RelationInfo):
+                closed_refs[k] = cohort
+        self._unindexed.clear()
+        self._by_id.clear()
+        self._identity.clear()
+        for pending in self._graph.ghosts.values():
+            pending.clear()
+        for held in (self._new, self._deleted, self._tx_new, self._pending_keys, self._held, self._refs):
+            held.clear()
+        for log in (self._since_commit, self._gone, self._loaded_after_write, self._relation_ops):
+            log.clear()
+        self._collecting.clear()
 
     @property
     def closed(self) -> bool:

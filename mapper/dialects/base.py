@@ -265,8 +265,9 @@ class Dialect:
     for_update_sql: ClassVar[str] = " FOR UPDATE"
     #: How to insert a row that takes every column's default.
     default_values_sql: ClassVar[str] = "DEFAULT VALUES"
-    #: A streaming cursor occupies the connection until read to the end (MySQL).
-    stream_blocks_connection: ClassVar[bool] = False
+    #: NULLs sort before every other value in ascending order (after them when descending);
+    #: PostgreSQL sorts them last. ``stream()`` pages by key and must know where they are.
+    nulls_first: ClassVar[bool] = True
     #: Foreign keys may name tables that do not exist yet (no ALTER needed for cycles).
     inline_forward_fks: ClassVar[bool] = False
     #: Words after CREATE TABLE (...), such as the engine and charset on MySQL.
@@ -315,14 +316,6 @@ class Dialect:
     def rollback(self, raw: DBAPIConnection) -> None:
         """Roll the current transaction back."""
         raw.rollback()
-
-    def server_cursor(self, raw: DBAPIConnection) -> Any:
-        """A cursor that streams rows from the server instead of buffering them all."""
-        return raw.cursor()
-
-    def close_server_cursor(self, cursor: Any) -> None:
-        """Release a streaming cursor, even if it was not read to the end."""
-        cursor.close()
 
     def is_disconnect(self, exc: BaseException) -> bool:
         """Whether a driver error means the connection is unusable."""

@@ -59,7 +59,6 @@ class MySQLDialect(Dialect):
     ilike_operator = None
     no_limit = "18446744073709551615"
     default_values_sql = "() VALUES ()"
-    stream_blocks_connection = True
     retryable_codes = frozenset({"1213", "1020", "40001"})
     backslash_escapes = True
     mysql_comments = True
@@ -194,11 +193,6 @@ class MySQLDialect(Dialect):
         import pymysql
 
         return isinstance(exc, pymysql.err.InterfaceError) or code in (2006, 2013, 2014, 2045, 2055, 1927)
-
-    def server_cursor(self, raw: DBAPIConnection) -> Any:
-        import pymysql.cursors
-
-        return raw.cursor(pymysql.cursors.SSCursor)
 
     def _make_bind(self, type_: ColumnType) -> Processor | None:
         if isinstance(type_, DateTime) and type_.timezone:

@@ -50,6 +50,7 @@ class PostgreSQLDialect(Dialect):
     dollar_quotes = True
     no_limit = "ALL"
     json_float_fraction = True
+    nulls_first = False
     type_names: ClassVar[dict[str, str]] = {
         "integer": "INTEGER",
         "biginteger": "BIGINT",
@@ -136,10 +137,6 @@ class PostgreSQLDialect(Dialect):
         # (57P01-57P03) means the connection is gone.
         code = getattr(exc, "sqlstate", None)
         return code is None or code.startswith("08") or code in _GONE
-
-    def server_cursor(self, raw: DBAPIConnection) -> Any:
-        self._cursor_seq = getattr(self, "_cursor_seq", 0) + 1
-        return raw.cursor(name=f"mapper_stream_{self._cursor_seq}")
 
     def _make_bind(self, type_: ColumnType) -> Processor | None:
         if type_.kind == "uuid":

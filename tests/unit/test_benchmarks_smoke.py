@@ -41,3 +41,24 @@ def test_floor_measurement_runs_and_checks_every_system():
     cells = [c.strip().split(" ")[0] for c in line.removeprefix("sqlite").split("|")]
     assert cells == ["raw", "floor", "floor", "mapper"], line
     assert "(1.00x)" in line.split("|")[0]
+
+
+def test_stream_memory_measurement_runs_and_reports_bounded_live_objects():
+    cmd = [sys.executable, "-m", "benchmarks.stream_memory", "--rows", "3000", "--batch-size", "500", "--json"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    import json
+
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["backend"].startswith("SQLite")
+    assert result["rows"] == 3000 and result["batch_size"] == 500
+    assert result["statements"] == 6  # one SELECT per batch
+    # Pugs of two batches at most, with the owners they reference (one per ten pugs).
+    assert 0 < result["peak_live_objects"] <= 2 * (500 + 50)
+    assert result["after_live_objects"] <= 2
+    cmd = [sys.executable, "-m", "benchmarks.stream_memory", "--rows", "1200", "--batch-size", "400"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    header, row = proc.stdout.strip().splitlines()
+    assert "live objects (peak)" in header and "RSS growth MB (peak)" in header
+    assert row.startswith("SQLite") and "| 1200 " in row

@@ -32,6 +32,7 @@ RANK = {
     "flush": 9,
     "lazy": 3,
     "loading": 9,
+    "release": 9,
     "graph": 10,
     "query": 11,
     "accessors": 12,
