@@ -48,7 +48,7 @@ from .state import DELETED, DETACHED, GHOST, NO_RELS, PENDING, PERSISTENT, Objec
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["Session", "OpenSessions"]
+__all__ = ["Session", "OpenSessions", "note_failed_rollback"]
 
 T = TypeVar("T")
 
@@ -81,6 +81,20 @@ def _key_params(dialect: Any, cols: Sequence[Column]) -> Callable[[Any], list[An
         b = binds[0]
         return lambda key: [key if b is None or key is None else b(key)]
     return lambda key: [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
+
+
+def note_failed_rollback(exc: BaseException | None, failure: Exception) -> None:
+    """Attach a ROLLBACK that failed after ``exc`` to it (a PEP 678 note), and log it.
+
+    ``exc`` stays the exception the application sees; the failure goes along with it.
+    """
+    what = type(exc).__name__ if exc is not None else "an exception"
+    if exc is not None:
+        exc.add_note(
+            f"mapper: the ROLLBACK after this {what} failed too, and its connection was "
+            f"discarded: {type(failure).__name__}: {failure}"
+        )
+    log.warning("the ROLLBACK after %s failed; the connection was discarded", what, exc_info=failure)
 
 
 class OpenSessions:
@@ -203,13 +217,7 @@ class Session:
         """
         if self._conn is not None:
             self._conn.broken = True
-        what = type(exc).__name__ if exc is not None else "an exception"
-        if exc is not None:
-            exc.add_note(
-                f"mapper: the ROLLBACK after this {what} failed too, and its connection was "
-                f"discarded: {type(failure).__name__}: {failure}"
-            )
-        log.warning("the ROLLBACK after %s failed; the connection was discarded", what, exc_info=failure)
+        note_failed_rollback(exc, failure)
 
     def _check(self) -> None:
         if self._closed:

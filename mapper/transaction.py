@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from . import errors
+from .session import note_failed_rollback
 
 if TYPE_CHECKING:
     from .session import Session
@@ -78,9 +79,10 @@ class Attempt:
         """Roll back after ``exc``; True when it is retryable and another attempt will follow."""
         self.error = exc
         if not session.closed:
-            # As a with-block does: roll back and close; a ROLLBACK that fails too (the
-            # connection is gone) is noted on ``exc`` and logged, and ``exc`` is what counts.
-            session.__exit__(type(exc), exc, exc.__traceback__)
+            try:
+                session.rollback()
+            except Exception as failure:  # noqa: BLE001 - the connection is gone; ``exc`` is what counts
+                note_failed_rollback(exc, failure)
         return not self.last and is_retryable(exc, self._tx.retry_on)
 
 
