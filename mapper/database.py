@@ -7,10 +7,10 @@ from typing import Any
 
 from . import errors
 from .engine import Engine
-from .flush import Persister
+from .uow.execute import Persister
 from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
-from .ordering import table_order
+from .uow.ordering import table_order
 from .schema import ForeignKeyConstraint
 from .session import OpenSessions, Session
 from .state import SnapshotSpec

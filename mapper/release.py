@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .cascade import relations_changed
+from .uow.cascade import relations_changed
 from .lazy import is_unloaded
 from .mapping import ClassMapping
 from .state import DETACHED, GHOST, PERSISTENT, ObjectState, SnapshotSpec

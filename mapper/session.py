@@ -20,7 +20,7 @@ from . import errors
 from .engine import Budget, Connection, Row, row_class
 from .expressions import BoolExpr
 from .accessors import CollectionAccessor, ReferenceAccessor
-from .cascade import (
+from .uow.cascade import (
     DeleteEdge,
     JunctionOp,
     Link,
@@ -33,7 +33,7 @@ from .cascade import (
     refuse_null_links,
     relations_changed,
 )
-from .flush import ParentOp, Persister, UnitOfWork
+from .uow.execute import ParentOp, Persister, UnitOfWork
 from .lazy import is_unloaded, set_member
 from .graph import GraphLoader, resolve_paths
 from .identity import IdentityMap

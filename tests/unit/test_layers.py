@@ -26,10 +26,11 @@ RANK = {
     "engine": 6,
     "state": 6,
     "identity": 7,
-    "changes": 8,
-    "cascade": 8,
-    "ordering": 8,
-    "flush": 9,
+    "uow.__init__": 8,
+    "uow.changes": 8,
+    "uow.cascade": 8,
+    "uow.ordering": 8,
+    "uow.execute": 9,
     "lazy": 3,
     "loading": 9,
     "release": 9,
@@ -47,15 +48,16 @@ FORBIDDEN = [
     ("relations", "sql"), ("relations", "engine"), ("relations", "session"), ("relations", "dialects"),
     ("mapping", "sql"), ("mapping", "engine"), ("mapping", "session"), ("mapping", "dialects"),
     ("dialects", "mapping"), ("dialects", "session"), ("dialects", "relations"),
-    ("changes", "engine"), ("changes", "sql"), ("changes", "dialects"), ("changes", "session"),
-    ("cascade", "engine"), ("cascade", "sql"), ("cascade", "dialects"), ("cascade", "session"),
-    ("ordering", "engine"), ("ordering", "sql"), ("ordering", "dialects"), ("ordering", "session"),
+    *((f"uow.{pure}", io) for pure in ("changes", "cascade", "ordering") for io in ("engine", "sql", "dialects", "session")),
 ]
 
 
 def _top(module: str) -> str:
-    """'mapper.dialects.sqlite' -> 'dialects'; 'mapper.session' -> 'session'."""
+    """'mapper.dialects.sqlite' -> 'dialects'; 'mapper.session' -> 'session';
+    'mapper.uow.cascade' -> 'uow.cascade' (the unit of work's modules have ranks of their own)."""
     parts = module.split(".")
+    if len(parts) > 2 and parts[1] == "uow":
+        return f"uow.{parts[2]}"
     return parts[1] if len(parts) > 1 else "__init__"
 
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from mapper.ordering import cycle_keys, table_order
+from mapper.uow.ordering import cycle_keys, table_order
 from mapper.schema import Column, ForeignKeyConstraint, Table
 from mapper.types import Integer
 

@@ -13,11 +13,11 @@ from itertools import repeat
 from operator import is_
 from typing import Any
 
-from .errors import FlushError
-from .lazy import is_unloaded
-from .mapping import ClassMapping, RelationInfo
-from .schema import Column, Table
-from .state import DETACHED, PENDING, PERSISTENT, ObjectState
+from ..errors import FlushError
+from ..lazy import is_unloaded
+from ..mapping import ClassMapping, RelationInfo
+from ..schema import Column, Table
+from ..state import DETACHED, PENDING, PERSISTENT, ObjectState
 
 __all__ = [
     "Link",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .schema import ForeignKeyConstraint, Table
+from ..schema import ForeignKeyConstraint, Table
 
 __all__ = ["table_order", "cycle_keys"]
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from . import errors
+from .. import errors
 from .cascade import JunctionOp, Link, RelationPlan
 from .changes import compute_changes
-from .dialects.base import Dialect, Processor
-from .engine import Connection
-from .identity import IdentityMap
-from .mapping import ClassMapping
+from ..dialects.base import Dialect, Processor
+from ..engine import Connection
+from ..identity import IdentityMap
+from ..mapping import ClassMapping
 from .ordering import cycle_keys, table_order
-from .schema import Column, Table
-from .sql import Compiler
-from .state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, compare_columns
+from ..schema import Column, Table
+from ..sql import Compiler
+from ..state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, compare_columns
 
 __all__ = ["Persister", "Journal", "UnitOfWork", "ParentOp"]
 

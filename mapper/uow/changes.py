@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import Column
-from .state import ObjectState, SnapshotSpec
+from ..schema import Column
+from ..state import ObjectState, SnapshotSpec
 
 __all__ = ["ChangeSet", "compute_changes"]
 
