@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
 from .expressions import And, Compare, Literal
-from .graph import _with_key
+from .graph import with_key
 from .lazy import is_unloaded, set_member
 from .mapping import RelationInfo
 from .sql import CountStar, Select
 from .state import PENDING, ObjectState
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .seam import SessionSeam
 
 __all__ = ["CollectionAccessor", "ReferenceAccessor"]
 
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 class _Accessor:
-    def __init__(self, session: Session, state: ObjectState, info: RelationInfo) -> None:
+    def __init__(self, session: SessionSeam, state: ObjectState, info: RelationInfo) -> None:
         self._s = session
         self._st = state
         self._info = info
@@ -34,10 +34,10 @@ class _Accessor:
     def _parent_key(self) -> list[Any] | None:
         """The parent's key values after the autoflush (None while it has no row)."""
         s, st = self._s, self._st
-        s._prepare_read()
+        s.read()
         if st.status == PENDING:
             return None
-        spec = s._spec(st.mapping)
+        spec = s.tracker.spec(st.mapping)
         return [spec.get(st, c.key) for c in self._info.ref_cols]
 
     def _where_children(self, key: list[Any]) -> Any:
@@ -72,13 +72,13 @@ class CollectionAccessor(_Accessor, Generic[T]):
         if key is None:
             return list(getattr(self._st.obj, self._info.key) or [])
         s, info = self._s, self._info
-        graph = s._graph
+        graph = s.graph
         pk = key[0] if len(key) == 1 else tuple(key)
         if info.kind == "belongs_to_many":
             groups: dict[Any, list[Any]] = {}
-            graph._fetch_through(info, [pk], groups, [])
+            graph.fetch_through(info, [pk], groups, [])
             return [cst.obj for cst in groups.get(pk, [])]
-        order = _with_key(info.order, info.target.pk)
+        order = with_key(info.order, info.target.pk)
         return graph.fetch(info.target, info.fk_cols, [pk], order)
 
     def count(self) -> int:
@@ -98,11 +98,11 @@ class CollectionAccessor(_Accessor, Generic[T]):
         self._check_target(obj)
         key = self._parent_key()
         s, info = self._s, self._info
-        other = s._lookup(obj)
+        other = s.tracker.lookup(obj)
         if key is None or other is None or other.status == PENDING:
             value = getattr(self._st.obj, info.key)
             return value is not None and not is_unloaded(value) and any(x is obj for x in value)
-        ospec = s._spec(other.mapping)
+        ospec = s.tracker.spec(other.mapping)
         if info.kind == "belongs_to_many":
             cols = info.other_cols
             vals = [ospec.get(other, c.key) for c in info.other_ref_cols]
@@ -126,9 +126,9 @@ class CollectionAccessor(_Accessor, Generic[T]):
                 set_member(value, obj, True)
             return
         for obj in objs:
-            if self._s._lookup(obj) is None:
+            if self._s.tracker.lookup(obj) is None:
                 self._s.add(obj)
-            self._s._relation_ops.append((True, self._st.obj, self._info, obj))
+            self._s.tracker.relation_ops.append((True, self._st.obj, self._info, obj))
 
     def remove(self, *objs: Any) -> None:
         """Unrelate ``objs`` (the default cascade nulls the key; "orphan" deletes the child)."""
@@ -140,7 +140,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
                 set_member(value, obj, False)
             return
         for obj in objs:
-            self._s._relation_ops.append((False, self._st.obj, self._info, obj))
+            self._s.tracker.relation_ops.append((False, self._st.obj, self._info, obj))
 
     def set(self, objs: Any) -> None:
         """Make ``objs`` exactly the related objects (an unloaded collection is loaded first)."""
@@ -150,11 +150,11 @@ class CollectionAccessor(_Accessor, Generic[T]):
         value = getattr(self._st.obj, self._info.key)
         if value is None or is_unloaded(value):
             if self._st.status != PENDING:
-                self._s._prepare_read()
-                self._s._graph.load([self._st], self._info)
+                self._s.read()
+                self._s.graph.load([self._st], self._info)
             value = getattr(self._st.obj, self._info.key)
         if value is None:
-            self._s._spec(self._st.mapping).setattr(self._st.obj, self._info.key, self._info.collection(items))
+            self._s.tracker.spec(self._st.mapping).setattr(self._st.obj, self._info.key, self._info.collection(items))
         elif isinstance(value, set):
             value.clear()
             value.update(items)
@@ -183,7 +183,7 @@ class ReferenceAccessor(_Accessor, Generic[T]):
         """Relate ``obj`` (or None), written at the next flush."""
         if obj is not None:
             self._check_target(obj)
-        self._s._spec(self._st.mapping).setattr(self._st.obj, self._info.key, obj)
+        self._s.tracker.spec(self._st.mapping).setattr(self._st.obj, self._info.key, obj)
 
     def create(self, **fields: Any) -> T:
         """Build a target with its constructor, add it to the session and relate it."""

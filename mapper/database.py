@@ -12,7 +12,8 @@ from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
 from .uow.ordering import table_order
 from .schema import ForeignKeyConstraint
-from .session import OpenSessions, Session
+from .session import Session
+from .uow.tracker import OpenTrackers
 from .state import SnapshotSpec
 from .transaction import Transaction
 
@@ -96,7 +97,7 @@ class Database:
         self._before_flush_hooks: list[Callable[[Session], None]] = []
         self._through: dict[ClassMapping[Any], list[Any]] | None = None
         #: The open sessions, so add() can refuse an object another one manages.
-        self._sessions = OpenSessions()
+        self._sessions = OpenTrackers()
 
     @property
     def url(self) -> str:

@@ -22,7 +22,7 @@ _obj = attrgetter("obj")
 _hidden = attrgetter("hidden")
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .seam import SessionSeam
 
 __all__ = ["GraphLoader", "resolve_paths", "PathTree"]
 
@@ -58,7 +58,7 @@ def resolve_paths(m: ClassMapping[Any], paths: Iterable[str]) -> PathTree:
 class GraphLoader:
     """Relation loading for one session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SessionSeam) -> None:
         self.s = session
         self._ghost_classes: dict[ClassMapping[Any], type] = {}
         #: Stand-ins created per mapping, by key (their rows are loaded together on first touch).
@@ -69,8 +69,9 @@ class GraphLoader:
 
     # -- values ---------------------------------------------------------------------------------
 
-    def _values(self, st: ObjectState, cols: Sequence[Column]) -> Any:
-        spec = self.s._spec(st.mapping)
+    def values(self, st: ObjectState, cols: Sequence[Column]) -> Any:
+        """A state's values of ``cols``: a value, a tuple for several columns (None if any is None)."""
+        spec = self.s.tracker.spec(st.mapping)
         if len(cols) == 1:
             return spec.get(st, cols[0].key)
         vals = tuple(spec.get(st, c.key) for c in cols)
@@ -79,17 +80,17 @@ class GraphLoader:
     def _keys_of(self, m: ClassMapping[Any], cols: Sequence[Column], states: list[ObjectState]) -> list[Any]:
         """The values of ``cols`` for each state (one column: read in C, with attrgetters)."""
         if len(cols) == 1:
-            spec = self.s._spec(m)
+            spec = self.s.tracker.spec(m)
             pos = spec.hidden_position.get(cols[0].key)
             if pos is not None:
                 return list(map(itemgetter(pos), map(_hidden, states)))
             return list(map(attrgetter(cols[0].key), map(_obj, states)))
-        return [self._values(st, cols) for st in states]
+        return [self.values(st, cols) for st in states]
 
     def _parent_key(self, st: ObjectState, info: RelationInfo) -> Any:
         if [c.key for c in info.ref_cols] == [c.key for c in st.mapping.pk]:
             return st.key
-        return self._values(st, info.ref_cols)
+        return self.values(st, info.ref_cols)
 
     # -- wiring freshly built objects -----------------------------------------------------------
 
@@ -98,16 +99,16 @@ class GraphLoader:
         on several columns, and HasOne rows."""
         if not fresh or not m.needs_wiring:
             return
-        setattr_ = self.s._spec(m).setattr
+        setattr_ = self.s.tracker.spec(m).setattr
         for info in m.relations.values():
             key = info.key
             if info.kind == "belongs_to":
                 if len(info.fk_cols) == 1:
                     continue  # wired by the generated loader
-                tmap = self.s._identity.for_mapping(info.target)
+                tmap = self.s.tracker.identity.for_mapping(info.target)
                 make = self.ghost_factory(info)
                 for st in fresh:
-                    k = self._values(st, info.fk_cols)
+                    k = self.values(st, info.fk_cols)
                     if k is None:
                         target = None
                     else:
@@ -135,8 +136,8 @@ class GraphLoader:
         """
         m = info.target
         klass = self._ghost_class(m)
-        imap = self.s._identity.for_mapping(m)
-        states = self.s._by_id  # written to only: no need to index pending loads
+        imap = self.s.tracker.identity.for_mapping(m)
+        states = self.s.tracker.by_id  # written to only: no need to index pending loads
         pending = self.ghosts.setdefault(m, {})
         new = object.__new__
 
@@ -166,7 +167,7 @@ class GraphLoader:
 
     def _load_ghost(self, obj: Any) -> None:
         s = self.s
-        st = s._states.get(id(obj))
+        st = s.tracker.states.get(id(obj))
         if s.closed or st is None or st.status != GHOST:
             name = type(obj).__mro__[1].__name__
             ref = st.cohort if st is not None and isinstance(st.cohort, RelationInfo) else self.closed_refs.get(id(obj))
@@ -182,19 +183,20 @@ class GraphLoader:
         for k in keys:
             # Only these: loading them may create stand-ins for their own references.
             del pending[k]
-        s._prepare_read()
+        s.read()
         self.fetch(m, m.pk, keys)
         if st.status == GHOST:
             # The referenced row does not exist (no foreign-key constraint kept it).
-            self.s._forget(st)
+            self.s.tracker.forget(st)
             object.__setattr__(obj, "__class__", m.cls)
             msg = f"{info.name} refers to {m.cls.__name__} with key {st.key!r}, which does not exist"
             raise errors.NotFoundError(msg)
 
     # -- batched queries ------------------------------------------------------------------------
 
-    def _chunks(self, keys: list[Any], ncols: int) -> list[list[Any]]:
-        step = self.s._db.engine.dialect.keys_per_statement(max(1, ncols), len(keys))
+    def chunks(self, keys: list[Any], ncols: int) -> list[list[Any]]:
+        """``keys`` of ``ncols`` columns cut into the chunks one statement matches."""
+        step = self.s.dialect.keys_per_statement(max(1, ncols), len(keys))
         return [keys[i : i + step] for i in range(0, len(keys), step)]
 
     def fetch(
@@ -209,11 +211,11 @@ class GraphLoader:
         (``row_states`` receives their states, in the same order)."""
         s = self.s
         conn = s.connection
-        loader = s._loader(m)
+        loader = s.tracker.loader(m)
         out: list[Any] = []
-        for chunk in self._chunks(keys, len(cols)):
+        for chunk in self.chunks(keys, len(cols)):
             sql = conn.compiler.select_by_keys(m.table, loader.columns, cols, len(chunk), order)
-            out += s._load_rows(m, conn.fetchall(sql, self.s._db.engine.dialect.key_params(cols, chunk)), row_states)
+            out += s.load_rows(m, conn.fetchall(sql, self.s.dialect.key_params(cols, chunk)), row_states)
         return out
 
     def load(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
@@ -222,11 +224,11 @@ class GraphLoader:
         if not states:
             return []
         s = self.s
-        setattr_ = s._spec(info.source).setattr
+        setattr_ = s.tracker.spec(info.source).setattr
         key = info.key
         if info.kind == "belongs_to":
             tm = info.target
-            tmap = s._identity.for_mapping(tm)
+            tmap = s.tracker.identity.for_mapping(tm)
             keys = self._keys_of(info.source, info.fk_cols, states)
             wanted: dict[Any, None] = {}
             for k in dict.fromkeys(keys):  # each distinct key once
@@ -266,7 +268,7 @@ class GraphLoader:
         child_keys: list[Any] = []
         if info.kind in ("has_many", "has_one"):
             tm = info.target
-            order = _with_key(info.order, tm.pk)
+            order = with_key(info.order, tm.pk)
             self.fetch(tm, info.fk_cols, list(parents), order, child_states)
             child_keys = self._keys_of(tm, info.fk_cols, child_states)
             for k, cst in zip(child_keys, child_states):
@@ -276,15 +278,15 @@ class GraphLoader:
                 else:
                     g.append(cst)
         else:
-            self._fetch_through(info, list(parents), groups, child_states)
+            self.fetch_through(info, list(parents), groups, child_states)
         inverse = info.inverse if info.inverse is not None and not info.inverse.to_many else None
-        wrote = s._wrote
+        wrote = s.tracker.wrote
         for pk, st in parents.items():
             found_states = groups.get(pk, [])
             found = list(map(_obj, found_states))
             if wrote:
                 # Rows written in this transaction may be among them: rollback must not keep them.
-                s._keep_committed_rels(st)
+                s.tracker.keep_committed_rels(st)
             if info.kind == "has_one":
                 value = found[0] if found else None
                 setattr_(st.obj, key, value)
@@ -300,7 +302,7 @@ class GraphLoader:
                 st.rels[key] = tuple(found)
         if inverse is not None:  # (a to-one inverse: children fetched by their foreign key)
             inv_key = inverse.key
-            inv_set = s._spec(info.target).setattr
+            inv_set = s.tracker.spec(info.target).setattr
             for cst, k, snap in zip(child_states, child_keys, rel_values(child_states, inv_key, None)):
                 pst = parents.get(k)
                 if pst is None:
@@ -314,20 +316,22 @@ class GraphLoader:
             return child_states  # a child row has one parent: no repeats
         return list({id(cst): cst for cst in child_states}.values())
 
-    def _fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[ObjectState]], row_states: list[ObjectState]) -> None:
+    def fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[ObjectState]], row_states: list[ObjectState]) -> None:
+        """Targets of a BelongsToMany for these source keys, joined through the junction:
+        ``groups`` receives their states by source key, ``row_states`` every row's state."""
         s = self.s
         conn = s.connection
         tm = info.target
-        loader = s._loader(tm)
+        loader = s.tracker.loader(tm)
         junction = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]
         n = len(info.fk_cols)
         procs = [conn.dialect.result_processor(c.type) for c in info.fk_cols]
-        order = _with_key(info.order, tm.pk)
-        for chunk in self._chunks(keys, n):
+        order = with_key(info.order, tm.pk)
+        for chunk in self.chunks(keys, n):
             sql = conn.compiler.select_through(junction, info.fk_cols, info.other_cols, tm.table, loader.columns, len(chunk), order)
-            rows = conn.fetchall(sql, self.s._db.engine.dialect.key_params(info.fk_cols, chunk))
+            rows = conn.fetchall(sql, self.s.dialect.key_params(info.fk_cols, chunk))
             sts: list[ObjectState] = []
-            s._load_rows(tm, [r[n:] for r in rows], sts)
+            s.load_rows(tm, [r[n:] for r in rows], sts)
             for row, cst in zip(rows, sts):
                 vals = [v if p is None else p(v) for p, v in zip(procs, row[:n])]
                 groups.setdefault(vals[0] if n == 1 else tuple(vals), []).append(cst)
@@ -357,7 +361,7 @@ class GraphLoader:
 
     def _members(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
         out: dict[int, ObjectState] = {}
-        st_map = self.s._states
+        st_map = self.s.tracker.states
         for st in states:
             value = getattr(st.obj, info.key, None)
             if value is None:
@@ -374,7 +378,7 @@ class GraphLoader:
         s = self.s
         st: ObjectState = coll.owner_state
         info: RelationInfo = coll.relation
-        if s.closed or s._states.get(id(st.obj)) is not st:
+        if s.closed or s.tracker.states.get(id(st.obj)) is not st:
             raise not_loaded_error(info.name, info.key, True)
         if (info.lazy or info.source.lazy or s.lazy) == "raise":
             raise not_loaded_error(info.name, info.key, False)
@@ -385,7 +389,7 @@ class GraphLoader:
         ]
         if not any(c is st for c in targets):
             targets.append(st)
-        s._prepare_read()
+        s.read()
         with collector_paused():
             self.load(targets, info)
 
@@ -393,7 +397,7 @@ class GraphLoader:
 _MISSING: Any = object()
 
 
-def _with_key(order: list[tuple[Column, bool]], pk: list[Column]) -> list[tuple[Column, bool]]:
+def with_key(order: list[tuple[Column, bool]], pk: list[Column]) -> list[tuple[Column, bool]]:
     """A collection's order, then its key (so ties are stable), each column once."""
     out = list(order)
     for c in pk:

@@ -27,7 +27,7 @@ from .graph import PathTree, resolve_paths
 from .loading import collector_paused
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .seam import SessionSeam
 
 __all__ = ["Query"]
 
@@ -43,7 +43,7 @@ class Query(Generic[T]):
 
     __slots__ = ("_session", "_mapping", "_where", "_order", "_limit", "_offset", "_include", "_joins")
 
-    def __init__(self, session: Session, mapping: ClassMapping[T]) -> None:
+    def __init__(self, session: SessionSeam, mapping: ClassMapping[T]) -> None:
         self._session = session
         self._mapping = mapping
         self._where: tuple[BoolExpr, ...] = ()
@@ -224,7 +224,7 @@ class Query(Generic[T]):
 
     def _select(self, columns: list[ValueExpr] | None = None, limit: int | None = None) -> Select:
         m = self._mapping
-        cols: list[ValueExpr] = list(columns) if columns is not None else list(self._session._loader(m).columns)
+        cols: list[ValueExpr] = list(columns) if columns is not None else list(self._session.tracker.loader(m).columns)
         order = list(self._order)
         if not order and (self._limit is not None or self._offset or limit is not None):
             # A window without an order is not repeatable: order by key so pages don't overlap.
@@ -235,18 +235,18 @@ class Query(Generic[T]):
     def all(self) -> list[T]:
         """Every matching object (identity-mapped: objects already held are returned as they are)."""
         s = self._session
-        conn = s._prepare_read()
+        conn = s.read()
         sql, params = conn.compiler.select(self._select())
         with collector_paused():
             rows = conn.fetchall(sql, params)
             row_states: list[Any] = []
-            return self._finish(s._load_rows(self._mapping, rows, row_states), row_states)
+            return self._finish(s.load_rows(self._mapping, rows, row_states), row_states)
 
     def _finish(self, objs: list[T], row_states: list[Any]) -> list[T]:
         """Load the includes below the objects (``row_states``: their states, row by row)."""
         if self._include and objs:
             states = list({id(st): st for st in row_states}.values())
-            self._session._graph.load_tree(states, self._include)
+            self._session.graph.load_tree(states, self._include)
         return objs
 
     def __iter__(self) -> Iterator[T]:
@@ -255,10 +255,10 @@ class Query(Generic[T]):
     def first(self) -> T | None:
         """The first matching object, or None."""
         s = self._session
-        conn = s._prepare_read()
+        conn = s.read()
         sql, params = conn.compiler.select(self._select(limit=1))
         sts: list[Any] = []
-        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params), sts), sts)
+        found = self._finish(s.load_rows(self._mapping, conn.fetchall(sql, params), sts), sts)
         return found[0] if found else None
 
     def one_or_none(self) -> T | None:
@@ -268,11 +268,11 @@ class Query(Generic[T]):
             MultipleResultsError: more than one row matched.
         """
         s = self._session
-        conn = s._prepare_read()
+        conn = s.read()
         limit = 2 if self._limit is None else min(2, self._limit)
         sql, params = conn.compiler.select(self._select(limit=limit))
         sts: list[Any] = []
-        found = self._finish(s._load_rows(self._mapping, conn.fetchall(sql, params), sts), sts)
+        found = self._finish(s.load_rows(self._mapping, conn.fetchall(sql, params), sts), sts)
         if len(found) > 1:
             msg = f"expected at most one {self._mapping.cls.__name__}, found several; add conditions or use first()"
             raise errors.MultipleResultsError(msg)
@@ -293,14 +293,14 @@ class Query(Generic[T]):
 
     def count(self) -> int:
         """How many rows match (one ``SELECT count(*)``)."""
-        conn = self._session._prepare_read()
+        conn = self._session.read()
         sql, params = conn.compiler.count(self._select())
         rows = conn.fetchall(sql, params)
         return int(rows[0][0])
 
     def exists(self) -> bool:
         """Whether any row matches."""
-        conn = self._session._prepare_read()
+        conn = self._session.read()
         sql, params = conn.compiler.exists(self._select())
         return bool(conn.fetchall(sql, params))
 
@@ -317,7 +317,7 @@ class Query(Generic[T]):
             else:
                 cols.append(self._column(c, "values()"))
         s = self._session
-        conn = s._prepare_read()
+        conn = s.read()
         sql, params = conn.compiler.select(self._select(list(cols)))
         rows = conn.fetchall(sql, params)
         procs = [conn.dialect.result_processor(c.type) for c in cols]
@@ -358,9 +358,9 @@ class Query(Generic[T]):
 
     def _pages(self, batch_size: int) -> Iterator[T]:
         s = self._session
-        s._prepare_read()
+        s.read()
         m = self._mapping
-        loader = s._loader(m)
+        loader = s.tracker.loader(m)
         width = len(loader.columns)
         order = list(self._order)
         order += [Ordering(c, False) for c in m.pk if not any(o.expr is c for o in order)]
@@ -402,19 +402,19 @@ class Query(Generic[T]):
             # Every state loaded while this batch is read and used: its rows, their includes and
             # HasOne relations, and whatever the loop body loads.
             collected: list[list[Any]] = []
-            s._collecting.append(collected)
+            s.tracker.collecting.append(collected)
             try:
                 with collector_paused():
                     sts: list[Any] = []
-                    objs = self._finish(s._load_rows(m, batch, sts), sts)
+                    objs = self._finish(s.load_rows(m, batch, sts), sts)
                     del sts, batch
                 yield from objs
                 del objs
             finally:
                 # By identity: a stream left unfinished (and closed later) must not take
                 # another stream's list away.
-                s._collecting[:] = [c for c in s._collecting if c is not collected]
-            kept = s._release_unused([st for cohort in collected for st in cohort] + carried)
+                s.tracker.collecting[:] = [c for c in s.tracker.collecting if c is not collected]
+            kept = s.release_unused([st for cohort in collected for st in cohort] + carried)
             # The objects still referenced at the end of a batch (the loop variable holds the
             # last one) are looked at once more after the next batch, then left managed.
             seen = {id(st) for st in carried}
@@ -453,12 +453,12 @@ class Query(Generic[T]):
             assignments.append((col, value))
         # Each value is checked by its column's type now, before the autoflush and any SELECT
         # that go first: a value no backend takes sends nothing.
-        dialect = self._session._db.engine.dialect
+        dialect = self._session.dialect
         for col, value in assignments:
             bind = dialect.bind_processor(col.type)
             if bind is not None and value is not None:
                 bind(value)
-        return self._session._bulk_update(m, assignments, self._condition())
+        return self._session.bulk_update(m, assignments, self._condition())
 
     def delete(self) -> int:
         """Delete every matching row with one DELETE; returns the rows deleted.
@@ -472,7 +472,7 @@ class Query(Generic[T]):
         if self._limit is not None or self._offset or self._order:
             msg = "delete() works on the whole filtered set; remove limit(), offset() and order_by()"
             raise errors.QueryError(msg)
-        return self._session._bulk_delete(self._mapping, self._condition())
+        return self._session.bulk_delete(self._mapping, self._condition())
 
     def __repr__(self) -> str:
         return f"<Query {self._mapping.cls.__name__} where={len(self._where)} order={len(self._order)}>"

@@ -187,3 +187,17 @@ def exactly(session: Any, n: int) -> Iterator[None]:
 def count() -> Callable[[Any, int], Any]:
     """The ``exactly(session, n)`` context manager, as a fixture."""
     return exactly
+
+
+def managed_states(session: Any) -> dict[int, Any]:
+    """The states a session manages, by id(obj): what tests count to see what a call built.
+
+    The one place tests read the session's bookkeeping (its ``Tracker``).
+    """
+    states: dict[int, Any] = session._t.states
+    return states
+
+
+def tracker(session: Any) -> Any:
+    """The session's ``Tracker`` (its lists of pending, deleted and loaded states), for tests."""
+    return session._t

@@ -7,6 +7,7 @@ import pytest
 
 from mapper import BelongsTo, Column, ForeignKey, HasMany, Mapper, errors
 from mapper import types as t
+from tests.conftest import managed_states
 from tests.rel_models import (
     LIBRARY,
     NO_RULE,
@@ -199,7 +200,7 @@ def test_database_cascade_deletes_unloaded_children_without_loading_them(backend
         with count(s, 3):
             s.flush()
         assert s.get(Owner, tom.id) is None
-        assert all(st.mapping.cls is Owner for st in s._states.values())  # no pug or toy was built
+        assert all(st.mapping.cls is Owner for st in managed_states(s).values())  # no pug or toy was built
     assert rows(backend, "SELECT name FROM {rel_owners}") == [("Ann",)]
     assert _pug_owners(backend) == [("Rex", ann.id)]
     assert rows(backend, "SELECT name FROM {rel_toys}") == [("bone",)]

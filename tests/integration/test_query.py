@@ -15,6 +15,7 @@ import pytest
 from mapper import Column, Mapper, errors
 from mapper import types as t
 from tests.models import Owner, OwnerMapper, Pug, PugMapper
+from tests.conftest import managed_states
 
 
 @attrs.define
@@ -336,7 +337,7 @@ def test_count(backend, make_db, count):
         for q, expected in cases:
             with count(s, 1):
                 assert q.count() == expected
-        assert len(s._states) == 0  # count() builds no objects
+        assert len(managed_states(s)) == 0  # count() builds no objects
 
 
 def test_exists(backend, make_db, count):
@@ -349,7 +350,7 @@ def test_exists(backend, make_db, count):
             assert s.query(Pug).where(age=99).exists() is False
         with count(s, 1):
             assert s.query(Pug).exists() is True
-        assert len(s._states) == 0
+        assert len(managed_states(s)) == 0
 
 
 def test_exists_agrees_with_count_on_windows(backend, make_db, count):
@@ -425,12 +426,12 @@ def test_values_returns_plain_tuples(backend, make_db, count):
             assert s.query(Pug).where(age=3).order_by("-name").values(PugMapper.name) == [("Max",), ("Doug",)]
         with count(s, 1):
             assert s.query(Pug).where(name="Cody").values("owner_id", "age") == [(None, 1)]
-        assert len(s._states) == 0  # no objects were added to the session
+        assert len(managed_states(s)) == 0  # no objects were added to the session
         with count(s, 1):
             doug = s.query(Pug).where(name="Doug").one()
         with count(s, 1):
             assert s.query(Pug).where(name="Doug").values("age") == [(3,)]
-        assert len(s._states) == 1 and s.get(Pug, doug.id) is doug
+        assert len(managed_states(s)) == 1 and s.get(Pug, doug.id) is doug
 
 
 def test_values_converts_column_types(backend, make_db, count):
@@ -448,7 +449,7 @@ def test_values_converts_column_types(backend, make_db, count):
         assert type(tom[1]) is datetime.date
         assert type(tom[2]) is bool and type(kit[2]) is bool
         assert type(tom[3]) is Decimal
-        assert len(s._states) == 0
+        assert len(managed_states(s)) == 0
 
 
 def test_values_needs_a_column(backend, make_db, count):
@@ -520,10 +521,10 @@ def test_stream_keeps_memory_flat(backend, make_db, count):
                 seen += 1
                 ordered = ordered and p.age > last_age
                 last_age = p.age
-                peak = max(peak, len(s._states))
+                peak = max(peak, len(managed_states(s)))
         assert seen == n
         assert ordered
-        assert len(s._states) <= 500, f"the session still holds {len(s._states)} streamed objects"
+        assert len(managed_states(s)) <= 500, f"the session still holds {len(managed_states(s))} streamed objects"
         assert peak <= 1000, f"the session held {peak} objects at once"
 
 
@@ -544,7 +545,7 @@ def test_stream_releases_unchanged_objects_with_references_and_keeps_a_moved_one
             for p in s.query(RPug).order_by("age").stream(batch_size=200):
                 if p.age == 1234:
                     p.owner = bob  # changed only in its reference: it must stay managed
-                peak = max(peak, len(s._states))
+                peak = max(peak, len(managed_states(s)))
         assert peak <= 500, f"the session held {peak} objects at once"
         with count(s, 1):
             s.flush()

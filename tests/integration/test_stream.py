@@ -19,6 +19,7 @@ import pytest
 
 from mapper import BelongsTo, Column, ForeignKey, HasMany, HasOne, Mapper, errors
 from mapper import types as t
+from tests.conftest import managed_states, tracker
 
 
 @attrs.define
@@ -405,7 +406,7 @@ def test_stream_after_a_write_lets_go_and_rollback_still_restores_what_it_kept(b
             if o.id % 100 == 0:
                 o.name = "changed"
                 kept.append(o)
-            peak = max(peak, len(s._states), len(s._loaded_after_write))
+            peak = max(peak, len(managed_states(s)), len(tracker(s).loaded_after_write))
         assert peak <= 2 * 50 + len(kept) + 1, f"{peak} states held while streaming"
         s.rollback()
         assert first.name == "o000001"
@@ -458,7 +459,7 @@ def test_streaming_200000_rows_keeps_live_objects_within_two_batches(backend, ma
         assert seen == rows
         # Two batches of pugs and the owners they reference.
         assert peak <= 2 * (batch + batch // 10), f"{peak} domain objects alive while streaming"
-        held = len(s._states)
+        held = len(managed_states(s))
         assert held <= 2 * (batch + batch // 10), f"the session holds {held} objects"
         del p
         assert live_domain_objects() - baseline <= 2 * (batch + batch // 10)
@@ -518,7 +519,7 @@ def test_a_stream_left_by_an_exception_does_not_disturb_the_next_one(backend, ma
         assert peak <= 2 * 50 * 3, f"{peak} domain objects alive"
         del failed, o, p
         gc.collect()
-        assert s._collecting == []
+        assert tracker(s).collecting == []
 
 
 def test_objects_kept_from_a_stream_stay_managed_and_lazy_load_together(backend, make_db, count):

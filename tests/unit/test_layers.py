@@ -18,6 +18,7 @@ RANK = {
     "types": 1,
     "expressions": 2,
     "schema": 3,
+    "lazy": 3,
     "relations": 4,
     "dialects": 4,
     "validation": 4,
@@ -26,22 +27,27 @@ RANK = {
     "engine": 6,
     "state": 6,
     "identity": 7,
+    "seam": 8,
     "uow.__init__": 8,
     "uow.changes": 8,
     "uow.cascade": 8,
     "uow.ordering": 8,
     "uow.execute": 9,
-    "lazy": 3,
     "loading": 9,
     "release": 9,
+    "uow.tracker": 10,
     "graph": 10,
-    "query": 11,
-    "accessors": 12,
-    "session": 13,
-    "transaction": 14,
-    "database": 15,
-    "__init__": 16,
-    "__main__": 16,
+    "uow.plan": 11,
+    "uow.mirror": 11,
+    "uow.restore": 11,
+    "core": 12,
+    "query": 13,
+    "accessors": 14,
+    "session": 15,
+    "transaction": 16,
+    "database": 17,
+    "__init__": 18,
+    "__main__": 18,
 }
 # Branch rules from DESIGN.md: (importer, forbidden import).
 FORBIDDEN = [
@@ -159,3 +165,49 @@ def test_import_mapper_needs_no_driver():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _session_private_names() -> set[str]:
+    """The private members of Session: the methods it defines and the attributes it sets."""
+    tree = ast.parse((PKG / "session.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Session")
+    names = {n.name for n in cls.body if isinstance(n, ast.FunctionDef) and n.name.startswith("_") and not n.name.startswith("__")}
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            if node.attr.startswith("_") and not node.attr.startswith("__"):
+                names.add(node.attr)
+    return names
+
+
+def test_no_module_touches_the_private_members_of_session():
+    # Loaders, queries, accessors and the unit of work reach the session through the seam
+    # (mapper.seam.SessionSeam, implemented by mapper.core.SessionCore), never through
+    # Session's own private members: any `x._name` (x not `self`) with a name Session keeps
+    # privately is refused outside session.py.
+    private = _session_private_names()
+    assert {"_t", "_core", "_check", "_conn"} <= private
+    found = []
+    for path in _modules():
+        if path.name == "session.py" and path.parent == PKG:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in private
+                and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+            ):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert found == [], found
+
+
+def test_nothing_below_the_session_knows_it():
+    # The direction at run time too: the modules the session drives are handed the seam, so
+    # none of them names Session, not even for annotations.
+    allowed = {"session", "transaction", "database", "__init__", "__main__"}
+    for path in _modules():
+        layer = _top(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        if layer in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[-1] == "session":
+                raise AssertionError(f"{path.relative_to(ROOT)} imports the session module (line {node.lineno})")
