@@ -74,7 +74,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
         s, info = self._s, self._info
         graph = s.graph
         pk = key[0] if len(key) == 1 else tuple(key)
-        if info.kind == "belongs_to_many":
+        if info.kind.links:
             groups: dict[Any, list[Any]] = {}
             graph.fetch_through(info, [pk], groups, [])
             return [cst.obj for cst in groups.get(pk, [])]
@@ -103,7 +103,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
             value = getattr(self._st.obj, info.key)
             return value is not None and not is_unloaded(value) and any(x is obj for x in value)
         ospec = s.tracker.spec(other.mapping)
-        if info.kind == "belongs_to_many":
+        if info.kind.links:
             cols = info.other_cols
             vals = [ospec.get(other, c.key) for c in info.other_ref_cols]
             table = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]

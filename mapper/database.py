@@ -13,7 +13,7 @@ from .mapping import ClassMapping, Mapper, Registry
 from .uow.ordering import table_order
 from .schema import ForeignKeyConstraint
 from .session import Session
-from .uow.tracker import OpenTrackers
+from .uow.tracker import MappingRuntime, OpenTrackers
 from .state import SnapshotSpec
 from .transaction import Transaction
 
@@ -112,12 +112,12 @@ class Database:
     def __repr__(self) -> str:
         return f"<Database {self.url}>"
 
-    def _runtime(self, m: ClassMapping[Any]) -> tuple[SnapshotSpec, Loader, Persister]:
-        rt: tuple[SnapshotSpec, Loader, Persister] | None = m.runtime
+    def _runtime(self, m: ClassMapping[Any]) -> MappingRuntime:
+        rt = m.runtime
         if rt is None:
             spec = SnapshotSpec(m)
             dialect = self.engine.dialect
-            rt = m.runtime = (spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
+            rt = m.runtime = MappingRuntime(spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
         return rt
 
     def _through_relations(self) -> dict[ClassMapping[Any], list[Any]]:

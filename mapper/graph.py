@@ -15,6 +15,7 @@ from . import errors
 from .lazy import GHOST_HOOK, fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
 from .loading import collector_paused
 from .mapping import ClassMapping, RelationInfo
+from .relations import HasOne
 from .schema import Column
 from .state import DELETED, GHOST, NO_RELS, PERSISTENT, ObjectState, rel_values
 
@@ -102,7 +103,7 @@ class GraphLoader:
         setattr_ = self.s.tracker.spec(m).setattr
         for info in m.relations.values():
             key = info.key
-            if info.kind == "belongs_to":
+            if info.kind.reference:
                 if len(info.fk_cols) == 1:
                     continue  # wired by the generated loader
                 tmap = self.s.tracker.identity.for_mapping(info.target)
@@ -219,38 +220,61 @@ class GraphLoader:
         return out
 
     def load(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
-        """Load one relation for ``states``; returns the states of the loaded members."""
+        """Load one relation for ``states``; returns the states of the loaded members.
+
+        Each kind loads its own way: a reference fetches its targets by key, a collection
+        (HasMany, HasOne) its children by their foreign key, a BelongsToMany its targets joined
+        through the junction; all three with one query per chunk of keys.
+        """
         states = [st for st in states if st.status in (PERSISTENT, DELETED)]
         if not states:
             return []
+        if info.kind.reference:
+            return self._load_references(states, info)
+        parents = self._parents_by_key(states, info)
+        if info.kind.links:
+            groups, child_states = self._fetch_linked(info, list(parents))
+        else:
+            groups, child_states, child_keys = self._fetch_children(info, list(parents))
+        self._fill(parents, groups, info)
+        if info.kind.links:
+            return list({id(cst): cst for cst in child_states}.values())
+        if info.inverse is not None and not info.inverse.to_many:
+            self._set_inverse(parents, child_states, child_keys, info.inverse)
+        return child_states  # a child row has one parent: no repeats
+
+    def _load_references(self, states: list[ObjectState], info: RelationInfo) -> list[ObjectState]:
+        """BelongsTo: the targets not held (or only as stand-ins) fetched by key, then set."""
         s = self.s
         setattr_ = s.tracker.spec(info.source).setattr
         key = info.key
-        if info.kind == "belongs_to":
-            tm = info.target
-            tmap = s.tracker.identity.for_mapping(tm)
-            keys = self._keys_of(info.source, info.fk_cols, states)
-            wanted: dict[Any, None] = {}
-            for k in dict.fromkeys(keys):  # each distinct key once
-                if k is not None:
-                    t = tmap.get(k)
-                    if t is None or t.status == GHOST:
-                        wanted[k] = None
-            if wanted:
-                self.fetch(tm, tm.pk, list(wanted))
-            members: dict[int, ObjectState] = {}
-            for st, k, snap in zip(states, keys, rel_values(states, key, _MISSING)):
-                t = tmap.get(k) if k is not None else None
-                target = t.obj if t is not None and t.status != GHOST else None
-                obj = st.obj
-                # A stand-in the load just filled is already in place: no store needed.
-                if getattr(obj, key, None) is not target:
-                    setattr_(obj, key, target)
-                if snap is not target:
-                    st.rels[key] = target
-                if target is not None:
-                    members[id(target)] = t  # type: ignore[assignment]
-            return list(members.values())
+        tm = info.target
+        tmap = s.tracker.identity.for_mapping(tm)
+        keys = self._keys_of(info.source, info.fk_cols, states)
+        wanted: dict[Any, None] = {}
+        for k in dict.fromkeys(keys):  # each distinct key once
+            if k is not None:
+                t = tmap.get(k)
+                if t is None or t.status == GHOST:
+                    wanted[k] = None
+        if wanted:
+            self.fetch(tm, tm.pk, list(wanted))
+        members: dict[int, ObjectState] = {}
+        for st, k, snap in zip(states, keys, rel_values(states, key, _MISSING)):
+            t = tmap.get(k) if k is not None else None
+            target = t.obj if t is not None and t.status != GHOST else None
+            obj = st.obj
+            # A stand-in the load just filled is already in place: no store needed.
+            if getattr(obj, key, None) is not target:
+                setattr_(obj, key, target)
+            if snap is not target:
+                st.rels[key] = target
+            if target is not None:
+                members[id(target)] = t  # type: ignore[assignment]
+        return list(members.values())
+
+    def _parents_by_key(self, states: list[ObjectState], info: RelationInfo) -> dict[Any, ObjectState]:
+        """The states by the key their children (or junction rows) reference."""
         parents: dict[Any, ObjectState] = {}
         if all(a is b for a, b in zip(info.ref_cols, info.source.pk)) and len(info.ref_cols) == len(info.source.pk):
             # The relation hangs off the primary key (the usual case): each state's key is it.
@@ -262,59 +286,68 @@ class GraphLoader:
                 pk = self._parent_key(st, info)
                 if pk is not None:
                     parents[pk] = st
-        # Members are grouped by parent key as states: no lookup by object per member.
+        return parents
+
+    def _fetch_children(self, info: RelationInfo, keys: list[Any]) -> tuple[dict[Any, list[ObjectState]], list[ObjectState], list[Any]]:
+        """HasMany, HasOne: the children of these parent keys, in the relation's order, grouped
+        by parent key as states (no lookup by object per child); also every child and its key."""
+        tm = info.target
+        child_states: list[ObjectState] = []
+        self.fetch(tm, info.fk_cols, keys, with_key(info.order, tm.pk), child_states)
+        child_keys = self._keys_of(tm, info.fk_cols, child_states)
+        groups: dict[Any, list[ObjectState]] = {}
+        for k, cst in zip(child_keys, child_states):
+            g = groups.get(k)
+            if g is None:
+                groups[k] = [cst]
+            else:
+                g.append(cst)
+        return groups, child_states, child_keys
+
+    def _fetch_linked(self, info: RelationInfo, keys: list[Any]) -> tuple[dict[Any, list[ObjectState]], list[ObjectState]]:
+        """BelongsToMany: the targets of these source keys, grouped by source key."""
         groups: dict[Any, list[ObjectState]] = {}
         child_states: list[ObjectState] = []
-        child_keys: list[Any] = []
-        if info.kind in ("has_many", "has_one"):
-            tm = info.target
-            order = with_key(info.order, tm.pk)
-            self.fetch(tm, info.fk_cols, list(parents), order, child_states)
-            child_keys = self._keys_of(tm, info.fk_cols, child_states)
-            for k, cst in zip(child_keys, child_states):
-                g = groups.get(k)
-                if g is None:
-                    groups[k] = [cst]
-                else:
-                    g.append(cst)
-        else:
-            self.fetch_through(info, list(parents), groups, child_states)
-        inverse = info.inverse if info.inverse is not None and not info.inverse.to_many else None
+        self.fetch_through(info, keys, groups, child_states)
+        return groups, child_states
+
+    def _fill(self, parents: dict[Any, ObjectState], groups: dict[Any, list[ObjectState]], info: RelationInfo) -> None:
+        """Give each parent its members (an unloaded collection is filled in place) and their snapshot."""
+        s = self.s
+        setattr_ = s.tracker.spec(info.source).setattr
+        key = info.key
         wrote = s.tracker.wrote
+        one = info.kind is HasOne
         for pk, st in parents.items():
-            found_states = groups.get(pk, [])
-            found = list(map(_obj, found_states))
+            found = list(map(_obj, groups.get(pk, ())))
             if wrote:
                 # Rows written in this transaction may be among them: rollback must not keep them.
                 s.tracker.keep_committed_rels(st)
-            if info.kind == "has_one":
+            if one:
                 value = found[0] if found else None
                 setattr_(st.obj, key, value)
                 st.rels[key] = value
+                continue
+            current = getattr(st.obj, key, None)
+            if current is not None and is_unloaded(current):
+                fill(current, found)
             else:
-                current = getattr(st.obj, key, None)
-                if current is not None and is_unloaded(current):
-                    fill(current, found)
-                    value = current
-                else:
-                    value = info.collection(found)
-                    setattr_(st.obj, key, value)
-                st.rels[key] = tuple(found)
-        if inverse is not None:  # (a to-one inverse: children fetched by their foreign key)
-            inv_key = inverse.key
-            inv_set = s.tracker.spec(info.target).setattr
-            for cst, k, snap in zip(child_states, child_keys, rel_values(child_states, inv_key, None)):
-                pst = parents.get(k)
-                if pst is None:
-                    continue
-                parent_obj = pst.obj
-                # The loader already points a child at a parent it holds: skip those.
-                if snap is not parent_obj:
-                    inv_set(cst.obj, inv_key, parent_obj)
-                    cst.rels[inv_key] = parent_obj
-        if info.kind != "belongs_to_many":
-            return child_states  # a child row has one parent: no repeats
-        return list({id(cst): cst for cst in child_states}.values())
+                setattr_(st.obj, key, info.collection(found))
+            st.rels[key] = tuple(found)
+
+    def _set_inverse(self, parents: dict[Any, ObjectState], child_states: list[ObjectState], child_keys: list[Any], inverse: RelationInfo) -> None:
+        """Point each loaded child at its parent (the to-one inverse of the collection)."""
+        inv_key = inverse.key
+        inv_set = self.s.tracker.spec(inverse.source).setattr
+        for cst, k, snap in zip(child_states, child_keys, rel_values(child_states, inv_key, None)):
+            pst = parents.get(k)
+            if pst is None:
+                continue
+            parent_obj = pst.obj
+            # The loader already points a child at a parent it holds: skip those.
+            if snap is not parent_obj:
+                inv_set(cst.obj, inv_key, parent_obj)
+                cst.rels[inv_key] = parent_obj
 
     def fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[ObjectState]], row_states: list[ObjectState]) -> None:
         """Targets of a BelongsToMany for these source keys, joined through the junction:
@@ -344,7 +377,7 @@ class GraphLoader:
         for info, sub in tree.items():
             need = []
             key = info.key
-            if info.kind == "belongs_to":
+            if info.kind.reference:
                 for st, v in zip(states, rel_values(states, key, _MISSING)):
                     if st.status == PERSISTENT or st.status == DELETED:
                         # A reference is unloaded when it is a stand-in (see lazy.is_unloaded).

@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -21,6 +21,9 @@ from .validation import (
     fields_without_default,
     refuse_unknown_key,
 )
+
+if TYPE_CHECKING:
+    from .uow.tracker import MappingRuntime
 
 __all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault", "RelationInfo"]
 
@@ -221,8 +224,8 @@ class ClassMapping(Generic[T]):
         self.hooks: dict[str, Callable[[Any], None]] = {}
         #: Index of each column in ``columns`` (the snapshot and row order).
         self.index: dict[str, int] = {}
-        #: (SnapshotSpec, Loader, Persister) for this Database, set by the Database on first use.
-        self.runtime: Any = None
+        #: Its SnapshotSpec, Loader and Persister in this Database, built on first use.
+        self.runtime: MappingRuntime | None = None
         #: Resolved relations by attribute name, in declaration order.
         self.relations: dict[str, RelationInfo] = {}
         #: Relations of other mappings whose foreign key references this one (for deletes).
@@ -276,7 +279,8 @@ class RelationInfo:
     Attributes:
         decl: the declaration (BelongsTo, HasMany, HasOne, BelongsToMany).
         key: the attribute name on the source class.
-        kind: "belongs_to", "has_many", "has_one" or "belongs_to_many".
+        kind: the declaration class: BelongsTo, HasMany, HasOne or BelongsToMany (with the
+            flags ``reference``, ``children``, ``links`` and ``to_many``).
         source / target: the mappings on either side.
         cascade: the set of "save", "delete", "orphan".
         holder: the mapping whose table holds the foreign key (None for a string junction).
@@ -294,7 +298,8 @@ class RelationInfo:
     def __init__(self, decl: Relation, source: ClassMapping[Any], target: ClassMapping[Any]) -> None:
         self.decl = decl
         self.key = decl.key
-        self.kind = decl.kind
+        #: The declaration's class (BelongsTo, HasMany, HasOne, BelongsToMany): what kind it is.
+        self.kind: type[Relation] = type(decl)
         self.to_many = decl.to_many
         self.source = source
         self.target = target
@@ -331,7 +336,7 @@ class RelationInfo:
         return None
 
     def __repr__(self) -> str:
-        return f"<RelationInfo {self.name} {self.kind}>"
+        return f"<RelationInfo {self.name} {self.kind.__name__}>"
 
 
 def _snake(name: str) -> str:
@@ -380,7 +385,7 @@ class Registry:
             for info in cm.relations.values():
                 self._finish_relation(info)
         for cm in self.mappings:
-            refs = [i for i in cm.relations.values() if i.kind == "belongs_to" and len(i.fk_cols) == 1]
+            refs = [i for i in cm.relations.values() if i.kind.reference and len(i.fk_cols) == 1]
             cm.ref_slots = {info.key: len(cm.attr_columns) + j for j, info in enumerate(refs)}
             cm.needs_wiring = any(not i.to_many and i.key not in cm.ref_slots for i in cm.relations.values())
         for cm in self.mappings:
@@ -783,14 +788,14 @@ class Registry:
         # A relation whose key column has no FOREIGN KEY gets one, so the schema and the flush
         # order know about it.
         tables = [(info.junction or (info.holder.table if info.holder else None), info.fk_cols, info.parent)]
-        if info.kind == "belongs_to_many":
+        if info.kind.links:
             tables.append((info.junction or (info.holder.table if info.holder else None), info.other_cols, info.target))
         for table, cols, parent in tables:
             if table is None:
                 continue
             names = tuple(c.name for c in cols)
             if not any(fk.columns == names for fk in table.foreign_keys):
-                rule = "CASCADE" if info.kind == "belongs_to_many" else None
+                rule = "CASCADE" if info.kind.links else None
                 table.foreign_keys.append(
                     ForeignKeyConstraint(table.name, names, parent.table.name, [c.name for c in parent.pk], rule)
                 )
@@ -802,7 +807,7 @@ class Registry:
                     f"its relations are {sorted(info.target.relations)}"
                 )
                 raise ConfigurationError(msg)
-            if inv.edge != info.edge and not (info.kind == inv.kind == "belongs_to_many"):
+            if inv.edge != info.edge and not (info.kind.links and inv.kind.links):
                 msg = (
                     f"{where} and its inverse {inv.name} use different keys "
                     f"({info.edge[0]}.{info.edge[1]} vs {inv.edge[0]}.{inv.edge[1]}); give them the same foreign_key"

@@ -132,9 +132,9 @@ class Query(Generic[T]):
         inner = self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)
         where: BoolExpr | None = None if not inner else (inner[0] if len(inner) == 1 else And(tuple(inner)))
         table = info.target.table.name
-        if info.kind == "belongs_to":
+        if info.kind.reference:
             return Exists(table, alias, list(zip(info.ref_cols, info.fk_cols)), where)
-        if info.kind in ("has_many", "has_one"):
+        if info.kind.children:
             return Exists(table, alias, list(zip(info.fk_cols, info.ref_cols)), where)
         jtable = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]
         join_on = list(zip(info.other_cols, info.other_ref_cols))
@@ -173,14 +173,14 @@ class Query(Generic[T]):
         outer_alias: str | None = None
         for name in rels:
             info = m.relations.get(name)
-            if info is None or info.kind not in ("belongs_to", "has_one"):
+            if info is None or info.to_many:
                 msg = (
                     f"order_by({path!r}): {name!r} is not a to-one relation of {m.cls.__name__}; "
                     f"ordering can follow BelongsTo and HasOne relations: "
                     f"{sorted(k for k, i in m.relations.items() if not i.to_many)}"
                 )
                 raise errors.QueryError(msg)
-            pairs = list(zip(info.ref_cols, info.fk_cols)) if info.kind == "belongs_to" else list(zip(info.fk_cols, info.ref_cols))
+            pairs = list(zip(info.ref_cols, info.fk_cols)) if info.kind.reference else list(zip(info.fk_cols, info.ref_cols))
             found = next((j for j in joins if j.outer_alias == outer_alias and j.table == info.target.table.name
                           and [(a.name, b.name) for a, b in j.on] == [(a.name, b.name) for a, b in pairs]), None)
             if found is None:

@@ -65,8 +65,13 @@ class Relation:
         lazy: "select" (load on first touch, for the whole result) or "raise".
     """
 
-    kind: ClassVar[str] = "relation"
     to_many: ClassVar[bool] = False
+    #: The source holds the foreign key and points at one parent (BelongsTo).
+    reference: ClassVar[bool] = False
+    #: The source is the parent: the target's rows hold the key (HasMany, HasOne).
+    children: ClassVar[bool] = False
+    #: Pairs of rows linked through a junction or association table (BelongsToMany).
+    links: ClassVar[bool] = False
     allowed_cascades: ClassVar[frozenset[str]] = CASCADES
 
     def __init__(
@@ -118,7 +123,7 @@ class BelongsTo(Relation):
     Only the ``"save"`` cascade applies.
     """
 
-    kind = "belongs_to"
+    reference = True
     allowed_cascades = frozenset({"save"})
 
 
@@ -129,7 +134,7 @@ class HasMany(Relation):
         collection: ``list`` (default) or ``set``.
     """
 
-    kind = "has_many"
+    children = True
     to_many = True
 
     def __init__(self, target: type | str, *, collection: type = list, **kwargs: Any) -> None:
@@ -144,7 +149,7 @@ class HasOne(Relation):
     because an absent row must read as None.
     """
 
-    kind = "has_one"
+    children = True
 
 
 class BelongsToMany(Relation):
@@ -158,7 +163,7 @@ class BelongsToMany(Relation):
         collection: ``list`` (default) or ``set``.
     """
 
-    kind = "belongs_to_many"
+    links = True
     to_many = True
 
     def __init__(

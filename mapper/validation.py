@@ -239,7 +239,7 @@ def keys_to(holder: ClassMapping[Any], parent: ClassMapping[Any], siblings: bool
     if siblings:
         for key, decl in holder.mapper_class.__relations__.items():
             target = decl.target
-            if decl.kind == "belongs_to" and (target is parent.cls or target in (parent.cls.__name__, parent.name)):
+            if decl.reference and (target is parent.cls or target in (parent.cls.__name__, parent.name)):
                 if decl.foreign_key is not None:
                     names.update(decl.foreign_key)
                 elif len(parent.pk) == 1:

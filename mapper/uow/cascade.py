@@ -16,11 +16,14 @@ from typing import Any
 from ..errors import FlushError
 from ..lazy import is_unloaded
 from ..mapping import ClassMapping, RelationInfo
+from ..relations import HasOne
 from ..schema import Column, Table
 from ..state import DETACHED, PENDING, PERSISTENT, ObjectState
 
 __all__ = [
     "Link",
+    "Move",
+    "Edge",
     "JunctionOp",
     "RelationPlan",
     "DeleteEdge",
@@ -57,6 +60,30 @@ class JunctionOp:
         self.target = target
 
 
+#: A foreign key seen from its holder table: (table name, key column names). Relations on one
+#: edge (a BelongsTo and the HasMany of its parent) describe the same key from either side.
+Edge = tuple[str, tuple[str, ...]]
+
+
+class Move:
+    """A child row's key on one edge changes in this flush: to ``new`` (None: detached).
+
+    Attributes:
+        child: the child's state.
+        edge: the foreign key that changes.
+        new: the parent it now references, or None.
+        old_parents: the parents it leaves, whose loaded collections must let it go.
+    """
+
+    __slots__ = ("child", "edge", "new", "old_parents")
+
+    def __init__(self, child: ObjectState, edge: Edge, new: object | None, old_parents: list[object]) -> None:
+        self.child = child
+        self.edge = edge
+        self.new = new
+        self.old_parents = old_parents
+
+
 class _Claim:
     __slots__ = ("child", "to_one", "adds", "removes")
 
@@ -72,7 +99,7 @@ class RelationPlan:
 
     Attributes:
         links: child state id -> links to resolve into foreign-key values.
-        moves: (child state, edge, new parent, old parents) to mirror in memory after the flush.
+        moves: the children whose key changes, to mirror in memory after the flush (``Move``).
         in_parent: ids of child states that moved (with no old parent) into the one collection
             of their new parent on the edge: that side needs no mirroring, only the reference.
         settled: those of them whose one reference on the edge names that parent already.
@@ -83,7 +110,7 @@ class RelationPlan:
 
     def __init__(self) -> None:
         self.links: dict[int, list[Link]] = {}
-        self.moves: list[tuple[ObjectState, tuple[str, tuple[str, ...]], Any, list[Any]]] = []
+        self.moves: list[Move] = []
         self.in_parent: set[int] = set()
         self.settled: set[int] = set()
         self.orphans: list[ObjectState] = []
@@ -146,7 +173,7 @@ def relations_changed(infos: Sequence[RelationInfo], states: Iterable[ObjectStat
             snap = rel(key, _MISSING)
             if value is snap:
                 continue
-            if info.kind == "belongs_to" or snap is _MISSING or not info.to_many:
+            if info.kind.reference or snap is _MISSING or not info.to_many:
                 if snap is _MISSING and value is not None and is_unloaded(value):
                     continue
                 out.append(st)
@@ -215,33 +242,100 @@ def reconcile(
         FlushError: two sides contradict each other, a child is put into two parents'
             collections, or a collection holds None or a wrong type.
     """
-    plan = RelationPlan()
-    # Per (child mapping, parent mapping, edge): whether each has one relation on that edge.
-    sole: dict[tuple[int, int, Any], bool] = {}
+    r = _Reconciler(lookup)
+    for adding, parent, info, child in ops:
+        r.related_op(adding, parent, info, child)
+    for st in states:
+        if st.mapping.relations:
+            r.edits_of(st)
+    return r.resolve()
 
-    def alone(child_state: ObjectState, pinfo: RelationInfo, edge: Any) -> bool:
-        """Whether ``pinfo`` (a collection) and at most one child reference are all the edge has."""
-        k3 = (id(child_state.mapping), id(pinfo.source), edge)
-        one = sole.get(k3)
-        if one is None:
-            one = sole[k3] = _sole_on_edge(pinfo.source, edge) and _sole_on_edge(child_state.mapping, edge, True)
-        return one
-    claims: dict[tuple[int, tuple[str, tuple[str, ...]]], _Claim] = {}
-    pairs: dict[tuple[Any, ...], tuple[str, JunctionOp]] = {}
 
-    def claim(child: Any, edge: tuple[str, tuple[str, ...]]) -> _Claim:
+class _Reconciler:
+    """The claims of one flush's relation edits, collected per kind and resolved into a plan.
+
+    Attributes:
+        claims: per (child, edge): what each side says the child's parent is.
+        pairs: per junction row (either side): whether it is added or removed.
+    """
+
+    def __init__(self, lookup: Callable[[Any], ObjectState | None]) -> None:
+        self.lookup = lookup
+        self.plan = RelationPlan()
+        self.claims: dict[tuple[int, tuple[str, tuple[str, ...]]], _Claim] = {}
+        self.pairs: dict[tuple[Any, ...], tuple[str, JunctionOp]] = {}
+        #: Per (child mapping, parent mapping, edge): whether each has one relation on it.
+        self._sole: dict[tuple[int, int, Any], bool] = {}
+
+    # -- collecting ---------------------------------------------------------------------------------
+
+    def claim(self, child: Any, edge: Edge) -> _Claim:
         k = (id(child), edge)
-        c = claims.get(k)
+        c = self.claims.get(k)
         if c is None:
-            c = claims[k] = _Claim(child)
+            c = self.claims[k] = _Claim(child)
         return c
 
-    def pair(info: RelationInfo, obj: Any, x: Any, adding: bool) -> None:
+    def related_op(self, adding: bool, parent: Any, info: RelationInfo, child: Any) -> None:
+        """An edit of an unloaded collection, made through ``session.related()``."""
+        if info.kind.links:
+            self.pair(info, parent, child, adding)
+        else:
+            c = self.claim(child, info.edge)
+            (c.adds if adding else c.removes).append((parent, info))
+
+    def edits_of(self, st: ObjectState) -> None:
+        """The claims of one state's relations, each the way its kind says."""
+        obj = st.obj
+        pending = st.status == PENDING
+        for info in st.mapping.relations.values():
+            value = getattr(obj, info.key, None)
+            if info.kind.reference:
+                self._reference(st, info, value, pending)
+            elif value is None or not is_unloaded(value):
+                added, removed = _collection_edits(st, info, value)
+                if info.kind.children:
+                    self._children(obj, info, added, removed)
+                else:  # one junction row per (source, target) pair
+                    for x in added:
+                        self.pair(info, obj, x, True)
+                    for x in removed:
+                        self.pair(info, obj, x, False)
+
+    def _reference(self, st: ObjectState, info: RelationInfo, value: Any, pending: bool) -> None:
+        """BelongsTo: a reference not its snapshot's object claims that parent."""
+        snap = st.rel(info.key, _MISSING)
+        changed = value is not None if (pending or snap is _MISSING) else value is not snap
+        if changed:
+            if value is not None:
+                _check_type(value, info, self.lookup)
+            self.claim(st.obj, info.edge).to_one = (value, info)
+
+    def _children(self, obj: Any, info: RelationInfo, added: list[Any], removed: list[Any]) -> None:
+        """HasMany, HasOne: a member added claims the parent; a member removed leaves it."""
+        edge = info.edge
+        target_cls = info.target.cls
+        entry = (obj, info)
+        claims = self.claims
+        for x in added:
+            if not isinstance(x, target_cls):
+                _check_type(x, info, self.lookup)
+            k = (id(x), edge)
+            c = claims.get(k)
+            if c is None:
+                c = claims[k] = _Claim(x)
+            c.adds.append(entry)
+        for x in removed:
+            self.claim(x, edge).removes.append(entry)
+
+    def pair(self, info: RelationInfo, obj: Any, x: Any, adding: bool) -> None:
+        """BelongsToMany: a junction row to add or remove (the same row from either side once)."""
+        lookup = self.lookup
         if adding:
             _check_type(x, info, lookup)
         op = JunctionOp(info, obj, x)
         key = _pair_key(info, obj, x)
-        previous = pairs.get(key)
+        previous = self.pairs.get(key)
         word = "add" if adding else "remove"
         if previous is not None and previous[0] != word:
             msg = (
@@ -250,140 +344,136 @@ def reconcile(
             )
             raise FlushError(msg)
         if previous is None:
-            pairs[key] = (word, op)
+            self.pairs[key] = (word, op)
+            plan = self.plan
             through = info.through is not None
             if adding:
                 (plan.assoc_add if through else plan.junction_add).append(op)
             else:
                 (plan.assoc_remove if through else plan.junction_remove).append(op)
 
-    for adding, parent, info, child in ops:
-        if info.kind == "belongs_to_many":
-            pair(info, parent, child, adding)
-        else:
-            (claim(child, info.edge).adds if adding else claim(child, info.edge).removes).append((parent, info))
+    # -- resolving ----------------------------------------------------------------------------------
 
-    for st in states:
-        rels = st.mapping.relations
-        if not rels:
-            continue
-        obj = st.obj
-        pending = st.status == PENDING
-        for info in rels.values():
-            value = getattr(obj, info.key, None)
-            kind = info.kind
-            if kind == "belongs_to":
-                snap = st.rel(info.key, _MISSING)
-                changed = value is not None if (pending or snap is _MISSING) else value is not snap
-                if changed:
-                    if value is not None:
-                        _check_type(value, info, lookup)
-                    claim(obj, info.edge).to_one = (value, info)
-                continue
-            if value is not None and is_unloaded(value):
-                continue
-            members = _members(value, info)
-            snap_members = st.rel(info.key, ())
-            if snap_members is None:
-                snap_members = ()
-            elif not isinstance(snap_members, tuple):
-                snap_members = (snap_members,)
-            if snap_members:
-                snap_ids = {id(x) for x in snap_members}
-                cur_ids = {id(x) for x in members}
-                added = [x for x in members if id(x) not in snap_ids]
-                removed = [x for x in snap_members if id(x) not in cur_ids]
-            else:  # a new parent, or a collection that was empty: every member is added
-                added, removed = members, []
-            if kind in ("has_many", "has_one"):
-                edge = info.edge
-                target_cls = info.target.cls
-                entry = (obj, info)
-                for x in added:
-                    if not isinstance(x, target_cls):
-                        _check_type(x, info, lookup)
-                    k = (id(x), edge)
-                    c = claims.get(k)
-                    if c is None:
-                        c = claims[k] = _Claim(x)
-                    c.adds.append(entry)
-                for x in removed:
-                    claim(x, info.edge).removes.append((obj, info))
-                continue
-            # belongs_to_many: one junction row per (source, target) pair.
-            for x in added:
-                pair(info, obj, x, True)
-            for x in removed:
-                pair(info, obj, x, False)
-
-    links, moves = plan.links, plan.moves
-    for (_, edge), c in claims.items():
-        child_state = lookup(c.child)
-        if child_state is None:
-            continue  # not managed: reported by the save cascade
-        if c.to_one is None and len(c.adds) == 1 and not c.removes and child_state.status == PENDING:
-            # The common case, a new child found in one parent's collection, without the lists
-            # the general case below builds (same outcome: one link, one move, no old parent).
-            new, info = c.adds[0]
-            link = Link(info.fk_cols, info.ref_cols, new, info)
-            known = links.get(id(child_state))
-            if known is None:
-                links[id(child_state)] = [link]
+    def resolve(self) -> RelationPlan:
+        """Each child's claims on each edge into one link and one move, or a FlushError."""
+        lookup = self.lookup
+        for (_, edge), c in self.claims.items():
+            child_state = lookup(c.child)
+            if child_state is None:
+                continue  # not managed: reported by the save cascade
+            if c.to_one is None and len(c.adds) == 1 and not c.removes and child_state.status == PENDING:
+                self._new_child(child_state, edge, c)
             else:
-                known.append(link)
-            moves.append((child_state, edge, new, []))
-            if alone(child_state, info, edge):
-                plan.in_parent.add(id(child_state))
-            continue
+                self._resolve(child_state, edge, c)
+        return self.plan
+
+    def _new_child(self, child_state: ObjectState, edge: Edge, c: _Claim) -> None:
+        """The common case, a new child found in one parent's collection: what ``_resolve``
+        decides for it (one link, one move, no old parent), without the lists it builds."""
+        plan = self.plan
+        new, info = c.adds[0]
+        link = Link(info.fk_cols, info.ref_cols, new, info)
+        known = plan.links.get(id(child_state))
+        if known is None:
+            plan.links[id(child_state)] = [link]
+        else:
+            known.append(link)
+        plan.moves.append(Move(child_state, edge, new, []))
+        if self._alone(child_state, info, edge):
+            plan.in_parent.add(id(child_state))
+
+    def _resolve(self, child_state: ObjectState, edge: Edge, c: _Claim) -> None:
+        plan = self.plan
+        add_parents = self._one_new_parent(c)
+        old_parents = [p for p, _ in c.removes] if c.removes else []
+        if c.to_one is not None:
+            new, info = c.to_one
+            self._refuse_contradiction(c, new, info, add_parents)
+            old = child_state.rel(info.key)
+            if old is not None and old is not new:
+                old_parents.append(old)
+            if new is None and old_parents and _orphans(info, c.removes):
+                plan.orphans.append(child_state)
+                return
+        elif add_parents:
+            new, info = add_parents[0]
+            old_parents += _old_references(child_state, edge, new)
+        elif c.removes:
+            new, info = None, c.removes[0][1]
+            if _orphans(None, c.removes):
+                plan.orphans.append(child_state)
+                return
+        else:
+            return
+        plan.links.setdefault(id(child_state), []).append(Link(info.fk_cols, info.ref_cols, new, info))
+        plan.moves.append(Move(child_state, edge, new, old_parents))
+        if add_parents and not old_parents and self._alone(child_state, add_parents[0][1], edge):
+            # Found in the new parent's collection: memory needs at most the child's reference.
+            (plan.settled if c.to_one is not None else plan.in_parent).add(id(child_state))
+
+    def _one_new_parent(self, c: _Claim) -> list[tuple[Any, RelationInfo]]:
+        """The distinct parents whose collections the child joined: one at most, else FlushError."""
         add_parents: list[tuple[Any, RelationInfo]] = c.adds if len(c.adds) < 2 else []
         if len(c.adds) > 1:
             for parent, info in c.adds:
                 if not any(p is parent for p, _ in add_parents):
                     add_parents.append((parent, info))
         if len(add_parents) > 1:
+            lookup = self.lookup
             (a, ia), (b, _) = add_parents[0], add_parents[1]
             msg = (
                 f"{label(c.child, lookup)} was put into {ia.name} of two objects ({label(a, lookup)} and "
                 f"{label(b, lookup)}); a child belongs to one parent: remove it from one collection"
             )
             raise FlushError(msg)
-        old_parents = [p for p, _ in c.removes] if c.removes else []
-        if c.to_one is not None:
-            new, info = c.to_one
-            if add_parents and add_parents[0][0] is not new:
-                parent, pinfo = add_parents[0]
-                msg = (
-                    f"{info.name} of {label(c.child, lookup)} is {label(new, lookup)}, but it was added to "
-                    f"{pinfo.name} of {label(parent, lookup)}; the two sides contradict each other: change one side only"
-                )
-                raise FlushError(msg)
-            old = child_state.rel(info.key)
+        return add_parents
+
+    def _refuse_contradiction(self, c: _Claim, new: Any, info: RelationInfo, add_parents: list[tuple[Any, RelationInfo]]) -> None:
+        """The reference names one parent and a collection it joined another: FlushError."""
+        if add_parents and add_parents[0][0] is not new:
+            lookup = self.lookup
+            parent, pinfo = add_parents[0]
+            msg = (
+                f"{info.name} of {label(c.child, lookup)} is {label(new, lookup)}, but it was added to "
+                f"{pinfo.name} of {label(parent, lookup)}; the two sides contradict each other: change one side only"
+            )
+            raise FlushError(msg)
+
+    def _alone(self, child_state: ObjectState, pinfo: RelationInfo, edge: Edge) -> bool:
+        """Whether ``pinfo`` (a collection) and at most one child reference are all the edge has."""
+        k3 = (id(child_state.mapping), id(pinfo.source), edge)
+        one = self._sole.get(k3)
+        if one is None:
+            one = self._sole[k3] = _sole_on_edge(pinfo.source, edge) and _sole_on_edge(child_state.mapping, edge, True)
+        return one
+
+
+def _collection_edits(st: ObjectState, info: RelationInfo, value: Any) -> tuple[list[Any], list[Any]]:
+    """The members added to and removed from a loaded collection since its snapshot."""
+    members = _members(value, info)
+    snap_members = st.rel(info.key, ())
+    if snap_members is None:
+        snap_members = ()
+    elif not isinstance(snap_members, tuple):
+        snap_members = (snap_members,)
+    if not snap_members:  # a new parent, or a collection that was empty: every member is added
+        return members, []
+    snap_ids = {id(x) for x in snap_members}
+    cur_ids = {id(x) for x in members}
+    return [x for x in members if id(x) not in snap_ids], [x for x in snap_members if id(x) not in cur_ids]
+
+
+def _old_references(child_state: ObjectState, edge: Edge, new: Any) -> list[Any]:
+    """The parents a persistent child's references on ``edge`` named before it joined ``new``."""
+    if child_state.status == PENDING:  # a new child has no relation snapshots: no old parent
+        return []
+    out = []
+    for ref in child_state.mapping.relations.values():
+        if ref.kind.reference and ref.edge == edge:
+            old = child_state.rel(ref.key)
             if old is not None and old is not new:
-                old_parents.append(old)
-            if new is None and old_parents and _orphans(info, c.removes):
-                plan.orphans.append(child_state)
-                continue
-        elif add_parents:
-            new, info = add_parents[0]
-            if child_state.status != PENDING:  # a new child has no relation snapshots: no old parent
-                for ref in child_state.mapping.relations.values():
-                    if ref.kind == "belongs_to" and ref.edge == edge:
-                        old = child_state.rel(ref.key)
-                        if old is not None and old is not new:
-                            old_parents.append(old)
-        elif c.removes:
-            new, info = None, c.removes[0][1]
-            if _orphans(None, c.removes):
-                plan.orphans.append(child_state)
-                continue
-        else:
-            continue
-        plan.links.setdefault(id(child_state), []).append(Link(info.fk_cols, info.ref_cols, new, info))
-        plan.moves.append((child_state, edge, new, old_parents))
-        if add_parents and not old_parents and alone(child_state, add_parents[0][1], edge):
-            # Found in the new parent's collection: memory needs at most the child's reference.
-            (plan.settled if c.to_one is not None else plan.in_parent).add(id(child_state))
-    return plan
+                out.append(old)
+    return out
 
 
 def refuse_null_links(plan: RelationPlan, lookup: Callable[[Any], ObjectState | None]) -> None:
@@ -396,14 +486,15 @@ def refuse_null_links(plan: RelationPlan, lookup: Callable[[Any], ObjectState | 
     Raises:
         FlushError: naming the child, the relation and the ways out.
     """
-    for child_state, edge, new, old_parents in plan.moves:
+    for move in plan.moves:
+        child_state, edge, new, old_parents = move.child, move.edge, move.new, move.old_parents
         if new is not None or child_state.status not in (PENDING, PERSISTENT):
             continue
         for link in plan.links.get(id(child_state), ()):
             if link.parent is not None or link.info.edge != edge or all(c.nullable for c in link.fk_cols):
                 continue
             info = link.info
-            owning = info if info.to_many or info.kind == "has_one" else info.inverse
+            owning = info if info.to_many or info.kind is HasOne else info.inverse
             where = f" of {label(old_parents[0], lookup)}" if old_parents else ""
             column = ", ".join(f"{edge[0]}.{c.name}" for c in link.fk_cols)
             fix = f"give {owning.name} the 'orphan' cascade, " if owning is not None else ""
@@ -415,7 +506,7 @@ def refuse_null_links(plan: RelationPlan, lookup: Callable[[Any], ObjectState | 
             raise FlushError(msg)
 
 
-def _sole_on_edge(m: Any, edge: Any, at_most: bool = False) -> bool:
+def _sole_on_edge(m: ClassMapping[Any], edge: Edge, at_most: bool = False) -> bool:
     """Whether ``m`` has one relation on ``edge`` (``at_most``: none or one), so no alias needs mirroring."""
     n = sum(1 for i in m.relations.values() if i.edge == edge)
     return n == 1 or (at_most and n == 0)
@@ -444,7 +535,7 @@ def delete_targets(st: ObjectState) -> list[tuple[RelationInfo, list[Any] | None
     """
     out: list[tuple[RelationInfo, list[Any] | None]] = []
     for info in st.mapping.relations.values():
-        if "delete" not in info.cascade or info.kind not in ("has_many", "has_one"):
+        if "delete" not in info.cascade or not info.kind.children:
             continue
         value = getattr(st.obj, info.key, None)
         if value is not None and is_unloaded(value):
@@ -517,13 +608,13 @@ def delete_edges(m: ClassMapping[Any], mappings: Iterable[ClassMapping[Any]]) ->
         if e is None:
             continue
         e.infos.append(info)
-        if info.kind == "belongs_to_many":
+        if info.kind.links:
             e.link = True
-        elif info.source is m and info.kind in ("has_many", "has_one") and e.owning is None:
+        elif info.source is m and info.kind.children and e.owning is None:
             e.owning = info
     for other in mappings:
         for info in other.relations.values():
-            if info.kind != "belongs_to_many" or info.target is not m:
+            if not info.kind.links or info.target is not m:
                 continue
             holder = info.holder if info.junction is None else None
             e = edge(info.junction or (info.holder.table if info.holder else None), info.other_cols, info.other_ref_cols, holder)

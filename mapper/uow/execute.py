@@ -18,7 +18,7 @@ from .changes import compute_changes
 from ..dialects.base import Dialect, Processor
 from ..engine import Connection
 from ..identity import IdentityMap
-from ..mapping import ClassMapping
+from ..mapping import ClassMapping, RelationInfo
 from .ordering import cycle_keys, table_order
 from ..schema import Column, Table
 from ..sql import Compiler
@@ -191,7 +191,7 @@ class ParentOp:
 
     __slots__ = ("kind", "table", "cols", "keys", "info")
 
-    def __init__(self, kind: str, table: Table, cols: list[Column], keys: list[Any], info: Any) -> None:
+    def __init__(self, kind: str, table: Table, cols: list[Column], keys: list[Any], info: RelationInfo) -> None:
         self.kind = kind
         self.table = table
         self.cols = cols
@@ -1026,7 +1026,7 @@ class UnitOfWork:
                 names = ", ".join(f"{op.table.name}.{c.name}" for c in cols)
                 fix = (
                     f"give {info.name} cascade='delete' (or 'all'), "
-                    if info.kind in ("has_many", "has_one")
+                    if info.kind.children
                     else ""
                 )
                 msg = (

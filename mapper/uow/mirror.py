@@ -8,8 +8,9 @@ from typing import Any
 
 from ..lazy import is_unloaded, set_member
 from ..mapping import ClassMapping, RelationInfo
+from ..relations import HasOne
 from ..state import GHOST, PERSISTENT, ObjectState
-from .cascade import RelationPlan
+from .cascade import Edge, JunctionOp, RelationPlan
 from .execute import UnitOfWork
 from .tracker import Tracker
 
@@ -33,12 +34,27 @@ class Mirror:
         """Mirror the moves, junction pairs and deletes of a flush, then take relation snapshots."""
         # Many children share a parent: each parent's state is looked up once.
         parent_states: dict[int, ObjectState | None] = {}
+        self._moves(plan, parent_states)
+        for op in plan.junction_add + plan.assoc_add:
+            self._mirror_pair(op, True)
+        for op in plan.junction_remove + plan.assoc_remove:
+            self._mirror_pair(op, False)
+        for st, old_key in rekeyed:
+            self._follow_key(st, old_key)
+        self.drop_deleted(uow.deleted)
+        self.t.gone += uow.deleted
+        self._associations(uow)
+        self._snapshot_relations(self._touched(plan, parent_states))
+
+    def _moves(self, plan: RelationPlan, parent_states: dict[int, ObjectState | None]) -> None:
+        """Both sides of each child's move, in memory (the child's reference, the collections)."""
         settled, in_parent = plan.settled, plan.in_parent
         # Moves come grouped by mapping and edge: the child references to set, looked up per group.
         last: tuple[Any, Any] | None = None
         ref_keys: list[str] = []
         set_ref: Callable[[Any, str, Any], None] = setattr
-        for child_state, edge, new, old_parents in plan.moves:
+        for move in plan.moves:
+            child_state, edge, new, old_parents = move.child, move.edge, move.new, move.old_parents
             if new is not None and not old_parents:
                 k = id(child_state)
                 if k in settled:
@@ -53,14 +69,9 @@ class Mirror:
                         set_ref(child_state.obj, key, new)
                     continue
             self._mirror(child_state, edge, new, old_parents, parent_states)
-        for op in plan.junction_add + plan.assoc_add:
-            self._mirror_pair(op, True)
-        for op in plan.junction_remove + plan.assoc_remove:
-            self._mirror_pair(op, False)
-        for st, old_key in rekeyed:
-            self._follow_key(st, old_key)
-        self.drop_deleted(uow.deleted)
-        self.t.gone += uow.deleted
+
+    def _associations(self, uow: UnitOfWork) -> None:
+        """Association objects written directly: the loaded plain lists of targets follow."""
         through = self.through()
         if through:
             for st in uow.inserted:
@@ -69,10 +80,13 @@ class Mirror:
             for st in uow.deleted:
                 for info in through.get(st.mapping, ()):
                     self._mirror_association(st, info, False)
-        # Relation snapshots move for what this flush looked at or changed; the rest is unchanged.
+
+    def _touched(self, plan: RelationPlan, parent_states: dict[int, ObjectState | None]) -> dict[int, ObjectState]:
+        """What this flush looked at or changed: only their relation snapshots can have moved."""
         touched: dict[int, ObjectState] = {id(st): st for st in plan.touched}
         parents_seen: set[int] = set()
-        for child_state, _, new, old_parents in plan.moves:
+        for move in plan.moves:
+            child_state, new, old_parents = move.child, move.new, move.old_parents
             touched[id(child_state)] = child_state
             for parent in (new, *old_parents) if old_parents else (new,):
                 if parent is None or id(parent) in parents_seen:
@@ -86,6 +100,10 @@ class Mirror:
                 ost = self.t.lookup(obj)
                 if ost is not None:
                     touched[id(ost)] = ost
+        return touched
+
+    def _snapshot_relations(self, touched: dict[int, ObjectState]) -> None:
+        """Take the relation snapshots of the persistent states a flush touched."""
         tx_new = self.t.tx_new
         # Per mapping: (attribute, is a reference, is to-many), looked up once per flush.
         plans: dict[ClassMapping[Any], list[tuple[str, bool, bool]]] = {}
@@ -97,7 +115,7 @@ class Mirror:
             plan_m = plans.get(st.mapping)
             if plan_m is None:
                 plan_m = plans[st.mapping] = [
-                    (info.key, info.kind == "belongs_to", info.to_many) for info in st.mapping.relations.values()
+                    (info.key, info.kind.reference, info.to_many) for info in st.mapping.relations.values()
                 ]
             obj = st.obj
             rels = st.rels
@@ -112,7 +130,7 @@ class Mirror:
                 else:
                     rels[key] = value
 
-    def _mirror(self, child_state: ObjectState, edge: Any, new: Any, old_parents: list[Any], parent_states: dict[int, ObjectState | None]) -> None:
+    def _mirror(self, child_state: ObjectState, edge: Edge, new: Any, old_parents: list[Any], parent_states: dict[int, ObjectState | None]) -> None:
         child = child_state.obj
         refs, _ = self._edge_relations(child_state.mapping, edge)
         for info in refs:
@@ -134,7 +152,7 @@ class Mirror:
                 value = getattr(parent, info.key, None)
                 if value is not None and is_unloaded(value):
                     continue
-                if info.kind == "has_one":
+                if info.kind is HasOne:
                     if adding:
                         self.t.spec(pst.mapping).setattr(parent, info.key, child)
                     elif value is child:
@@ -143,22 +161,22 @@ class Mirror:
                 if value is not None:
                     set_member(value, child, adding)
 
-    def _edge_relations(self, m: ClassMapping[Any], edge: Any) -> tuple[list[RelationInfo], list[RelationInfo]]:
+    def _edge_relations(self, m: ClassMapping[Any], edge: Edge) -> tuple[list[RelationInfo], list[RelationInfo]]:
         """The BelongsTo relations of ``m`` on a foreign key, and its HasMany/HasOne ones (cached)."""
         found = self._edge_cache.get((m, edge))
         if found is None:
             infos = [i for i in m.relations.values() if i.edge == edge]
             found = self._edge_cache[(m, edge)] = (
-                [i for i in infos if i.kind == "belongs_to"],
-                [i for i in infos if i.kind in ("has_many", "has_one")],
+                [i for i in infos if i.kind.reference],
+                [i for i in infos if i.kind.children],
             )
         return found
 
-    def _mirror_association(self, st: ObjectState, info: Any, adding: bool) -> None:
+    def _mirror_association(self, st: ObjectState, info: RelationInfo, adding: bool) -> None:
         """An association object written directly: the loaded plain list of targets follows."""
         ends: dict[tuple[str, ...], Any] = {}
         for ref in st.mapping.relations.values():
-            if ref.kind == "belongs_to":
+            if ref.kind.reference:
                 ends[ref.edge[1]] = getattr(st.obj, ref.key, None)
         source = ends.get(tuple(c.name for c in info.fk_cols))
         target = ends.get(tuple(c.name for c in info.other_cols))
@@ -184,7 +202,7 @@ class Mirror:
         for st in deleted:
             gone.setdefault(st.mapping, set()).add(id(st.obj))
         for m, states in self.t.identity.items():
-            infos = [i for i in m.relations.values() if i.kind != "belongs_to" and i.target in gone]
+            infos = [i for i in m.relations.values() if not i.kind.reference and i.target in gone]
             if not infos:
                 continue
             for hst in list(states.values()):
@@ -202,7 +220,7 @@ class Mirror:
                     elif id(value) in ids:
                         self._discard(hst, info, value)
 
-    def _discard(self, holder: ObjectState, info: Any, obj: Any) -> None:
+    def _discard(self, holder: ObjectState, info: RelationInfo, obj: Any) -> None:
         value = getattr(holder.obj, info.key, None)
         if value is None or is_unloaded(value):
             return
@@ -216,7 +234,7 @@ class Mirror:
         if set_member(value, obj, False):
             holder.rels[info.key] = tuple(value)
 
-    def _mirror_pair(self, op: Any, adding: bool) -> None:
+    def _mirror_pair(self, op: JunctionOp, adding: bool) -> None:
         inverse = op.info.inverse
         if inverse is None:
             return

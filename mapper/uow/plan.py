@@ -15,12 +15,14 @@ from .. import errors
 from ..engine import Connection
 from ..lazy import is_unloaded, set_member
 from ..mapping import ClassMapping, RelationInfo
+from ..relations import HasMany
 from ..schema import Column
 from ..state import DELETED, PENDING, PERSISTENT, ObjectState
 from .cascade import (
     DeleteEdge,
     JunctionOp,
     Link,
+    Move,
     RelationPlan,
     delete_targets,
     label,
@@ -165,12 +167,13 @@ class FlushPlanner:
                     linked.add(tuple(v if p is None else p(v) for p, v in zip(procs, row)))
         return linked
 
-    def _add_association(self, op: Any, plan: RelationPlan) -> None:
+    def _add_association(self, op: JunctionOp, plan: RelationPlan) -> None:
         """A target added to a BelongsToMany through a class: create the association object."""
         info = op.info
-        am: ClassMapping[Any] = info.through
+        am = info.through
+        assert am is not None  # an association pair
         edges = {tuple(c.name for c in info.fk_cols): op.source, tuple(c.name for c in info.other_cols): op.target}
-        to_one = {r.key: edges[r.edge[1]] for r in am.relations.values() if r.kind == "belongs_to" and r.edge[1] in edges}
+        to_one = {r.key: edges[r.edge[1]] for r in am.relations.values() if r.kind.reference and r.edge[1] in edges}
         for st in self.t.new.values():
             if st.mapping is am and to_one and all(getattr(st.obj, k, None) is v for k, v in to_one.items()):
                 return  # the user created this association object already
@@ -195,15 +198,16 @@ class FlushPlanner:
         src = self.t.lookup(op.source)
         if src is not None:
             for r in src.mapping.relations.values():
-                if r.kind == "has_many" and r.target is am and r.edge == (am.table.name, tuple(c.name for c in info.fk_cols)):
+                if r.kind is HasMany and r.target is am and r.edge == (am.table.name, tuple(c.name for c in info.fk_cols)):
                     coll = getattr(op.source, r.key, None)
                     if coll is not None and not is_unloaded(coll):
                         set_member(coll, obj, True)
 
-    def _remove_association(self, op: Any) -> None:
+    def _remove_association(self, op: JunctionOp) -> None:
         """A target removed from a BelongsToMany through a class: delete the held association objects."""
         info = op.info
-        am: ClassMapping[Any] = info.through
+        am = info.through
+        assert am is not None  # an association pair
         src, tgt = self.t.lookup(op.source), self.t.lookup(op.target)
         if src is None or tgt is None:
             return
@@ -223,7 +227,7 @@ class FlushPlanner:
         # A child this flush moves to another parent, or takes out of its parent (by either
         # side), is no longer that parent's: the old parent's delete cascade does not take it,
         # whatever its collection (loaded now, or loaded by this cascade) still shows.
-        moved = {(id(cst.obj), edge): new for cst, edge, new, _ in plan.moves} if queue else {}
+        moved = {(id(mv.child.obj), mv.edge): mv.new for mv in plan.moves} if queue else {}
         while queue:
             batch = [st for st in queue if id(st) not in done]
             queue = []
@@ -317,7 +321,7 @@ class FlushPlanner:
                 raise errors.FlushError(msg)
             else:
                 plan.links[id(h)] = [Link(cols, edge.ref_cols, None, edge.infos[0])]
-                plan.moves.append((h, edge.key, None, []))
+                plan.moves.append(Move(h, edge.key, None, []))
         return queued
 
     def _detach_moved_in(
@@ -330,15 +334,16 @@ class FlushPlanner:
         ON DELETE CASCADE) they are deleted, otherwise detached (NOT NULL keys are refused).
         """
         ids = {id(st.obj) for st in parents}
-        for i, (h, e, new, old_parents) in enumerate(plan.moves):
-            if e != edge.key or new is None or id(new) not in ids or h.status not in (PENDING, PERSISTENT):
+        for move in plan.moves:
+            h, new = move.child, move.new
+            if move.edge != edge.key or new is None or id(new) not in ids or h.status not in (PENDING, PERSISTENT):
                 continue
             links = [lk for lk in plan.links.get(id(h), ()) if lk.info.edge != edge.key]
             if delete:
                 if self.t.mark_deleted(h):
                     queued.append(h)
                 plan.links[id(h)] = links
-                plan.moves[i] = (h, e, None, [*old_parents, new])
+                move.new, move.old_parents = None, [*move.old_parents, new]
                 continue
             if not all(c.nullable for c in edge.cols):
                 msg = (
@@ -348,7 +353,7 @@ class FlushPlanner:
                 )
                 raise errors.FlushError(msg)
             plan.links[id(h)] = [*links, Link(edge.cols, edge.ref_cols, None, edge.infos[0])]
-            plan.moves[i] = (h, e, None, [*old_parents, new])
+            move.new, move.old_parents = None, [*move.old_parents, new]
 
     def _plan_unheld_children(self, edge: DeleteEdge, keys: list[Any], ops: list[ParentOp], seen: set[Any]) -> None:
         """Set-based writes for rows referencing deleted parents that the session does not hold.

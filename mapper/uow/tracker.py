@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import errors
 from ..identity import IdentityMap
@@ -19,10 +19,18 @@ if TYPE_CHECKING:
     from .execute import Persister
     from .restore import Frame
 
-__all__ = ["Tracker", "OpenTrackers", "Runtime"]
+__all__ = ["Tracker", "OpenTrackers", "MappingRuntime"]
 
-#: ``runtime(mapping)``: the mapping's (SnapshotSpec, Loader, Persister) in this Database.
-Runtime = Callable[[ClassMapping[Any]], "tuple[SnapshotSpec, Loader, Persister]"]
+
+class MappingRuntime(NamedTuple):
+    """The objects a Database builds for one mapping on first use, shared by its sessions."""
+
+    #: Fast reads, writes and comparisons of the mapping's columns.
+    spec: SnapshotSpec
+    #: The generated hydration function: rows into objects.
+    loader: Loader
+    #: The flush's bind processors, hooks and generated row collectors.
+    persister: Persister
 
 
 class OpenTrackers:
@@ -79,7 +87,7 @@ class Tracker:
         closed: the session closed (other sessions stop asking it about their objects).
     """
 
-    def __init__(self, registry: Registry, runtime: Runtime, open_trackers: OpenTrackers) -> None:
+    def __init__(self, registry: Registry, runtime: Callable[[ClassMapping[Any]], MappingRuntime], open_trackers: OpenTrackers) -> None:
         self.registry = registry
         self.runtime = runtime
         self.open_trackers = open_trackers
@@ -107,17 +115,17 @@ class Tracker:
     def spec(self, m: ClassMapping[Any]) -> SnapshotSpec:
         """The mapping's SnapshotSpec in this Database."""
         rt = m.runtime
-        return (rt if rt is not None else self.runtime(m))[0]
+        return (rt if rt is not None else self.runtime(m)).spec
 
     def loader(self, m: ClassMapping[Any]) -> Loader:
         """The mapping's generated Loader in this Database."""
         rt = m.runtime
-        return (rt if rt is not None else self.runtime(m))[1]
+        return (rt if rt is not None else self.runtime(m)).loader
 
     def persister(self, m: ClassMapping[Any]) -> Persister:
         """The mapping's Persister in this Database."""
         rt = m.runtime
-        return (rt if rt is not None else self.runtime(m))[2]
+        return (rt if rt is not None else self.runtime(m)).persister
 
     def edges(self, m: ClassMapping[Any]) -> list[DeleteEdge]:
         """The foreign keys that reference ``m``'s rows (``cascade.delete_edges``, cached)."""
