@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: the workloads of DESIGN.md section 5 on every backend, for the raw
+"""``python -m benchmarks``: the benchmark workloads (W1-W9) on every backend, for the raw
 driver, mapper and SQLAlchemy, over the same schema and data.
 
     python -m benchmarks                                   # embedded SQLite only, no server
@@ -52,7 +52,7 @@ def log(msg: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run the DESIGN.md section 5 workloads against the raw drivers, mapper and SQLAlchemy.",
+        description="Run the benchmark workloads W1-W9 against the raw drivers, mapper and SQLAlchemy.",
     )
     p.add_argument("--db", action="append", default=[], metavar="URL",
                    help="add a backend (postgresql://..., mysql://...); repeatable. A sqlite:///file URL "

@@ -1,4 +1,4 @@
-"""The nine workloads of DESIGN.md section 5 (plus W7q): sizes, seeding and verification.
+"""The nine benchmark workloads (plus W7q): sizes, seeding and verification.
 
 Each workload has a seed step (untimed: empties the benchmark tables and inserts the rows the
 workload starts from, with plain SQL on the harness's own connection) and a verify step

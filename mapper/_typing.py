@@ -6,29 +6,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 
-class DBAPICursor(Protocol):
-    """The part of a DB-API 2.0 cursor that mapper uses."""
-
-    @property
-    def description(self) -> Sequence[Sequence[Any]] | None: ...
-
-    @property
-    def rowcount(self) -> int: ...
-
-    @property
-    def lastrowid(self) -> Any: ...
-
-    def execute(self, operation: Any, parameters: Any = ...) -> Any: ...
-
-    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any: ...
-
-    def fetchall(self) -> Sequence[Any]: ...
-
-    def fetchmany(self, size: int = ...) -> Sequence[Any]: ...
-
-    def close(self) -> Any: ...
-
-
 class DBAPIConnection(Protocol):
     """The part of a DB-API 2.0 connection that mapper uses."""
 

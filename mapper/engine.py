@@ -341,7 +341,6 @@ class Connection:
         "echo",
         "_errors",
         "_sp_seq",
-        "last_description",
         "_lent",
         "_ended",
     )
@@ -360,7 +359,6 @@ class Connection:
         self.echo = engine.echo
         self._errors = engine.dialect.driver_errors()
         self._sp_seq = 0
-        self.last_description: Sequence[Any] | None = None
         #: ``raw`` is the pool's, counted as lent (False after a replacement failed).
         self._lent = True
         #: A transaction ended since ``raw`` was last checked: the next one checks it first.
@@ -468,7 +466,6 @@ class Connection:
             rows = cur.fetchall()
         except self._errors as exc:
             self._raise(exc, sql, params)
-        self.last_description = cur.description
         return rows if isinstance(rows, list) else list(rows)
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:

@@ -29,11 +29,6 @@ class _Unloaded:
     _loader: Callable[[Any], None] | None
     _what: str
 
-    def _ensure(self) -> None:
-        loader = self._loader
-        if loader is not None:
-            loader(self)
-
     def _describe(self) -> str:
         return f"<{self._what} not loaded>"
 

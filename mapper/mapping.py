@@ -264,11 +264,6 @@ class ClassMapping(Generic[T]):
             self.table.indexes.append(Index(derived_name("ix", self.table.name, (col.name,)), self.table.name, (col.name,)))
         return col
 
-    @property
-    def pk_single(self) -> bool:
-        """Whether the primary key is one column."""
-        return len(self.pk) == 1
-
     def __repr__(self) -> str:
         return f"<ClassMapping {self.cls.__name__} by {self.name}>"
 
@@ -318,11 +313,6 @@ class RelationInfo:
         self.edge: tuple[str, tuple[str, ...]] = ("", ())
         self.inverse: RelationInfo | None = None
         self.order: list[tuple[Column, bool]] = []
-
-    @property
-    def fk_nullable(self) -> bool:
-        """Whether every foreign-key column may be NULL."""
-        return all(c.nullable for c in self.fk_cols)
 
     def fk_rule(self, which: str = "on_delete") -> str | None:
         """The database ON DELETE / ON UPDATE rule of this relation's foreign key, if any."""

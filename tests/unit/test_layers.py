@@ -1,4 +1,4 @@
-"""The import direction of DESIGN.md section 3, read from the source: no module imports upward."""
+"""The import direction of docs/architecture.md ("Layers"), read from the source: no module imports upward."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ RANK = {
     "__init__": 18,
     "__main__": 18,
 }
-# Branch rules from DESIGN.md: (importer, forbidden import).
+# Branch rules of docs/architecture.md: (importer, forbidden import).
 FORBIDDEN = [
     ("relations", "sql"), ("relations", "engine"), ("relations", "session"), ("relations", "dialects"),
     ("mapping", "sql"), ("mapping", "engine"), ("mapping", "session"), ("mapping", "dialects"),
@@ -107,7 +107,7 @@ def violations(me: str, imported: set[str]) -> list[str]:
         if target == me:
             continue
         if (me, target) in FORBIDDEN:
-            out.append(f"imports {module}: forbidden by DESIGN.md")
+            out.append(f"imports {module}: forbidden by the branch rules of docs/architecture.md")
         elif RANK[target] >= RANK[me]:
             out.append(f"(rank {RANK[me]}) imports {module} (rank {RANK[target]}): imports must point down")
     return out
