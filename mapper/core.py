@@ -7,7 +7,7 @@ import gc
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import release
+from . import errors, release
 from .dialects.base import Dialect
 from .engine import Connection
 from .expressions import BoolExpr
@@ -16,16 +16,48 @@ from .loading import pause_gc
 from .mapping import ClassMapping
 from .schema import Column
 from .sql import Select
-from .state import DELETED, DETACHED, ObjectState
+from .state import DELETED, DETACHED, GHOST, ObjectState
 from .uow.mirror import Mirror
 from .uow.tracker import Tracker
 
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["SessionCore"]
+__all__ = ["SessionCore", "key_arg"]
 
 T = TypeVar("T")
+
+
+def key_arg(m: ClassMapping[Any], pk: Any) -> Any:
+    """The identity key get() looks for: a value, or a tuple for a composite key.
+
+    Raises:
+        QueryError: the value does not fit the key (None, a tuple of the wrong length).
+    """
+    if len(m.pk) == 1:
+        if isinstance(pk, tuple):
+            if len(pk) != 1:
+                msg = f"{m.cls.__name__} has a one-column key ({m.pk[0].key}); got {pk!r}"
+                raise errors.QueryError(msg)
+            pk = pk[0]
+        if pk is None:
+            msg = f"get({m.cls.__name__}, None): a primary key value is required"
+            raise errors.QueryError(msg)
+        return pk
+    if not isinstance(pk, tuple) or len(pk) != len(m.pk) or any(v is None for v in pk):
+        names = ", ".join(c.key for c in m.pk)
+        msg = f"{m.cls.__name__} has a composite key ({names}); pass a tuple of {len(m.pk)} values, got {pk!r}"
+        raise errors.QueryError(msg)
+    return pk
+
+
+def _key_params(dialect: Dialect, cols: Sequence[Column]) -> Callable[[Any], list[Any]]:
+    """``params(key)``: the driver values of one key (a value, or a tuple for several columns)."""
+    binds = [dialect.bind_processor(c.type) for c in cols]
+    if len(cols) == 1:
+        b = binds[0]
+        return lambda key: [key if b is None or key is None else b(key)]
+    return lambda key: [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
 
 
 class SessionCore:
@@ -61,6 +93,8 @@ class SessionCore:
         self.mirror = Mirror(tracker, db._through_relations)
         #: What an unloaded collection calls on first use (bound once, passed to every load).
         self._lazy = self.graph.lazy_collection
+        #: Per mapping: get()'s statement and key conversion, built on first use.
+        self._get_plans: dict[ClassMapping[Any], tuple[str, Callable[[Any], list[Any]]]] = {}
         #: Per mapping: (identity dict, stand-in factory) of each reference the loader wires.
         self._refs: dict[ClassMapping[Any], list[tuple[dict[Any, ObjectState], Callable[[Any], Any]]]] = {}
 
@@ -89,6 +123,49 @@ class SessionCore:
         """``session.add(obj)``."""
         self._check()
         self.t.add(obj, self.t.states)
+
+    def fetch_by_key(self, m: ClassMapping[Any], key: Any, st: ObjectState | None) -> Any:
+        """get() after the identity map missed: one SELECT by key (``st``: a stand-in or None)."""
+        imap = self.t.identity.for_mapping(m)
+        # A SELECT by generated key reads one table, and deletes are answered by the identity
+        # map: only new objects of this class can change its answer, so only they need a flush
+        # (a full autoflush would compare every held object on each miss). A natural key may
+        # have been edited on a held object, so those take the full autoflush.
+        if m.autoinc is None or (self.t.new and any(p.mapping is m for p in self.t.new.values())):
+            conn = self.read()
+            st = imap.get(key)  # the flush may have given a new object this key
+            if st is not None and st.status != GHOST:
+                return None if st.status == DELETED else st.obj
+        else:
+            conn = self.connection
+        plan = self._get_plans.get(m)
+        if plan is None:
+            # The statement and the key conversion of get(), built once per session and class.
+            sql = conn.compiler.select_by_key(m.table, self.t.loader(m).columns, m.pk)
+            plan = self._get_plans[m] = (sql, _key_params(conn.dialect, m.pk))
+        rows = conn.fetchall(plan[0], plan[1](key))
+        found = self.load_rows(m, rows)
+        if not found and st is not None:
+            # A reference to a row that does not exist: drop the stand-in.
+            self.t.forget(st)
+        return found[0] if found else None
+
+    def refresh(self, st: ObjectState) -> None:
+        """Read a persistent state's row again; its unflushed changes are discarded.
+
+        Raises:
+            NotFoundError: its row no longer exists.
+        """
+        m = st.mapping
+        conn = self.connection
+        loader = self.t.loader(m)
+        sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
+        rows = conn.fetchall(sql, conn.dialect.key_params(m.pk, [st.key]))
+        if not rows:
+            msg = f"{m.cls.__name__} with key {st.key!r} no longer exists in the database"
+            raise errors.NotFoundError(msg)
+        self.t.keep_committed(st)
+        self.t.set_row(st, dict(zip((c.key for c in loader.columns), loader.convert_row(rows[0]))))
 
     def let_go_all(self) -> None:
         """The session closed: let go of every object it managed."""

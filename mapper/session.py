@@ -10,21 +10,20 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import errors
 from .accessors import CollectionAccessor, ReferenceAccessor
-from .core import SessionCore
+from .core import SessionCore, key_arg
 from .engine import Budget, Connection, Row, row_class
 from .graph import resolve_paths
 from .loading import pause_gc
 from .mapping import ClassMapping
 from .query import Query
-from .schema import Column
 from .sql import bind_named
-from .state import DELETED, DETACHED, GHOST, PENDING, PERSISTENT, ObjectState
+from .state import DELETED, DETACHED, GHOST, PERSISTENT, ObjectState
 from .uow.execute import UnitOfWork
 from .uow.plan import FlushPlanner
 from .uow.restore import Frame, Restorer
@@ -39,15 +38,6 @@ T = TypeVar("T")
 
 log = logging.getLogger("mapper.session")
 _get_ident = threading.get_ident
-
-
-def _key_params(dialect: Any, cols: Sequence[Column]) -> Callable[[Any], list[Any]]:
-    """``params(key)``: the driver values of one key (a value, or a tuple for several columns)."""
-    binds = [dialect.bind_processor(c.type) for c in cols]
-    if len(cols) == 1:
-        b = binds[0]
-        return lambda key: [key if b is None or key is None else b(key)]
-    return lambda key: [v if b is None or v is None else b(v) for b, v in zip(binds, key)]
 
 
 def note_failed_rollback(exc: BaseException | None, failure: Exception) -> None:
@@ -89,7 +79,7 @@ class Session:
         self._flushing = False
         self._t = Tracker(db.registry, db._runtime, db._sessions)
         self._core = SessionCore(
-            db, self._t, lazy=self.lazy, check=self._check, connect=lambda: self.connection, autoflush=self._autoflush
+            db, self._t, lazy=self.lazy, check=self._check, connect=self._connection, autoflush=self._autoflush
         )
         self._graph = self._core.graph
         self._planner = FlushPlanner(self._t, self._graph, lambda: self.connection)
@@ -97,7 +87,6 @@ class Session:
         self._by_class = db.registry.by_class
         #: Identity dicts of classes with a one-column key, by class, for get()'s fast path.
         self._held: dict[type, dict[Any, ObjectState]] = {}
-        self._get_plans: dict[ClassMapping[Any], tuple[str, Callable[[Any], list[Any]]]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -180,6 +169,11 @@ class Session:
                     conn.budgets = self._budgets
                     self._conn = conn
         return conn
+
+    def _connection(self) -> Connection:
+        """The connection once held, without the checks (what follows a check or a read)."""
+        conn = self._conn
+        return conn if conn is not None else self.connection
 
     @property
     def query_count(self) -> int:
@@ -275,33 +269,9 @@ class Session:
     def clear(self) -> None:
         """Stop managing every object (pending changes are dropped, nothing is written)."""
         self._check()
-        t = self._t
-        for st in t.states.values():
-            st.status = DETACHED
-        t.states.clear()
-        t.new.clear()
-        t.deleted.clear()
-        t.tx_new.clear()
-        t.identity.clear()
+        self._t.forget_all()
 
     # -- reading ----------------------------------------------------------------------------------
-
-    def _key_arg(self, m: ClassMapping[Any], pk: Any) -> Any:
-        if len(m.pk) == 1:
-            if isinstance(pk, tuple):
-                if len(pk) != 1:
-                    msg = f"{m.cls.__name__} has a one-column key ({m.pk[0].key}); got {pk!r}"
-                    raise errors.QueryError(msg)
-                pk = pk[0]
-            if pk is None:
-                msg = f"get({m.cls.__name__}, None): a primary key value is required"
-                raise errors.QueryError(msg)
-            return pk
-        if not isinstance(pk, tuple) or len(pk) != len(m.pk) or any(v is None for v in pk):
-            names = ", ".join(c.key for c in m.pk)
-            msg = f"{m.cls.__name__} has a composite key ({names}); pass a tuple of {len(m.pk)} values, got {pk!r}"
-            raise errors.QueryError(msg)
-        return pk
 
     def get(self, cls: type[T], pk: Any) -> T | None:
         """The object with this primary key: from the identity map with no query, else one SELECT.
@@ -334,35 +304,15 @@ class Session:
         if m is None:
             m = self._mapping_for(cls)
         # The common case (a one-column key given as a plain value) skips argument checks.
-        key = pk if len(m.pk) == 1 and pk is not None and type(pk) is not tuple else self._key_arg(m, pk)
+        key = pk if len(m.pk) == 1 and pk is not None and type(pk) is not tuple else key_arg(m, pk)
         imap = self._t.identity.for_mapping(m)
         if len(m.pk) == 1:
             self._held[cls] = imap
         st = imap.get(key)
         if st is not None and st.status != GHOST:
             return None if st.status == DELETED else st.obj
-        # A SELECT by generated key reads one table, and deletes are answered by the identity
-        # map: only new objects of this class can change its answer, so only they need a flush
-        # (a full autoflush would compare every held object on each miss). A natural key may
-        # have been edited on a held object, so those take the full autoflush.
-        if m.autoinc is None or (self._t.new and any(p.mapping is m for p in self._t.new.values())):
-            conn = self._read()
-            st = imap.get(key)  # the flush may have given a new object this key
-            if st is not None and st.status != GHOST:
-                return None if st.status == DELETED else st.obj
-        else:
-            conn = self._conn if self._conn is not None else self.connection
-        plan = self._get_plans.get(m)
-        if plan is None:
-            # The statement and the key conversion of get(), built once per session and class.
-            sql = conn.compiler.select_by_key(m.table, self._t.loader(m).columns, m.pk)
-            plan = self._get_plans[m] = (sql, _key_params(conn.dialect, m.pk))
-        rows = conn.fetchall(plan[0], plan[1](key))
-        found = self._core.load_rows(m, rows)
-        if not found and st is not None:
-            # A reference to a row that does not exist: drop the stand-in.
-            self._t.forget(st)
-        return found[0] if found else None
+        found: T | None = self._core.fetch_by_key(m, key, st)
+        return found
 
     def get_one(self, cls: type[T], pk: Any) -> T:
         """Like get(), but a missing row raises NotFoundError.
@@ -443,16 +393,7 @@ class Session:
         if st.status != PERSISTENT:
             msg = f"refresh() needs a persistent object; {type(obj).__name__} {obj!r} is pending or deleted (flush first)"
             raise errors.SessionError(msg)
-        m = st.mapping
-        conn = self.connection
-        loader = self._t.loader(m)
-        sql = conn.compiler.select_by_keys(m.table, loader.columns, m.pk, 1)
-        rows = conn.fetchall(sql, conn.dialect.key_params(m.pk, [st.key]))
-        if not rows:
-            msg = f"{m.cls.__name__} with key {st.key!r} no longer exists in the database"
-            raise errors.NotFoundError(msg)
-        self._t.keep_committed(st)
-        self._t.set_row(st, dict(zip((c.key for c in loader.columns), loader.convert_row(rows[0]))))
+        self._core.refresh(st)
 
     def identity(self, obj: Any) -> Any:
         """The primary key of a managed object (hidden or not): a value, or a tuple for composite keys.

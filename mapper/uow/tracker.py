@@ -254,6 +254,17 @@ class Tracker:
             self.identity.discard(st)
         st.status = DETACHED
 
+    def forget_all(self) -> None:
+        """Stop managing every object (``session.clear()``)."""
+        states = self.states
+        for st in states.values():
+            st.status = DETACHED
+        states.clear()
+        self.new.clear()
+        self.deleted.clear()
+        self.tx_new.clear()
+        self.identity.clear()
+
     def mark_deleted(self, st: ObjectState) -> bool:
         """Mark a state for deletion (a pending one is forgotten); True if it was persistent."""
         if st.status == PENDING:
