@@ -55,6 +55,8 @@ class Database:
             10; PostgreSQL waits whole seconds, at least 2). A server that refuses, or does not
             answer in time, fails the statement that needed the connection with
             ``OperationalError``.
+        pause_gc: pause Python's cyclic garbage collector while a query, or a load or flush
+            of more than 1,000 rows, runs (default True); False never touches the collector.
 
     Raises:
         ConfigurationError: a mapping is wrong, the URL names no known backend or a driver
@@ -75,11 +77,17 @@ class Database:
         busy_timeout: float = 5.0,
         connect_args: dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
+        pause_gc: bool = True,
     ) -> None:
         if lazy not in _LAZY:
             msg = f"Database(lazy={lazy!r}): use one of {_LAZY}"
             raise errors.ConfigurationError(msg)
         self.lazy = lazy
+        if not isinstance(pause_gc, bool):
+            msg = f"Database(pause_gc={pause_gc!r}): use True or False"
+            raise errors.ConfigurationError(msg)
+        #: Whether loads and flushes pause the cyclic GC (read by ``loading.pause_gc``).
+        self.pause_gc = pause_gc
         self.registry = Registry(mappers)
         self.engine = Engine(
             url,

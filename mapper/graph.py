@@ -386,7 +386,7 @@ class GraphLoader:
         if not any(c is st for c in targets):
             targets.append(st)
         s._prepare_read()
-        with collector_paused():
+        with collector_paused(s._db):
             self.load(targets, info)
 
 

@@ -237,7 +237,7 @@ class Query(Generic[T]):
         s = self._session
         conn = s._prepare_read()
         sql, params = conn.compiler.select(self._select())
-        with collector_paused():
+        with collector_paused(s._db):
             rows = conn.fetchall(sql, params)
             row_states: list[Any] = []
             return self._finish(s._load_rows(self._mapping, rows, row_states), row_states)
@@ -404,7 +404,7 @@ class Query(Generic[T]):
             collected: list[list[Any]] = []
             s._collecting.append(collected)
             try:
-                with collector_paused():
+                with collector_paused(s._db):
                     sts: list[Any] = []
                     objs = self._finish(s._load_rows(m, batch, sts), sts)
                     del sts, batch

@@ -7,7 +7,6 @@ savepoints.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import weakref
@@ -37,7 +36,7 @@ from .uow.execute import ParentOp, Persister, UnitOfWork
 from .lazy import is_unloaded, set_member
 from .graph import GraphLoader, resolve_paths
 from .identity import IdentityMap
-from .loading import Loader, pause_gc
+from .loading import Loader, pause_gc, resume_gc
 from .mapping import ClassMapping, RelationInfo
 from .query import Query
 from . import release
@@ -329,7 +328,7 @@ class Session:
             refs = self._refs[m] = [
                 (self._identity.for_mapping(info.target), self._graph.ghost_factory(info)) for info in loader.references
             ]
-        paused = pause_gc(len(rows))
+        paused = pause_gc(len(rows), self._db)
         try:
             try:
                 objs = loader.load(rows, self._identity.for_mapping(m), fresh, refs, [] if row_states is None else row_states, self._lazy)
@@ -344,7 +343,7 @@ class Session:
                     self._loaded_after_write += fresh
         finally:
             if paused:
-                gc.enable()
+                resume_gc()
         return objs
 
     def _state(self, obj: Any, what: str) -> ObjectState:
@@ -848,7 +847,7 @@ class Session:
             return
         self._flushing = True
         # The cascades allocate per new object too (states, claims, links): pause from there.
-        paused = pause_gc(len(self._new) + len(self._deleted))
+        paused = pause_gc(len(self._new) + len(self._deleted), self._db)
         try:
             self._db._before_flush(self)
             plan, ops = self._prepare_flush()
@@ -859,7 +858,7 @@ class Session:
             db = self._db
             self._wrote = True
             if not paused:
-                paused = pause_gc(len(self._new) + len(persistent) + len(self._deleted))
+                paused = pause_gc(len(self._new) + len(persistent) + len(self._deleted), db)
             # Links and junction rows find the states they point at by object: only they need
             # every loaded state indexed (see _states); an update-only flush after a big load does not.
             linked = plan.links or plan.junction_add or plan.junction_remove or plan.assoc_add or plan.assoc_remove
@@ -874,7 +873,7 @@ class Session:
         finally:
             self._flushing = False
             if paused:
-                gc.enable()
+                resume_gc()
         self._new.clear()
         self._deleted.clear()
         self._pending_keys.clear()

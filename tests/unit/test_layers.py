@@ -15,6 +15,7 @@ PKG = ROOT / "mapper"
 RANK = {
     "errors": 0,
     "_typing": 0,
+    "codegen": 0,
     "types": 1,
     "expressions": 2,
     "schema": 3,
