@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import errors
+from .codegen import source_of
 from .engine import Engine
 from .uow.execute import Persister
 from .loading import Loader
@@ -126,6 +127,35 @@ class Database:
             dialect = self.engine.dialect
             rt = m.runtime = (spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
         return rt
+
+    def generated_source(self, cls: type) -> dict[str, str]:
+        """The Python source mapper generated for one mapping, by job.
+
+        The jobs are ``load`` (rows into objects), ``changed``, ``diff`` and
+        ``relation_candidates`` (the snapshot scans of a flush), ``collect`` (an INSERT's
+        values) and ``update_row`` (an UPDATE's values; absent when a version or ``updated_at``
+        column sends every update down the general path). Tracebacks through these functions
+        show their lines under ``<mapper generated PugMapper.load>``-style names.
+
+        Args:
+            cls: the domain class or its mapper class.
+
+        Returns:
+            Source text by job name, in the order above.
+
+        Raises:
+            MapperError: ``cls`` is not mapped in this Database.
+        """
+        spec, loader, persister = self._runtime(self.registry.mapping_for(cls))
+        fns = {
+            "load": loader.load,
+            "changed": spec.changed,
+            "diff": spec.diff,
+            "relation_candidates": spec.relation_candidates,
+            "collect": persister.collect,
+            "update_row": persister.update_row,
+        }
+        return {job: source_of(fn) for job, fn in fns.items() if fn is not None}
 
     def _through_relations(self) -> dict[ClassMapping[Any], list[Any]]:
         """BelongsToMany relations by their association mapping (computed once)."""
