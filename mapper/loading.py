@@ -33,7 +33,6 @@ class PauseOption(Protocol):
     pause_gc: bool
 
 
-
 #: A load or flush of more rows than this pauses the collector (a query always does).
 PAUSE_ROWS = 1000
 
@@ -57,6 +56,9 @@ def pause_gc(rows: int, db: PauseOption) -> bool:
     Args:
         rows: the batch's size.
         db: the Database; nothing is paused when its ``pause_gc`` option is off.
+
+    Returns:
+        Whether this call paused (and so must be matched by one ``resume_gc()``).
     """
     if rows > PAUSE_ROWS and db.pause_gc:
         _hold()
