@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import __version__
+import mapper
+
 from .database import Database
 from .mapping import ClassMapping
 
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m mapper",
         description="Tools that work on an application's mapper Database, named as MODULE:ATTRIBUTE.",
     )
-    parser.add_argument("--version", action="version", version=f"mapper {__version__}")
+    parser.add_argument("--version", action="version", version=f"mapper {mapper.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(commands)

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import io
 import linecache
+import re
 import subprocess
 import sys
 import traceback
@@ -495,7 +496,7 @@ def test_a_traceback_through_the_loader_shows_the_generated_line() -> None:
         with pytest.raises(ValueError, match="cannot load x") as info:
             loader.load([(1, "x")], {}, [], [], [], None)
     text = "".join(traceback.format_exception(info.value))
-    assert 'File "<mapper generated BombMapper.load>", line ' in text
+    assert re.search(r'File "<mapper generated BombMapper\.load(-\d+)?>", line \d+, in load\n', text)
     assert ", in load\n    on_load(obj)\n" in text
 
 
@@ -510,7 +511,8 @@ def test_a_traceback_through_a_snapshot_scan_shows_the_generated_line(db: Databa
     with pytest.raises(RuntimeError) as info:
         env.spec.diff(st)
     frame = traceback.extract_tb(info.value.__traceback__)[-2]
-    assert frame.filename == "<mapper generated MembershipMapper.diff>" and frame.name == "diff"
+    # Other tests map classes of the same names differently: their sources take numbered names.
+    assert re.fullmatch(r"<mapper generated MembershipMapper\.diff(-\d+)?>", frame.filename) and frame.name == "diff"
     assert frame.line == "if v is not w and v != w:"
 
 

@@ -42,7 +42,7 @@ RANK = {
     "transaction": 14,
     "database": 15,
     "__init__": 16,
-    "__main__": 16,
+    "__main__": 17,
 }
 # Branch rules from DESIGN.md: (importer, forbidden import).
 FORBIDDEN = [
