@@ -3,7 +3,6 @@ turning rows into objects, letting go of streamed objects, and set-based writes.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -12,7 +11,7 @@ from .dialects.base import Dialect
 from .engine import Connection
 from .expressions import BoolExpr
 from .graph import GraphLoader
-from .loading import pause_gc
+from .loading import pause_gc, resume_gc
 from .mapping import ClassMapping
 from .schema import Column
 from .sql import Select
@@ -86,6 +85,8 @@ class SessionCore:
         self.db = db
         self.t = self.tracker = tracker
         self.lazy = lazy
+        #: The Database's ``pause_gc`` option (loads pause the collector through the core).
+        self.pause_gc: bool = db.pause_gc
         self._check = check
         self._connect = connect
         self._autoflush = autoflush
@@ -181,7 +182,7 @@ class SessionCore:
             refs = self._refs[m] = [
                 (self.t.identity.for_mapping(info.target), self.graph.ghost_factory(info)) for info in loader.references
             ]
-        paused = pause_gc(len(rows))
+        paused = pause_gc(len(rows), self)
         try:
             try:
                 objs = loader.load(rows, self.t.identity.for_mapping(m), fresh, refs, [] if row_states is None else row_states, self._lazy)
@@ -196,7 +197,7 @@ class SessionCore:
                     self.t.loaded_after_write += fresh
         finally:
             if paused:
-                gc.enable()
+                resume_gc()
         return objs
 
     def release_unused(self, states: list[ObjectState]) -> list[ObjectState]:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import errors
+from .codegen import source_of
 from .engine import Engine
 from .uow.execute import Persister
 from .loading import Loader
@@ -56,6 +57,8 @@ class Database:
             10; PostgreSQL waits whole seconds, at least 2). A server that refuses, or does not
             answer in time, fails the statement that needed the connection with
             ``OperationalError``.
+        pause_gc: pause Python's cyclic garbage collector while a query, or a load or flush
+            of more than 1,000 rows, runs (default True); False never touches the collector.
 
     Raises:
         ConfigurationError: a mapping is wrong, the URL names no known backend or a driver
@@ -76,11 +79,17 @@ class Database:
         busy_timeout: float = 5.0,
         connect_args: dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
+        pause_gc: bool = True,
     ) -> None:
         if lazy not in _LAZY:
             msg = f"Database(lazy={lazy!r}): use one of {_LAZY}"
             raise errors.ConfigurationError(msg)
         self.lazy = lazy
+        if not isinstance(pause_gc, bool):
+            msg = f"Database(pause_gc={pause_gc!r}): use True or False"
+            raise errors.ConfigurationError(msg)
+        #: Whether loads and flushes pause the cyclic GC (read by ``loading.pause_gc``).
+        self.pause_gc = pause_gc
         self.registry = Registry(mappers)
         self.engine = Engine(
             url,
@@ -119,6 +128,35 @@ class Database:
             dialect = self.engine.dialect
             rt = m.runtime = MappingRuntime(spec, Loader(m, dialect, spec), Persister(m, dialect, spec))
         return rt
+
+    def generated_source(self, cls: type) -> dict[str, str]:
+        """The Python source mapper generated for one mapping, by job.
+
+        The jobs are ``load`` (rows into objects), ``changed``, ``diff`` and
+        ``relation_candidates`` (the snapshot scans of a flush), ``collect`` (an INSERT's
+        values) and ``update_row`` (an UPDATE's values; absent when a version or ``updated_at``
+        column sends every update down the general path). Tracebacks through these functions
+        show their lines under ``<mapper generated PugMapper.load>``-style names.
+
+        Args:
+            cls: the domain class or its mapper class.
+
+        Returns:
+            Source text by job name, in the order above.
+
+        Raises:
+            MapperError: ``cls`` is not mapped in this Database.
+        """
+        spec, loader, persister = self._runtime(self.registry.mapping_for(cls))
+        fns = {
+            "load": loader.load,
+            "changed": spec.changed,
+            "diff": spec.diff,
+            "relation_candidates": spec.relation_candidates,
+            "collect": persister.collect,
+            "update_row": persister.update_row,
+        }
+        return {job: source_of(fn) for job, fn in fns.items() if fn is not None}
 
     def _through_relations(self) -> dict[ClassMapping[Any], list[Any]]:
         """BelongsToMany relations by their association mapping (computed once)."""

@@ -423,7 +423,7 @@ class GraphLoader:
         if not any(c is st for c in targets):
             targets.append(st)
         s.read()
-        with collector_paused():
+        with collector_paused(s):
             self.load(targets, info)
 
 

@@ -10,48 +10,95 @@ from __future__ import annotations
 
 import copy
 import gc
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
+from .codegen import compile_function
 from .dialects.base import Dialect
 from .lazy import new_unloaded
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
 from .state import GHOST, NO_RELS, PERSISTENT, ObjectState, SnapshotSpec
 
-__all__ = ["Loader", "LoadFn", "pause_gc", "collector_paused"]
+__all__ = ["Loader", "LoadFn", "pause_gc", "resume_gc", "collector_paused", "PAUSE_ROWS"]
 
 LoadFn = Callable[..., list[Any]]
 
 
+class PauseOption(Protocol):
+    """What the pause reads its option from (the Database)."""
 
-def pause_gc(rows: int) -> bool:
-    """Pause the cyclic GC for a batch of more than 1,000 rows; True if the caller must resume it.
+    pause_gc: bool
+
+
+#: A load or flush of more rows than this pauses the collector (a query always does).
+PAUSE_ROWS = 1000
+
+# The pause is process-wide, so it is counted: the first pause turns the collector off, the
+# last resume turns it back on, and only if it was on when the first pause began (an
+# application that turned it off keeps it off). The lock makes the count and the switch one step.
+_lock = threading.Lock()
+_holders = 0
+_resume = False
+
+
+def pause_gc(rows: int, db: PauseOption) -> bool:
+    """Pause the cyclic GC for a batch of more than PAUSE_ROWS rows; True if the caller must
+    call :func:`resume_gc` when the batch ends.
 
     What a load or a flush builds (objects, states, snapshots, change sets, parameters) lives
     until the batch is done, so a collection in the middle only traverses it again and again;
     at 50,000 rows that was half a load and two thirds of a flush. The collector resumes when
-    the batch ends and runs as usual from there.
+    the last batch that paused it ends, and runs as usual from there.
+
+    Args:
+        rows: the batch's size.
+        db: the Database; nothing is paused when its ``pause_gc`` option is off.
+
+    Returns:
+        Whether this call paused (and so must be matched by one ``resume_gc()``).
     """
-    if rows > 1000 and gc.isenabled():
-        gc.disable()
+    if rows > PAUSE_ROWS and db.pause_gc:
+        _hold()
         return True
     return False
 
 
+def resume_gc() -> None:
+    """End one pause begun by :func:`pause_gc` (the collector runs again after the last one)."""
+    global _holders, _resume
+    with _lock:
+        _holders -= 1
+        if _holders == 0 and _resume:
+            _resume = False
+            gc.enable()
+
+
+def _hold() -> None:
+    global _holders, _resume
+    with _lock:
+        if _holders == 0:
+            _resume = gc.isenabled()
+            if _resume:
+                gc.disable()
+        _holders += 1
+
+
 @contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold the cyclic GC for a whole query or lazy load, fetch included: the driver's rows
-    die once they are objects, so a collection meanwhile would only traverse them."""
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
+def collector_paused(db: PauseOption) -> Iterator[None]:
+    """Hold the cyclic GC for a whole query or lazy load, fetch included, whatever its size: the
+    driver's rows die once they are objects, so a collection meanwhile would only traverse them.
+    Nothing is paused when the Database's ``pause_gc`` option is off."""
+    if not db.pause_gc:
+        yield
+        return
+    _hold()
     try:
         yield
     finally:
-        if paused:
-            gc.enable()
+        resume_gc()
 
 
 class Loader:
@@ -200,7 +247,5 @@ class Loader:
             ns[f"kind{j}"] = info.collection
             lines.append(f"        {store(info.key, f'new_unloaded(kind{j}, lazy, {info.name!r}, st, coll{j})')}")
         lines += ["        append(obj)", "        st_append(st)", "    return out"]
-        src = "\n".join(lines)
-        exec(compile(src, f"<mapper loader {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
-        fn: LoadFn = ns["load"]
+        fn: LoadFn = compile_function("\n".join(lines), ns, owner=m.name, name="load")
         return fn

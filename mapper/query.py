@@ -237,7 +237,7 @@ class Query(Generic[T]):
         s = self._session
         conn = s.read()
         sql, params = conn.compiler.select(self._select())
-        with collector_paused():
+        with collector_paused(s):
             rows = conn.fetchall(sql, params)
             row_states: list[Any] = []
             return self._finish(s.load_rows(self._mapping, rows, row_states), row_states)
@@ -404,7 +404,7 @@ class Query(Generic[T]):
             collected: list[list[Any]] = []
             s.tracker.collecting.append(collected)
             try:
-                with collector_paused():
+                with collector_paused(s):
                     sts: list[Any] = []
                     objs = self._finish(s.load_rows(m, batch, sts), sts)
                     del sts, batch

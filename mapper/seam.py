@@ -28,11 +28,13 @@ class SessionSeam(Protocol):
         tracker: the session's bookkeeping: states, identity map, pending lists.
         graph: the session's relation loader.
         lazy: the session's ``lazy`` setting ("select" or "raise").
+        pause_gc: the Database's option: whether loads may pause the cyclic collector.
     """
 
     tracker: Tracker
     graph: GraphLoader
     lazy: str
+    pause_gc: bool
 
     @property
     def closed(self) -> bool:

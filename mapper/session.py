@@ -7,7 +7,6 @@ mirrored by the ``uow`` package, and commit, rollback and savepoints restore mem
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -19,7 +18,7 @@ from .accessors import CollectionAccessor, ReferenceAccessor
 from .core import SessionCore, key_arg
 from .engine import Budget, Connection, Row, row_class
 from .graph import resolve_paths
-from .loading import pause_gc
+from .loading import pause_gc, resume_gc
 from .mapping import ClassMapping
 from .query import Query
 from .sql import bind_named
@@ -475,7 +474,7 @@ class Session:
         self._flushing = True
         t = self._t
         # The cascades allocate per new object too (states, claims, links): pause from there.
-        paused = pause_gc(len(t.new) + len(t.deleted))
+        paused = pause_gc(len(t.new) + len(t.deleted), self._db)
         try:
             self._db._before_flush(self)
             plan, ops = self._planner.prepare()
@@ -485,7 +484,7 @@ class Session:
             conn = self.connection
             t.wrote = True
             if not paused:
-                paused = pause_gc(len(t.new) + len(persistent) + len(t.deleted))
+                paused = pause_gc(len(t.new) + len(persistent) + len(t.deleted), self._db)
             # Links and junction rows find the states they point at by object: only they need
             # every loaded state indexed (see Tracker.states); an update-only flush after a big
             # load does not.
@@ -501,7 +500,7 @@ class Session:
         finally:
             self._flushing = False
             if paused:
-                gc.enable()
+                resume_gc()
         t.new.clear()
         t.deleted.clear()
         t.pending_keys.clear()

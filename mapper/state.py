@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from types import MappingProxyType
 from typing import Any, Final
 
+from .codegen import compile_function
 from .mapping import ClassMapping
 
 __all__ = ["ObjectState", "SnapshotSpec", "NO_RELS", "compare_columns", "rel_values", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
@@ -187,8 +188,7 @@ class SnapshotSpec:
             "    return out",
         ])
         ns: dict[str, Any] = {"PERSISTENT": PERSISTENT}
-        exec(compile(src, f"<mapper changed {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
-        fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = ns["changed"]
+        fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = compile_function(src, ns, owner=self.mapping.name, name="changed")
         return fn
 
     def _generate_diff(self) -> Callable[[ObjectState], tuple[list[Any], list[Any]] | None]:
@@ -202,12 +202,11 @@ class SnapshotSpec:
 
         lines = ["def diff(st):", "    o = st.obj", "    s = st.snap", "    cols = None", *compare_columns(m, record)]
         lines.append("    return None if cols is None else (cols, vals)")
-        exec(compile("\n".join(lines), f"<mapper diff {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
-        fn: Callable[[ObjectState], tuple[list[Any], list[Any]] | None] = ns["diff"]
+        fn: Callable[[ObjectState], tuple[list[Any], list[Any]] | None] = compile_function("\n".join(lines), ns, owner=m.name, name="diff")
         return fn
 
     def _generate_relation_candidates(self) -> Callable[[Iterable[ObjectState]], list[ObjectState]]:
-        """``candidates(states)``: the PERSISTENT ones whose loaded relations may differ from their
+        """``relation_candidates(states)``: the PERSISTENT ones whose loaded relations may differ from their
         snapshots. A reference counts when it is not the snapshot's object; a list collection
         (a loaded lazy one too) when it does not hold exactly the snapshot's members in order. Anything else (a set,
         a collection never loaded) is a candidate, left to the full test."""
@@ -238,7 +237,7 @@ class SnapshotSpec:
                     "                continue",
                 ]
         src = "\n".join([
-            "def candidates(states):",
+            "def relation_candidates(states):",
             "    out = []",
             "    for st in states:",
             "        if st.status == PERSISTENT:",
@@ -255,8 +254,7 @@ class SnapshotSpec:
         ns: dict[str, Any] = {
             "PERSISTENT": PERSISTENT, "MISSING": object(), "is_": operator.is_, "list_len": list.__len__, "list_iter": list.__iter__,
         }
-        exec(compile(src, f"<mapper relation scan {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
-        fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = ns["candidates"]
+        fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = compile_function(src, ns, owner=self.mapping.name, name="relation_candidates")
         return fn
 
     def restore(self, obj: Any, values: tuple[Any, ...]) -> None:

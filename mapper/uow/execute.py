@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import errors
+from ..codegen import compile_function
 from .cascade import JunctionOp, Link, RelationPlan
 from .changes import compute_changes
 from ..dialects.base import Dialect, Processor
@@ -103,9 +104,9 @@ class Persister:
         lines.append("    if " + " or ".join(f"v{i} is None" for i in range(n)) + ":")
         lines.append("        return None")
         lines.append("    return ALL, [" + ", ".join(bound(i) for i in range(n)) + "], ()")
-        src = "\n".join(lines)
-        exec(compile(src, f"<mapper insert {self.mapping.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
-        fn: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = ns["collect"]
+        fn: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = compile_function(
+            "\n".join(lines), ns, owner=self.mapping.name, name="collect"
+        )
         return fn
 
     def _generate_update_row(self) -> Callable[[ObjectState], tuple[int, list[Any]] | None]:
@@ -133,8 +134,7 @@ class Persister:
             old = f"s[{i}]" if i < n else f"st.hsnap[{i - n}]"
             lines.append(f"    params.append({bound(i, old)})")
         lines.append("    return mask, params")
-        exec(compile("\n".join(lines), f"<mapper update {m.name}>", "exec"), ns)  # noqa: S102 - generated from the mapping only
-        fn: Callable[[ObjectState], tuple[int, list[Any]] | None] = ns["update_row"]
+        fn: Callable[[ObjectState], tuple[int, list[Any]] | None] = compile_function("\n".join(lines), ns, owner=m.name, name="update_row")
         return fn
 
     def update_names(self, mask: int) -> tuple[str, ...]:

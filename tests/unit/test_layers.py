@@ -15,6 +15,7 @@ PKG = ROOT / "mapper"
 RANK = {
     "errors": 0,
     "_typing": 0,
+    "codegen": 0,
     "types": 1,
     "expressions": 2,
     "schema": 3,
@@ -47,7 +48,7 @@ RANK = {
     "transaction": 16,
     "database": 17,
     "__init__": 18,
-    "__main__": 18,
+    "__main__": 19,
 }
 # Branch rules of docs/architecture.md: (importer, forbidden import).
 FORBIDDEN = [

@@ -1,0 +1,166 @@
+"""The command line, ``python -m mapper COMMAND``: tools that work on an application's Database.
+
+Each command is a subparser added by one ``_add_*`` function listed in ``COMMANDS``; it names
+the Database as ``MODULE:ATTRIBUTE`` (:func:`load_database`) and sets ``run`` to the function
+that carries it out. ``source`` prints the Python code mapper generates for each mapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import mapper
+
+from .database import Database
+from .mapping import ClassMapping
+
+__all__ = ["main", "load_database", "CommandError"]
+
+#: The jobs of ``Database.generated_source``, in the order they are printed.
+JOBS = ("load", "changed", "diff", "relation_candidates", "collect", "update_row")
+
+
+class CommandError(Exception):
+    """A mistake on the command line, reported in one line on stderr (exit status 2)."""
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run ``python -m mapper`` with ``argv`` (default ``sys.argv[1:]``).
+
+    Args:
+        argv: the arguments after ``python -m mapper``.
+        out: where a command writes its output (default stdout).
+
+    Returns:
+        The exit status: 0 on success, 2 on a usage mistake (reported on stderr).
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args, sys.stdout if out is None else out)
+    except CommandError as exc:
+        print(f"python -m mapper {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mapper",
+        description="Tools that work on an application's mapper Database, named as MODULE:ATTRIBUTE.",
+    )
+    parser.add_argument("--version", action="version", version=f"mapper {mapper.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(commands)
+    return parser
+
+
+def load_database(target: str) -> tuple[Database, bool]:
+    """The Database that ``MODULE:ATTRIBUTE`` names, and whether it was made here (to close).
+
+    ``ATTRIBUTE`` may be dotted (``app.settings:config.db``) and may name a function that takes
+    no arguments and returns the Database.
+
+    Raises:
+        CommandError: the text is not ``MODULE:ATTRIBUTE``, the module cannot be found, the
+            attribute does not exist, or it is not a Database.
+    """
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        msg = f"{target!r} does not name a Database; write MODULE:ATTRIBUTE, for example myapp.models:db"
+        raise CommandError(msg)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the module asked for (or a package above it) is the user's mistake; a module
+        # that fails to import something of its own raises as usual.
+        if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise
+        msg = f"no module named {module_name!r} (run from the directory that contains it, or set PYTHONPATH)"
+        raise CommandError(msg) from None
+    where = module_name
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            msg = f"{where} has no attribute {part!r}"
+            raise CommandError(msg)
+        obj = getattr(obj, part)
+        where = f"{where}.{part}" if where != module_name else f"{module_name}:{part}"
+    if isinstance(obj, Database):
+        return obj, False
+    if callable(obj) and not isinstance(obj, type):
+        made = obj()
+        if isinstance(made, Database):
+            return made, True
+        msg = f"{target}() returned {type(made).__name__}, not a mapper Database"
+        raise CommandError(msg)
+    msg = f"{target} is a {type(obj).__name__}, not a mapper Database (or a function that returns one)"
+    raise CommandError(msg)
+
+
+def _mappings(db: Database, names: Sequence[str]) -> list[ClassMapping[Any]]:
+    """The mappings named by domain class or mapper class (plain or qualified name); all if none."""
+    every = db.registry.mappings
+    if not names:
+        return list(every)
+    chosen: list[ClassMapping[Any]] = []
+    for name in names:
+        found = [
+            m for m in every
+            if name in (m.cls.__name__, m.cls.__qualname__, f"{m.cls.__module__}.{m.cls.__qualname__}", m.name)
+        ]
+        if not found:
+            known = ", ".join(m.cls.__name__ for m in every) or "none"
+            msg = f"{name!r} is not a class mapped by this Database; its mapped classes are: {known}"
+            raise CommandError(msg)
+        chosen += [m for m in found if m not in chosen]
+    return chosen
+
+
+# -- source -----------------------------------------------------------------------------------------
+
+
+def _add_source(commands: Any) -> None:
+    p = commands.add_parser(
+        "source",
+        help="print the Python source mapper generates for each mapping",
+        description=(
+            "Print the functions mapper generates for each mapping of the Database: the loader "
+            "(load), the snapshot scans of a flush (changed, diff, relation_candidates) and the "
+            "row collectors of INSERT and UPDATE (collect, update_row). Tracebacks through them "
+            "name them <mapper generated MAPPER.JOB>."
+        ),
+    )
+    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    p.add_argument("classes", nargs="*", metavar="CLASS",
+                   help="domain or mapper classes to show, by name (default: every mapping)")
+    p.add_argument("--job", action="append", choices=JOBS, metavar="JOB",
+                   help=f"show only this job (repeatable): {', '.join(JOBS)}")
+    p.set_defaults(run=_run_source)
+
+
+def _run_source(args: argparse.Namespace, out: TextIO) -> int:
+    db, made = load_database(args.database)
+    try:
+        for m in _mappings(db, args.classes):
+            for job, source in db.generated_source(m.cls).items():
+                if args.job and job not in args.job:
+                    continue
+                out.write(f"# {m.name}.{job} ({m.cls.__qualname__})\n{source}\n\n")
+    finally:
+        if made:
+            db.close()
+    return 0
+
+
+#: One function per command, each adding its subparser; later commands are added here.
+COMMANDS: list[Callable[[Any], None]] = [_add_source]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
