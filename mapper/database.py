@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import errors
-from .codegen import source_of
+from .codegen import SOURCE_ATTRIBUTE, source_of
 from .engine import Engine
-from .uow.execute import Persister
+from .uow.persister import Persister
 from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
 from .uow.ordering import table_order
@@ -148,7 +148,7 @@ class Database:
             MapperError: ``cls`` is not mapped in this Database.
         """
         spec, loader, persister = self._runtime(self.registry.mapping_for(cls))
-        fns = {
+        fns: dict[str, Callable[..., Any]] = {
             "load": loader.load,
             "changed": spec.changed,
             "diff": spec.diff,
@@ -156,7 +156,8 @@ class Database:
             "collect": persister.collect,
             "update_row": persister.update_row,
         }
-        return {job: source_of(fn) for job, fn in fns.items() if fn is not None}
+        # The general UPDATE path (a version, updated_at, a before_update hook) is plain Python.
+        return {job: source_of(fn) for job, fn in fns.items() if getattr(fn, SOURCE_ATTRIBUTE, None) is not None}
 
     def _through_relations(self) -> dict[ClassMapping[Any], list[Any]]:
         """BelongsToMany relations by their association mapping (computed once)."""

@@ -13,161 +13,19 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import errors
-from ..codegen import compile_function
-from .cascade import JunctionOp, Link, RelationPlan
-from .changes import compute_changes
-from ..dialects.base import Dialect, Processor
+from ..dialects.base import Dialect
 from ..engine import Connection
 from ..identity import IdentityMap
-from ..mapping import ClassMapping, RelationInfo
-from .ordering import cycle_keys, table_order
+from ..mapping import ClassMapping
 from ..schema import Column, Table
 from ..sql import Compiler
-from ..state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec, compare_columns
+from ..state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec
+from .cascade import JunctionOp, Link, RelationPlan
+from .ordering import cycle_keys, table_order
+from .persister import Journal, ParentOp, Persister, old_value
+from .stale import stale_delete, stale_update
 
-__all__ = ["Persister", "Journal", "UnitOfWork", "ParentOp"]
-
-
-class Persister:
-    """Per-mapping data the flush needs, computed once per Database."""
-
-    def __init__(self, mapping: ClassMapping[Any], dialect: Dialect, spec: SnapshotSpec) -> None:
-        self.mapping = mapping
-        self.spec = spec
-        self.binds: dict[str, Processor | None] = {c.key: dialect.bind_processor(c.type) for c in mapping.columns}
-        self.hooks = mapping.hooks
-        #: Where each column's value lives: (True, attribute position) or (False, hidden position).
-        self.sources: list[tuple[bool, int]] = [
-            (True, spec.position[c.key]) if c.key in spec.position else (False, spec.hidden_position[c.key])
-            for c in mapping.columns
-        ]
-        self.bind_list: list[Processor | None] = [self.binds[c.key] for c in mapping.columns]
-        self.all_names: tuple[str, ...] = tuple(c.name for c in mapping.columns)
-        ts = mapping.timestamps
-        self.created_at = mapping.by_key.get("created_at") if ts else None
-        self.updated_at = mapping.by_key.get("updated_at") if ts else None
-        # The common insert: the generated key is None and every other None is a plain NULL.
-        # Positions where a None means more (a default, a version, a timestamp, a server
-        # default, a key that must be set) send the row down the general path instead.
-        auto = mapping.autoinc
-        self.auto_pos: int | None = next((i for i, c in enumerate(mapping.columns) if c is auto), None)
-        self.special: list[int] = [
-            i
-            for i, c in enumerate(mapping.columns)
-            if c is not auto
-            and (c.has_default or c.version or c is self.created_at or c is self.updated_at
-                 or c.server_default is not None or c.primary_key)
-        ]
-        self.keep = [i for i in range(len(mapping.columns)) if i != self.auto_pos]
-        self.keep_names = tuple(self.all_names[i] for i in self.keep)
-        self.auto_returning = (auto.name,) if auto is not None else ()
-        self.collect: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = self._generate_collect()
-        #: Columns in the order of the snapshot comparison: attribute columns, then hidden ones.
-        self.compared: list[Column] = [*mapping.attr_columns, *mapping.hidden_columns]
-        self._update_names: dict[int, tuple[str, ...]] = {}
-        #: ``update_row(state)`` (generated): (mask of changed columns, UPDATE parameters) or
-        #: None when nothing changed; None itself where a version or timestamp column needs
-        #: the general path.
-        self.update_row: Callable[[ObjectState], tuple[int, list[Any]] | None] | None = (
-            self._generate_update_row() if mapping.version is None and self.updated_at is None else None
-        )
-
-    def _generate_collect(self) -> Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None]:
-        """``collect(state)``: (columns, values, returning) of the common INSERT, else None.
-
-        Generated per mapping, like the loader: the column values are read straight off the
-        object (and its hidden values), the binds applied inline. Common means: every value
-        set, or only the generated key missing while every column whose None means more
-        (defaults, versions, timestamps, keys) is set. Anything else takes the general path.
-        """
-        ns: dict[str, Any] = {"ALL": self.all_names, "KEEP": self.keep_names, "AUTO": self.auto_returning}
-        lines = ["def collect(st):", "    o = st.obj", "    h = st.hidden"]
-        for i, (attr, pos) in enumerate(self.sources):
-            name = self.mapping.columns[i].key
-            lines.append(f"    v{i} = o.{name}" if attr else f"    v{i} = h[{pos}]")
-
-        def bound(i: int) -> str:
-            b = self.bind_list[i]
-            if b is None:
-                return f"v{i}"
-            ns[f"b{i}"] = b
-            return f"(None if v{i} is None else b{i}(v{i}))"
-
-        n = len(self.sources)
-        if self.auto_pos is not None:
-            a = self.auto_pos
-            lines.append(f"    if v{a} is None:")
-            if self.special:
-                lines.append("        if " + " or ".join(f"v{i} is None" for i in self.special) + ":")
-                lines.append("            return None")
-            lines.append("        return KEEP, [" + ", ".join(bound(i) for i in self.keep) + "], AUTO")
-        lines.append("    if " + " or ".join(f"v{i} is None" for i in range(n)) + ":")
-        lines.append("        return None")
-        lines.append("    return ALL, [" + ", ".join(bound(i) for i in range(n)) + "], ()")
-        fn: Callable[[ObjectState], tuple[tuple[str, ...], list[Any], tuple[str, ...]] | None] = compile_function(
-            "\n".join(lines), ns, owner=self.mapping.name, name="collect"
-        )
-        return fn
-
-    def _generate_update_row(self) -> Callable[[ObjectState], tuple[int, list[Any]] | None]:
-        """``update_row(state)``, generated per mapping like ``collect``: one comparison per
-        column against the snapshot (identity first), the changed values bound inline, then
-        the key as it was at the last load or flush; bit ``i`` of the mask is ``compared[i]``."""
-        m = self.mapping
-        ns: dict[str, Any] = {}
-
-        def bound(i: int, value: str) -> str:
-            b = self.binds[self.compared[i].key]
-            if b is None:
-                return value
-            ns[f"b{i}"] = b
-            return f"(None if {value} is None else b{i}({value}))"
-
-        def record(i: int) -> list[str]:
-            return [f"mask |= {1 << i}", f"params.append({bound(i, 'v')})"]
-
-        n = len(m.attr_columns)
-        lines = ["def update_row(st):", "    o = st.obj", "    s = st.snap", "    mask = 0", "    params = []", *compare_columns(m, record)]
-        lines += ["    if not mask:", "        return None"]
-        for k in m.pk:
-            i = next(i for i, c in enumerate(self.compared) if c is k)
-            old = f"s[{i}]" if i < n else f"st.hsnap[{i - n}]"
-            lines.append(f"    params.append({bound(i, old)})")
-        lines.append("    return mask, params")
-        fn: Callable[[ObjectState], tuple[int, list[Any]] | None] = compile_function("\n".join(lines), ns, owner=m.name, name="update_row")
-        return fn
-
-    def update_names(self, mask: int) -> tuple[str, ...]:
-        """The column names of an ``update_row`` mask, in order."""
-        names = self._update_names.get(mask)
-        if names is None:
-            names = self._update_names[mask] = tuple(c.name for i, c in enumerate(self.compared) if mask >> i & 1)
-        return names
-
-    def bind(self, col: Column, value: Any) -> Any:
-        """The driver value of one column value."""
-        b = self.binds[col.key]
-        return value if b is None or value is None else b(value)
-
-
-class Journal:
-    """Attribute writes made during a flush, undone in reverse if the flush fails."""
-
-    __slots__ = ("entries",)
-
-    def __init__(self) -> None:
-        self.entries: list[tuple[SnapshotSpec, ObjectState, str, Any]] = []
-
-    def set(self, spec: SnapshotSpec, state: ObjectState, key: str, value: Any) -> None:
-        """Set a column value on an object (attribute or hidden), remembering the old one."""
-        self.entries.append((spec, state, key, spec.get(state, key)))
-        spec.set(state, key, value)
-
-    def undo(self) -> None:
-        """Put back every value this journal wrote."""
-        for spec, state, key, old in reversed(self.entries):
-            spec.set(state, key, old)
-        self.entries.clear()
+__all__ = ["UnitOfWork"]
 
 
 class _InsertRow:
@@ -178,25 +36,6 @@ class _InsertRow:
         self.columns = columns
         self.values = values
         self.returning = returning
-
-
-class ParentOp:
-    """A set-based write on children that the session does not hold, for parents being deleted.
-
-    Attributes:
-        kind: "delete" the rows, "nullify" their foreign key, or "check" that none exist.
-        table: the children's table; cols: their foreign-key columns; keys: the parents' keys.
-        info: the relation, for messages.
-    """
-
-    __slots__ = ("kind", "table", "cols", "keys", "info")
-
-    def __init__(self, kind: str, table: Table, cols: list[Column], keys: list[Any], info: RelationInfo) -> None:
-        self.kind = kind
-        self.table = table
-        self.cols = cols
-        self.keys = keys
-        self.info = info
 
 
 class UnitOfWork:
@@ -627,7 +466,7 @@ class UnitOfWork:
             return
         self._assign_by_key(p, [c for c in cols if c is not None], chunk, returned)
 
-    def _result(self, col: Column, value: Any) -> Any:
+    def result(self, col: Column, value: Any) -> Any:
         proc = self.dialect.result_processor(col.type)
         return value if proc is None else proc(value)
 
@@ -636,7 +475,7 @@ class UnitOfWork:
         npk = len(m.pk)
         by_key: dict[Any, Sequence[Any]] = {}
         for row in rows:
-            conv = [self._result(c, v) for c, v in zip(cols, row)]
+            conv = [self.result(c, v) for c, v in zip(cols, row)]
             key = conv[0] if npk == 1 else tuple(conv[:npk])
             by_key[key] = conv
         for r in chunk:
@@ -655,22 +494,12 @@ class UnitOfWork:
         is not inserted yet is returned instead of written.
         """
         p = self.persister_for(states[0].mapping)
-        m = p.mapping
         spec = p.spec
-        version = m.version
-        groups: dict[tuple[str, ...], list[tuple[ObjectState, list[Any]]]] = {}
-        # Per column set (keyed by column identities): its names, and the rows' list in groups.
-        sets: dict[tuple[int, ...], list[tuple[ObjectState, list[Any]]]] = {}
-        # The same for the generated path, keyed by its mask of changed columns.
-        masks: dict[int, list[tuple[ObjectState, list[Any]]]] = {}
-        before = p.hooks.get("before_update")
+        # Rows by their persister's group (a mask or the column names), in first-seen order.
+        groups: dict[Any, list[tuple[ObjectState, list[Any]]]] = {}
         changes: list[ObjectState] = []
         deferred: list[ObjectState] = []
-        updated = self.updated
-        binds = p.binds
-        old_value = self._old_value
-        pk_binds = [(k, binds[k.key]) for k in m.pk]
-        fast = p.update_row if before is None else None
+        update_row, journal, now = p.update_row, self.journal, self.now
         links = self.plan.links
         for st in states:
             if links:
@@ -678,75 +507,43 @@ class UnitOfWork:
                     deferred.append(st)
                     continue
                 self._resolve_links(st, spec, True)
-            if fast is not None:
-                found = fast(st)
-                if found is None:
-                    continue
-                mask, params = found
-                rows = masks.get(mask)
-                if rows is None:
-                    rows = masks[mask] = groups.setdefault(p.update_names(mask), [])
-                rows.append((st, params))
-                changes.append(st)
-                updated.append(st)
+            found = update_row(st, journal, now)
+            if found is None:
                 continue
-            cs = compute_changes(st, spec)
-            if cs is None:
-                continue
-            if before is not None:
-                before(st.obj)
-                cs = compute_changes(st, spec)
-                if cs is None:
-                    continue
-            changes.append(st)
-            cols = list(cs.columns)
-            vals = list(cs.values)
-            # Columns overload ==, so membership is tested by identity.
-            if p.updated_at is not None and not any(c is p.updated_at for c in cols):
-                self.journal.set(spec, st, p.updated_at.key, self.now)
-                cols.append(p.updated_at)
-                vals.append(self.now)
-            old_version = None
-            if version is not None:
-                old_version = self._old_value(st, spec, version)
-                if not any(c is version for c in cols):  # else the domain set the next version itself
-                    new_version = (old_version or 0) + 1
-                    self.journal.set(spec, st, version.key, new_version)
-                    cols.append(version)
-                    vals.append(new_version)
-            params = [v if v is None or (b := binds[c.key]) is None else b(v) for c, v in zip(cols, vals)]
-            for k, b in pk_binds:
-                v = old_value(st, spec, k)
-                params.append(v if b is None or v is None else b(v))
-            if version is not None:
-                params.append(p.bind(version, old_version))
-            ids = tuple(map(id, cols))
-            rows = sets.get(ids)
+            group, params = found
+            rows = groups.get(group)
             if rows is None:
-                rows = sets[ids] = groups.setdefault(tuple(c.name for c in cols), [])
+                rows = groups[group] = []
             rows.append((st, params))
-            updated.append(st)
-        key_names = [k.name for k in m.pk]
-        vname = version.name if version is not None else None
-        array_rows = self.dialect.array_dml_rows
-        for set_names, items in groups.items():
-            arrays_sql = self.compiler.update_arrays(table, set_names, key_names, vname) if array_rows and len(items) > 1 else None
-            if arrays_sql is not None:
-                # One statement binding one array per column (PostgreSQL's UPDATE ... FROM unnest).
-                count = 0
-                for i in range(0, len(items), array_rows):
-                    arrays = [list(col) for col in zip(*[params for _, params in items[i : i + array_rows]])]
-                    count += int(self.conn.execute(arrays_sql, arrays).rowcount)
-            else:
-                sql = self.compiler.update_row(table.name, set_names, key_names, vname)
-                count = self.conn.executemany(sql, [params for _, params in items])
-            if count != len(items):
-                raise errors.StaleDataError(self._stale_update(table, p, set_names, items, count))
+            changes.append(st)
+        self.updated += changes
+        for group, items in groups.items():
+            self._update_group(table, p, p.update_names(group), items)
         after = p.hooks.get("after_update")
         if after is not None:
             for st in changes:
                 after(st.obj)
         return deferred
+
+    def _update_group(self, table: Table, p: Persister, set_names: tuple[str, ...], items: list[tuple[ObjectState, list[Any]]]) -> None:
+        """One column set's UPDATE: one array statement per chunk where the dialect binds arrays
+        (PostgreSQL's UPDATE ... FROM unnest), else one executemany; checked against the rows matched."""
+        m = p.mapping
+        version = m.version
+        key_names = [k.name for k in m.pk]
+        vname = version.name if version is not None else None
+        array_rows = self.dialect.array_dml_rows
+        arrays_sql = self.compiler.update_arrays(table, set_names, key_names, vname) if array_rows and len(items) > 1 else None
+        if arrays_sql is not None:
+            count = 0
+            for i in range(0, len(items), array_rows):
+                arrays = [list(col) for col in zip(*[params for _, params in items[i : i + array_rows]])]
+                count += int(self.conn.execute(arrays_sql, arrays).rowcount)
+        else:
+            sql = self.compiler.update_row(table.name, set_names, key_names, vname)
+            count = self.conn.executemany(sql, [params for _, params in items])
+        if count != len(items):
+            raise errors.StaleDataError(stale_update(self, table, p, set_names, items, count))
 
     def _waits_here(self, st: ObjectState) -> bool:
         """Whether a link of ``st`` points at a new row of its own table not inserted yet."""
@@ -762,15 +559,6 @@ class UnitOfWork:
             ):
                 return True
         return False
-
-    @staticmethod
-    def _old_value(st: ObjectState, spec: SnapshotSpec, col: Column) -> Any:
-        pos = spec.position.get(col.key)
-        if pos is not None:
-            assert st.snap is not None
-            return st.snap[pos]
-        assert st.hsnap is not None
-        return st.hsnap[spec.hidden_position[col.key]]
 
     # -- deletes ----------------------------------------------------------------------------------
 
@@ -818,7 +606,7 @@ class UnitOfWork:
                     continue
                 p = self.persister_for(states[0].mapping)
                 pk = list(p.mapping.pk)
-                keys = [self._old_key(st, p.spec) for st in states]
+                keys = [self.old_key(st, p.spec) for st in states]
                 step = self.dialect.keys_per_statement(len(pk), len(keys))
                 for i in range(0, len(keys), step):
                     chunk = keys[i : i + step]
@@ -831,7 +619,7 @@ class UnitOfWork:
         if not selfref or len(states) < 2:
             return [states]
         m = p.mapping
-        by_key = {self._old_key(st, p.spec): st for st in states}
+        by_key = {self.old_key(st, p.spec): st for st in states}
         depth: dict[int, int] = {}
 
         def level(st: ObjectState, seen: frozenset[int]) -> int:
@@ -840,7 +628,7 @@ class UnitOfWork:
             d = 0
             for fk in selfref:
                 cols = [m.table.column(n) for n in fk.columns]
-                vals = [self._old_value(st, p.spec, c) for c in cols if c is not None]
+                vals = [old_value(st, p.spec, c) for c in cols if c is not None]
                 parent = by_key.get(vals[0] if len(vals) == 1 else tuple(vals))
                 if parent is not None and parent is not st and id(parent) not in seen:
                     d = max(d, level(parent, seen | {id(st)}) + 1)
@@ -869,110 +657,16 @@ class UnitOfWork:
         for i in range(0, len(states), step):
             chunk = states[i : i + step]
             if version is None and arrays_sql is None:
-                keys = [self._old_key(st, p.spec) for st in chunk]
+                keys = [self.old_key(st, p.spec) for st in chunk]
                 self.conn.execute(self.compiler.delete_rows(table, pk, len(chunk), None), d.key_params(pk, keys))
                 continue
-            rows = [[p.bind(c, self._old_value(st, p.spec, c)) for c in cols] for st in chunk]
+            rows = [[p.bind(c, old_value(st, p.spec, c)) for c in cols] for st in chunk]
             if arrays_sql is not None:
                 cur = self.conn.execute(arrays_sql, [list(col) for col in zip(*rows)])
             else:
                 cur = self.conn.execute(self.compiler.delete_rows(table, pk, len(chunk), version), [v for r in rows for v in r])
             if version is not None and cur.rowcount != len(chunk):
-                raise errors.StaleDataError(self._stale_delete(table, p, chunk, int(cur.rowcount)))
-
-    # -- naming the stale rows (only after a row count came up short) ------------------------------
-
-    def _rows_now(self, table: Table, p: Persister, keys: list[Any], columns: list[Column]) -> dict[Any, list[Any]] | None:
-        """The values of ``columns`` in the rows with these keys, by key; None if they cannot be read.
-
-        The rows are read locked: that reads the latest committed version, where a plain SELECT
-        under REPEATABLE READ (MariaDB's default) would show the snapshot from before the change.
-        """
-        pk = list(p.mapping.pk)
-        sel = pk + columns
-        out: dict[Any, list[Any]] = {}
-        step = self.dialect.keys_per_statement(len(pk), len(keys))
-        try:
-            for i in range(0, len(keys), step):
-                chunk = keys[i : i + step]
-                sql = self.compiler.select_by_keys(table, sel, pk, len(chunk), for_update=True)
-                for row in self.conn.fetchall(sql, self.dialect.key_params(pk, chunk)):
-                    vals = [self._result(c, v) for c, v in zip(sel, row)]
-                    out[vals[0] if len(pk) == 1 else tuple(vals[: len(pk)])] = vals[len(pk) :]
-        except (errors.DatabaseError, errors.QueryBudgetExceeded):
-            # The flush fails either way; the message then names the batch instead.
-            return None
-        return out
-
-    def _stale_delete(self, table: Table, p: Persister, chunk: list[ObjectState], matched: int) -> str:
-        m = p.mapping
-        version = m.version
-        assert version is not None
-        keys = [self._old_key(st, p.spec) for st in chunk]
-        found = self._rows_now(table, p, keys, [version])
-        head = f"DELETE of {m.cls.__name__} matched {matched} of {len(chunk)} rows"
-        fix = "Roll back, reload and try again"
-        if found is None:
-            return f"{head} (their version changed, or they were deleted elsewhere); keys {keys[:10]}. {fix}"
-        # A row still there was not deleted: its version changed. Rows deleted elsewhere are
-        # gone like the ones this statement deleted, so they can only be counted.
-        named = [
-            f"{_describe(m, k)} (version {found[k][0]!r} in the database, {self._old_value(st, p.spec, version)!r} when read)"
-            for st, k in zip(chunk, keys)
-            if k in found
-        ]
-        gone = len(chunk) - matched - len(named)
-        parts = [_names(named)] if named else []
-        if gone > 0:
-            parts.append(f"{gone} already deleted elsewhere")
-        return f"{head}; stale: {'; '.join(parts)}. {fix}"
-
-    def _stale_update(
-        self, table: Table, p: Persister, set_names: tuple[str, ...], items: list[tuple[ObjectState, list[Any]]], matched: int
-    ) -> str:
-        m = p.mapping
-        spec = p.spec
-        version = m.version
-        sets = [c for c in (table.column(n) for n in set_names) if c is not None]
-        old_keys = [self._old_key(st, spec) for st, _ in items]
-        # A row whose key this flush changed is found under its new key once written.
-        new_keys = [spec.key_of(st) for st, _ in items]
-        found = self._rows_now(table, p, list(dict.fromkeys([*old_keys, *new_keys])), sets)
-        head = f"UPDATE of {m.cls.__name__} matched {matched} of {len(items)} rows"
-        fix = "Roll back, reload the objects and apply the change again"
-        if found is None:
-            why = "their version changed (updated elsewhere)" if version is not None else "the rows are gone"
-            return f"{head} ({why}); keys {old_keys[:10]}. {fix}"
-        vpos = next((i for i, c in enumerate(sets) if c is version), None)
-        sure: list[str] = []
-        unsure: list[str] = []
-        for (st, _), old, new in zip(items, old_keys, new_keys):
-            now = found.get(new)
-            if now is None:
-                before = found.get(old)
-                what = "deleted" if before is None else "not updated"
-                if before is not None and vpos is not None:
-                    what = f"version {before[vpos]!r} in the database, {self._old_value(st, spec, sets[vpos])!r} when read"
-                sure.append(f"{_describe(m, old)} ({what})")
-            elif vpos is not None and now[vpos] != spec.get(st, sets[vpos].key):
-                sure.append(f"{_describe(m, old)} (version {now[vpos]!r} in the database, "
-                            f"{self._old_value(st, spec, sets[vpos])!r} when read)")
-            elif any(v != spec.get(st, c.key) for c, v in zip(sets, now)):
-                # The version this flush writes, but other values: another writer's change.
-                what = "changed elsewhere"
-                if vpos is not None:
-                    what = f"version {now[vpos]!r} in the database, {self._old_value(st, spec, sets[vpos])!r} when read"
-                unsure.append(f"{_describe(m, old)} ({what})")
-        missing = len(items) - matched
-        # Values read back may differ from the ones written only in form (a JSON document's key
-        # order, say): rows that differ only so are named when they account for the shortfall.
-        named = sure + unsure if len(sure) + len(unsure) == missing else sure
-        parts = [_names(named)] if named else []
-        rest = missing - len(named)
-        if rest > 0:
-            rows = f"{rest} {'more ' if named else ''}row{'s' if rest > 1 else ''}"
-            parts.append(f"{rows} changed elsewhere to exactly the values and version this flush writes (not identified)")
-        return f"{head}; stale: {'; '.join(parts)}. {fix}"
+                raise errors.StaleDataError(stale_delete(self, table, p, chunk, int(cur.rowcount)))
 
     # -- junction rows and set-based child writes -------------------------------------------------
 
@@ -1036,11 +730,11 @@ class UnitOfWork:
                 )
                 raise errors.FlushError(msg)
 
-    def _old_key(self, st: ObjectState, spec: SnapshotSpec) -> Any:
+    def old_key(self, st: ObjectState, spec: SnapshotSpec) -> Any:
         pk = st.mapping.pk
         if len(pk) == 1:
-            return self._old_value(st, spec, pk[0])
-        return tuple(self._old_value(st, spec, c) for c in pk)
+            return old_value(st, spec, pk[0])
+        return tuple(old_value(st, spec, c) for c in pk)
 
     # -- finalize ---------------------------------------------------------------------------------
 
@@ -1079,18 +773,6 @@ class UnitOfWork:
             identity.discard(st)
         self.journal.entries.clear()
         return rekeyed
-
-
-def _describe(m: ClassMapping[Any], key: Any) -> str:
-    """An object named by class and key, as in ``Cell(row=1, col=2)``."""
-    values = [key] if len(m.pk) == 1 else list(key)
-    return f"{m.cls.__name__}(" + ", ".join(f"{c.key}={v!r}" for c, v in zip(m.pk, values)) + ")"
-
-
-def _names(items: list[str], shown: int = 10) -> str:
-    """The first ``shown`` items, and how many more there are."""
-    more = f" and {len(items) - shown} more" if len(items) > shown else ""
-    return ", ".join(items[:shown]) + more
 
 
 def _parent_value(pst: ObjectState, spec: SnapshotSpec, col: Column) -> Any:

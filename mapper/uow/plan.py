@@ -31,7 +31,7 @@ from .cascade import (
     refuse_null_links,
     relations_changed,
 )
-from .execute import ParentOp
+from .persister import ParentOp
 from .tracker import Tracker
 
 if TYPE_CHECKING:

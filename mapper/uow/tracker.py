@@ -16,7 +16,7 @@ from .cascade import DeleteEdge, delete_edges, label
 
 if TYPE_CHECKING:
     from ..loading import Loader
-    from .execute import Persister
+    from .persister import Persister
     from .restore import Frame
 
 __all__ = ["Tracker", "OpenTrackers", "MappingRuntime"]
