@@ -338,6 +338,30 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
+def _check_column_options(where: str, col: Column) -> None:
+    """Options of one column that contradict each other or take the wrong kind of value."""
+    if col.primary_key and col.nullable:
+        msg = f"{where} is a primary key and cannot be nullable; drop nullable=True"
+        raise ConfigurationError(msg)
+    if col.has_default and col.server_default is not None:
+        msg = f"{where} has both default and server_default; keep one"
+        raise ConfigurationError(msg)
+    if col.server_default is not None and not isinstance(col.server_default, str):
+        msg = f"{where}: server_default takes SQL text such as \"0\", got {col.server_default!r}; use default= for Python values"
+        raise ConfigurationError(msg)
+    if col.version and not isinstance(col.type, (Integer, BigInteger, SmallInteger)):
+        msg = f"{where} is a version column and must be an integer type, not {col.type!r}"
+        raise ConfigurationError(msg)
+    for fk in col.foreign_keys:
+        for action, label in ((fk.on_delete, "on_delete"), (fk.on_update, "on_update")):
+            if action is not None and action not in FK_ACTIONS:
+                msg = f"{where}: ForeignKey {label}={action!r} is not one of {sorted(FK_ACTIONS)}"
+                raise ConfigurationError(msg)
+        if "." not in fk.target:
+            msg = f'{where}: ForeignKey({fk.target!r}) must name "table.column"'
+            raise ConfigurationError(msg)
+
+
 def _hook_overridden(mapper_class: type, name: str) -> bool:
     fn = getattr(mapper_class, name, None)
     return fn is not None and fn is not getattr(Mapper, name, None)
@@ -382,6 +406,48 @@ class Registry:
             check_unfilled_fields(cm, fields_without_default(cm.cls, _init_assignments))
 
     def _add(self, mapper_class: Any) -> None:
+        """Validate one mapper class and resolve its columns into a ClassMapping."""
+        cls, table = self._check_mapper(mapper_class)
+        self._check_unknown_attributes(mapper_class)
+        cm: ClassMapping[Any] = ClassMapping(mapper_class, cls)
+        names, defaults = _domain_fields(cls)
+        cm.domain_attributes = names
+        attr_names = set(names)
+        db_names: dict[str, str] = {}
+        for key, col in self._declared_columns(mapper_class, cm, table).items():
+            if col.table != table:
+                # A column inherited from a mapper base class: bind a copy to this table.
+                col = col.copy()
+                col.bind(mapper_class, key)
+                col.table = table
+            self._add_column(cm, key, col, attr_names, db_names)
+        if not cm.pk:
+            msg = (
+                f"{cm.name} has no primary key; mark a column with primary_key=True, "
+                "e.g. `id = Column(t.Integer, primary_key=True)`"
+            )
+            raise ConfigurationError(msg)
+        cm.table.primary_key = list(cm.pk)
+        cm.autoinc = cm.table.autoincrement_column
+        for col in cm.columns:
+            if col.unique:
+                cm.table.uniques.append((col.name,))
+            if col.index and not col.unique and not col.primary_key:
+                cm.table.indexes.append(Index(derived_name("ix", table, (col.name,)), table, (col.name,)))
+        mapped = set(cm.by_key) | set(mapper_class.__relations__)
+        cm.field_defaults = [d for d in defaults if d.name not in mapped]
+        if _hook_overridden(mapper_class, "on_load"):
+            cm.on_load = cm.mapper.on_load
+        for hook in MAPPER_HOOKS - {"on_load"}:
+            if _hook_overridden(mapper_class, hook):
+                cm.hooks[hook] = getattr(cm.mapper, hook)
+        self.mappings.append(cm)
+        self.by_class[cls] = cm
+        self.by_mapper[mapper_class] = cm
+        self.tables[table] = cm.table
+
+    def _check_mapper(self, mapper_class: Any) -> tuple[type, str]:
+        """The mapper's domain class and table, once they are known to be valid and unique."""
         if not (isinstance(mapper_class, type) and issubclass(mapper_class, Mapper)):
             msg = f"Database(mappers=...) takes Mapper subclasses, got {mapper_class!r}"
             raise ConfigurationError(msg)
@@ -414,11 +480,11 @@ class Registry:
             other = next(cm.name for cm in self.mappings if cm.table.name == table)
             msg = f"table {table!r} is mapped twice, by {other} and {name}; keep one mapper per table"
             raise ConfigurationError(msg)
-        self._check_unknown_attributes(mapper_class)
-        cm: ClassMapping[Any] = ClassMapping(mapper_class, cls)
-        names, defaults = _domain_fields(cls)
-        cm.domain_attributes = names
-        attr_names = set(names)
+        return cls, table
+
+    def _declared_columns(self, mapper_class: Any, cm: ClassMapping[Any], table: str) -> dict[str, Column]:
+        """The mapper's columns, with the ``timestamps`` ones added when it has that option."""
+        name = mapper_class.__name__
         columns = dict(mapper_class.__columns__)
         if cm.timestamps:
             for ts in ("created_at", "updated_at"):
@@ -438,92 +504,47 @@ class Registry:
         if not columns:
             msg = f"{name} maps no columns; declare at least a primary key, e.g. `id = Column(t.Integer, primary_key=True)`"
             raise ConfigurationError(msg)
-        db_names: dict[str, str] = {}
-        for key, col in columns.items():
-            where = f"{name}.{key}"
-            if col.table != table:
-                # A column inherited from a mapper base class: bind a copy to this table.
-                col = col.copy()
-                col.bind(mapper_class, key)
-                col.table = table
-            if type(col.type) is ColumnType:
-                msg = (
-                    f"{where} has unknown type {col.type_arg!r}; use a type from mapper.types, "
-                    "e.g. Column(t.String(100))"
-                )
-                raise ConfigurationError(msg)
-            if not isinstance(col.name, str) or not IDENTIFIER.fullmatch(col.name):
-                msg = (
-                    f"{where}: column name {col.name!r} is not valid; use letters, digits and underscores, "
-                    f"starting with a letter or _ (at most 63), or leave out name= to use {key!r}"
-                )
-                raise ConfigurationError(msg)
-            if col.name in db_names:
-                msg = f"{where} and {name}.{db_names[col.name]} both use column name {col.name!r}; rename one with name="
-                raise ConfigurationError(msg)
-            db_names[col.name] = key
-            if col.primary_key and col.nullable:
-                msg = f"{where} is a primary key and cannot be nullable; drop nullable=True"
-                raise ConfigurationError(msg)
-            if col.has_default and col.server_default is not None:
-                msg = f"{where} has both default and server_default; keep one"
-                raise ConfigurationError(msg)
-            if col.server_default is not None and not isinstance(col.server_default, str):
-                msg = f"{where}: server_default takes SQL text such as \"0\", got {col.server_default!r}; use default= for Python values"
-                raise ConfigurationError(msg)
-            if col.version:
-                if not isinstance(col.type, (Integer, BigInteger, SmallInteger)):
-                    msg = f"{where} is a version column and must be an integer type, not {col.type!r}"
-                    raise ConfigurationError(msg)
-                if cm.version is not None:
-                    msg = f"{name} has two version columns ({cm.version.key} and {key}); keep one"
-                    raise ConfigurationError(msg)
-                cm.version = col
-            for fk in col.foreign_keys:
-                for action, label in ((fk.on_delete, "on_delete"), (fk.on_update, "on_update")):
-                    if action is not None and action not in FK_ACTIONS:
-                        msg = f"{where}: ForeignKey {label}={action!r} is not one of {sorted(FK_ACTIONS)}"
-                        raise ConfigurationError(msg)
-                if "." not in fk.target:
-                    msg = f'{where}: ForeignKey({fk.target!r}) must name "table.column"'
-                    raise ConfigurationError(msg)
-            cm.index[key] = len(cm.columns)
-            cm.columns.append(col)
-            cm.by_key[key] = col
-            cm.table.columns.append(col)
-            if col.primary_key:
-                cm.pk.append(col)
-            if col.hidden and key in attr_names:
-                msg = (
-                    f"{where} says hidden=True but {cls.__name__} has an attribute {key!r}, which would never "
-                    f"be written or loaded; drop hidden=True to store the attribute, or rename the column"
-                )
-                raise ConfigurationError(msg)
-            (cm.attr_columns if key in attr_names else cm.hidden_columns).append(col)
-        if not cm.pk:
+        return columns
+
+    def _add_column(self, cm: ClassMapping[Any], key: str, col: Column, attr_names: set[str], db_names: dict[str, str]) -> None:
+        """Check one column and add it to the mapping (an attribute column, or a hidden one)."""
+        name = cm.name
+        where = f"{name}.{key}"
+        if type(col.type) is ColumnType:
             msg = (
-                f"{name} has no primary key; mark a column with primary_key=True, "
-                "e.g. `id = Column(t.Integer, primary_key=True)`"
+                f"{where} has unknown type {col.type_arg!r}; use a type from mapper.types, "
+                "e.g. Column(t.String(100))"
             )
             raise ConfigurationError(msg)
-        cm.table.primary_key = list(cm.pk)
-        cm.autoinc = cm.table.autoincrement_column
-        for col in cm.columns:
-            if col.unique:
-                cm.table.uniques.append((col.name,))
-            if col.index and not col.unique and not col.primary_key:
-                cm.table.indexes.append(Index(derived_name("ix", table, (col.name,)), table, (col.name,)))
-        mapped = set(cm.by_key) | set(mapper_class.__relations__)
-        cm.field_defaults = [d for d in defaults if d.name not in mapped]
-        if _hook_overridden(mapper_class, "on_load"):
-            cm.on_load = cm.mapper.on_load
-        for hook in MAPPER_HOOKS - {"on_load"}:
-            if _hook_overridden(mapper_class, hook):
-                cm.hooks[hook] = getattr(cm.mapper, hook)
-        self.mappings.append(cm)
-        self.by_class[cls] = cm
-        self.by_mapper[mapper_class] = cm
-        self.tables[table] = cm.table
+        if not isinstance(col.name, str) or not IDENTIFIER.fullmatch(col.name):
+            msg = (
+                f"{where}: column name {col.name!r} is not valid; use letters, digits and underscores, "
+                f"starting with a letter or _ (at most 63), or leave out name= to use {key!r}"
+            )
+            raise ConfigurationError(msg)
+        if col.name in db_names:
+            msg = f"{where} and {name}.{db_names[col.name]} both use column name {col.name!r}; rename one with name="
+            raise ConfigurationError(msg)
+        db_names[col.name] = key
+        _check_column_options(where, col)
+        if col.version:
+            if cm.version is not None:
+                msg = f"{name} has two version columns ({cm.version.key} and {key}); keep one"
+                raise ConfigurationError(msg)
+            cm.version = col
+        cm.index[key] = len(cm.columns)
+        cm.columns.append(col)
+        cm.by_key[key] = col
+        cm.table.columns.append(col)
+        if col.primary_key:
+            cm.pk.append(col)
+        if col.hidden and key in attr_names:
+            msg = (
+                f"{where} says hidden=True but {cm.cls.__name__} has an attribute {key!r}, which would never "
+                f"be written or loaded; drop hidden=True to store the attribute, or rename the column"
+            )
+            raise ConfigurationError(msg)
+        (cm.attr_columns if key in attr_names else cm.hidden_columns).append(col)
 
     def _check_unknown_attributes(self, mapper_class: type) -> None:
         name = mapper_class.__name__

@@ -98,36 +98,14 @@ class UnitOfWork:
         """
         self.plan = plan if plan is not None else RelationPlan()
         try:
-            inserts: dict[str, list[ObjectState]] = {}
-            updates: dict[str, list[ObjectState]] = {}
-            deletes: dict[str, list[ObjectState]] = {}
-            for st in pending:
-                inserts.setdefault(st.mapping.table.name, []).append(st)
-            for st in persistent:
-                updates.setdefault(st.mapping.table.name, []).append(st)
-            for st in deleted:
-                deletes.setdefault(st.mapping.table.name, []).append(st)
+            inserts = _by_table(pending)
+            updates = _by_table(persistent)
+            deletes = _by_table(deleted)
             ops: dict[str, list[ParentOp]] = {}
             for op in parent_ops:
                 ops.setdefault(op.table.name, []).append(op)
-            touched = set(inserts) | set(updates) | set(deletes) | set(ops)
-            order = table_order(self.tables, touched)
-            referenced = {fk.ref_table for t in self.tables.values() for fk in t.foreign_keys}
-            early: set[str] = set()
-            for table in order:
-                # Rows that release a unique value (a replaced one-to-one child, a moved key)
-                # go before the inserts that take it: deletes of tables nothing references,
-                # and updates whose new values do not wait for a row inserted here.
-                if table in deletes and table not in referenced and table not in ops:
-                    self._emit_deletes(self.tables[table], deletes[table])
-                    early.add(table)
-                later: list[ObjectState] = []
-                if table in updates:
-                    later = self._emit_updates(self.tables[table], updates[table], defer_waiting=table in inserts)
-                if table in inserts:
-                    self._emit_inserts(self.tables[table], inserts[table])
-                if later:
-                    self._emit_updates(self.tables[table], later, defer_waiting=False)
+            order = table_order(self.tables, set(inserts) | set(updates) | set(deletes) | set(ops))
+            early = self._emit_parent_first(order, inserts, updates, deletes, ops)
             for table_name, column in self.explicit_keys.items():
                 sync = self.dialect.sync_sequence_sql(table_name, column)
                 if sync is not None:
@@ -136,20 +114,54 @@ class UnitOfWork:
             self._emit_junction(self.plan.junction_add, insert=True)
             self._emit_junction(self.plan.junction_remove + self.plan.assoc_remove, insert=False)
             self._break_delete_cycles(deletes, order, ops)
-            for table in reversed(order):
-                table_ops = ops.get(table, ())
-                # Children in the same table (a tree) must let go before their parents go.
-                for op in table_ops:
-                    if op.info.parent.table.name == table:
-                        self._emit_parent_op(op)
-                if table in deletes and table not in early:
-                    self._emit_deletes(self.tables[table], deletes[table])
-                for op in table_ops:
-                    if op.info.parent.table.name != table:
-                        self._emit_parent_op(op)
+            self._emit_child_first(order, deletes, ops, early)
         except BaseException:
             self.journal.undo()
             raise
+
+    def _emit_parent_first(
+        self,
+        order: list[str],
+        inserts: dict[str, list[ObjectState]],
+        updates: dict[str, list[ObjectState]],
+        deletes: dict[str, list[ObjectState]],
+        ops: dict[str, list[ParentOp]],
+    ) -> set[str]:
+        """Updates and inserts, table by table in parent-first order; returns the tables whose
+        deletes went early."""
+        referenced = {fk.ref_table for t in self.tables.values() for fk in t.foreign_keys}
+        early: set[str] = set()
+        for table in order:
+            # Rows that release a unique value (a replaced one-to-one child, a moved key)
+            # go before the inserts that take it: deletes of tables nothing references,
+            # and updates whose new values do not wait for a row inserted here.
+            if table in deletes and table not in referenced and table not in ops:
+                self._emit_deletes(self.tables[table], deletes[table])
+                early.add(table)
+            later: list[ObjectState] = []
+            if table in updates:
+                later = self._emit_updates(self.tables[table], updates[table], defer_waiting=table in inserts)
+            if table in inserts:
+                self._emit_inserts(self.tables[table], inserts[table])
+            if later:
+                self._emit_updates(self.tables[table], later, defer_waiting=False)
+        return early
+
+    def _emit_child_first(
+        self, order: list[str], deletes: dict[str, list[ObjectState]], ops: dict[str, list[ParentOp]], early: set[str]
+    ) -> None:
+        """Deletes and the set-based writes on unheld rows, table by table in child-first order."""
+        for table in reversed(order):
+            table_ops = ops.get(table, ())
+            # Children in the same table (a tree) must let go before their parents go.
+            for op in table_ops:
+                if op.info.parent.table.name == table:
+                    self._emit_parent_op(op)
+            if table in deletes and table not in early:
+                self._emit_deletes(self.tables[table], deletes[table])
+            for op in table_ops:
+                if op.info.parent.table.name != table:
+                    self._emit_parent_op(op)
 
     # -- links ------------------------------------------------------------------------------------
 
@@ -773,6 +785,14 @@ class UnitOfWork:
             identity.discard(st)
         self.journal.entries.clear()
         return rekeyed
+
+
+def _by_table(states: Iterable[ObjectState]) -> dict[str, list[ObjectState]]:
+    """States grouped by their table's name, in order."""
+    out: dict[str, list[ObjectState]] = {}
+    for st in states:
+        out.setdefault(st.mapping.table.name, []).append(st)
+    return out
 
 
 def _parent_value(pst: ObjectState, spec: SnapshotSpec, col: Column) -> Any:
