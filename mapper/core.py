@@ -120,7 +120,7 @@ class SessionCore:
         self._autoflush()
         return self._connect()
 
-    def add(self, obj: Any) -> None:
+    def add(self, obj: object) -> None:
         """``session.add(obj)``."""
         self._check()
         self.t.add(obj, self.t.states)
@@ -216,7 +216,7 @@ class SessionCore:
         frames = self.t.frames
         tx_new = self.t.tx_new
 
-        def lookup(obj: Any) -> ObjectState | None:
+        def lookup(obj: object) -> ObjectState | None:
             st = by_id.get(id(obj))
             return st if st is not None and st.obj is obj else None
 

@@ -51,7 +51,7 @@ def related_objects(st: ObjectState) -> Iterator[Any]:
             yield value
 
 
-def neighbours(states: list[ObjectState], lookup: Callable[[Any], ObjectState | None]) -> list[ObjectState]:
+def neighbours(states: list[ObjectState], lookup: Callable[[object], ObjectState | None]) -> list[ObjectState]:
     """The managed states of the objects that ``states`` reference through loaded relations.
 
     Args:
@@ -132,7 +132,7 @@ def _referenced(st: ObjectState) -> bool:
 
 def unused(
     states: list[ObjectState],
-    lookup: Callable[[Any], ObjectState | None],
+    lookup: Callable[[object], ObjectState | None],
     spec_of: Callable[[ClassMapping[Any]], SnapshotSpec],
     pinned: Callable[[ObjectState], bool] | None,
 ) -> tuple[list[ObjectState], list[ObjectState], dict[int, ObjectState]]:
@@ -169,7 +169,7 @@ def unused(
     return out, spared, by_obj
 
 
-def _add_neighbours(by_obj: dict[int, ObjectState], lookup: Callable[[Any], ObjectState | None]) -> None:
+def _add_neighbours(by_obj: dict[int, ObjectState], lookup: Callable[[object], ObjectState | None]) -> None:
     """Add the managed objects the states reference, one step out: stand-ins, parents,
     children a lazy load brought in. Their references back into the batch are then counted."""
     for st in list(by_obj.values()):

@@ -51,7 +51,7 @@ class SessionSeam(Protocol):
     def read(self) -> Connection:
         """Check the session, autoflush, and return its connection: what every read starts with."""
 
-    def add(self, obj: Any) -> None:
+    def add(self, obj: object) -> None:
         """``session.add(obj)``."""
 
     def load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]], row_states: list[ObjectState] | None = None) -> list[T]:

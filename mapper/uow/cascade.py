@@ -42,7 +42,7 @@ class Link:
 
     __slots__ = ("fk_cols", "ref_cols", "parent", "info")
 
-    def __init__(self, fk_cols: list[Column], ref_cols: list[Column], parent: Any, info: RelationInfo) -> None:
+    def __init__(self, fk_cols: list[Column], ref_cols: list[Column], parent: object, info: RelationInfo) -> None:
         self.fk_cols = fk_cols
         self.ref_cols = ref_cols
         self.parent = parent
@@ -54,7 +54,7 @@ class JunctionOp:
 
     __slots__ = ("info", "source", "target")
 
-    def __init__(self, info: RelationInfo, source: Any, target: Any) -> None:
+    def __init__(self, info: RelationInfo, source: object, target: object) -> None:
         self.info = info
         self.source = source
         self.target = target
@@ -87,7 +87,7 @@ class Move:
 class _Claim:
     __slots__ = ("child", "to_one", "adds", "removes")
 
-    def __init__(self, child: Any) -> None:
+    def __init__(self, child: object) -> None:
         self.child = child
         self.to_one: tuple[Any, RelationInfo] | None = None
         self.adds: list[tuple[Any, RelationInfo]] = []
@@ -122,7 +122,7 @@ class RelationPlan:
         self.touched: list[ObjectState] = []
 
 
-def label(obj: Any, lookup: Callable[[Any], ObjectState | None] | None = None) -> str:
+def label(obj: object, lookup: Callable[[object], ObjectState | None] | None = None) -> str:
     """A short name for an object in messages: ``Pug(1)``, or ``new Pug 'Cody'``."""
     st = lookup(obj) if lookup is not None else None
     name = type(obj).__name__
@@ -148,7 +148,7 @@ def _members(value: Any, info: RelationInfo) -> list[Any]:
     return items
 
 
-def _check_type(obj: Any, info: RelationInfo, lookup: Callable[[Any], ObjectState | None]) -> None:
+def _check_type(obj: object, info: RelationInfo, lookup: Callable[[object], ObjectState | None]) -> None:
     # ``lookup`` names a managed object by its key (``Owner(3)``); only an unknown one is "new".
     if not isinstance(obj, info.target.cls):
         msg = f"{info.name} holds {label(obj, lookup)}, a {type(obj).__name__}; it takes {info.target.cls.__name__} objects"
@@ -230,7 +230,7 @@ def reachable_unmanaged(
 
 def reconcile(
     states: Iterable[ObjectState],
-    lookup: Callable[[Any], ObjectState | None],
+    lookup: Callable[[object], ObjectState | None],
     ops: Iterable[tuple[bool, Any, RelationInfo, Any]] = (),
 ) -> RelationPlan:
     """Reconcile the relation edits of ``states`` (pending and persistent) into a plan.
@@ -259,7 +259,7 @@ class _Reconciler:
         pairs: per junction row (either side): whether it is added or removed.
     """
 
-    def __init__(self, lookup: Callable[[Any], ObjectState | None]) -> None:
+    def __init__(self, lookup: Callable[[object], ObjectState | None]) -> None:
         self.lookup = lookup
         self.plan = RelationPlan()
         self.claims: dict[tuple[int, tuple[str, tuple[str, ...]]], _Claim] = {}
@@ -269,14 +269,14 @@ class _Reconciler:
 
     # -- collecting ---------------------------------------------------------------------------------
 
-    def claim(self, child: Any, edge: Edge) -> _Claim:
+    def claim(self, child: object, edge: Edge) -> _Claim:
         k = (id(child), edge)
         c = self.claims.get(k)
         if c is None:
             c = self.claims[k] = _Claim(child)
         return c
 
-    def related_op(self, adding: bool, parent: Any, info: RelationInfo, child: Any) -> None:
+    def related_op(self, adding: bool, parent: object, info: RelationInfo, child: object) -> None:
         """An edit of an unloaded collection, made through ``session.related()``."""
         if info.kind.links:
             self.pair(info, parent, child, adding)
@@ -311,7 +311,7 @@ class _Reconciler:
                 _check_type(value, info, self.lookup)
             self.claim(st.obj, info.edge).to_one = (value, info)
 
-    def _children(self, obj: Any, info: RelationInfo, added: list[Any], removed: list[Any]) -> None:
+    def _children(self, obj: object, info: RelationInfo, added: list[Any], removed: list[Any]) -> None:
         """HasMany, HasOne: a member added claims the parent; a member removed leaves it."""
         edge = info.edge
         target_cls = info.target.cls
@@ -328,7 +328,7 @@ class _Reconciler:
         for x in removed:
             self.claim(x, edge).removes.append(entry)
 
-    def pair(self, info: RelationInfo, obj: Any, x: Any, adding: bool) -> None:
+    def pair(self, info: RelationInfo, obj: object, x: object, adding: bool) -> None:
         """BelongsToMany: a junction row to add or remove (the same row from either side once)."""
         lookup = self.lookup
         if adding:
@@ -428,7 +428,7 @@ class _Reconciler:
             raise FlushError(msg)
         return add_parents
 
-    def _refuse_contradiction(self, c: _Claim, new: Any, info: RelationInfo, add_parents: list[tuple[Any, RelationInfo]]) -> None:
+    def _refuse_contradiction(self, c: _Claim, new: object, info: RelationInfo, add_parents: list[tuple[Any, RelationInfo]]) -> None:
         """The reference names one parent and a collection it joined another: FlushError."""
         if add_parents and add_parents[0][0] is not new:
             lookup = self.lookup
@@ -463,7 +463,7 @@ def _collection_edits(st: ObjectState, info: RelationInfo, value: Any) -> tuple[
     return [x for x in members if id(x) not in snap_ids], [x for x in snap_members if id(x) not in cur_ids]
 
 
-def _old_references(child_state: ObjectState, edge: Edge, new: Any) -> list[Any]:
+def _old_references(child_state: ObjectState, edge: Edge, new: object) -> list[Any]:
     """The parents a persistent child's references on ``edge`` named before it joined ``new``."""
     if child_state.status == PENDING:  # a new child has no relation snapshots: no old parent
         return []
@@ -476,7 +476,7 @@ def _old_references(child_state: ObjectState, edge: Edge, new: Any) -> list[Any]
     return out
 
 
-def refuse_null_links(plan: RelationPlan, lookup: Callable[[Any], ObjectState | None]) -> None:
+def refuse_null_links(plan: RelationPlan, lookup: Callable[[object], ObjectState | None]) -> None:
     """Refuse, before any SQL, a child that stays while its NOT NULL key loses its parent.
 
     Run once the delete cascades have decided which children go: a child taken out of its
@@ -520,7 +520,7 @@ def _orphans(to_one: RelationInfo | None, removes: list[tuple[Any, RelationInfo]
     return inverse is not None and "orphan" in inverse.cascade
 
 
-def _pair_key(info: RelationInfo, source: Any, target: Any) -> tuple[Any, ...]:
+def _pair_key(info: RelationInfo, source: object, target: object) -> tuple[Any, ...]:
     """The same junction row seen from either side of the relation has the same key."""
     table = info.edge[0]
     a = (tuple(c.name for c in info.fk_cols), id(source))

@@ -130,7 +130,7 @@ class Mirror:
                 else:
                     rels[key] = value
 
-    def _mirror(self, child_state: ObjectState, edge: Edge, new: Any, old_parents: list[Any], parent_states: dict[int, ObjectState | None]) -> None:
+    def _mirror(self, child_state: ObjectState, edge: Edge, new: object, old_parents: list[Any], parent_states: dict[int, ObjectState | None]) -> None:
         child = child_state.obj
         refs, _ = self._edge_relations(child_state.mapping, edge)
         for info in refs:
@@ -220,7 +220,7 @@ class Mirror:
                     elif id(value) in ids:
                         self._discard(hst, info, value)
 
-    def _discard(self, holder: ObjectState, info: RelationInfo, obj: Any) -> None:
+    def _discard(self, holder: ObjectState, info: RelationInfo, obj: object) -> None:
         value = getattr(holder.obj, info.key, None)
         if value is None or is_unloaded(value):
             return

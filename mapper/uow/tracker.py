@@ -134,7 +134,7 @@ class Tracker:
             found = self._edges[m] = delete_edges(m, self.registry.mappings)
         return found
 
-    def mapping_of(self, obj: Any) -> ClassMapping[Any]:
+    def mapping_of(self, obj: object) -> ClassMapping[Any]:
         """The mapping of an object's class, else a MapperError naming the fix."""
         m = self.by_class.get(type(obj))
         if m is not None:
@@ -162,12 +162,12 @@ class Tracker:
             self.unindexed.clear()
         return self.by_id
 
-    def lookup(self, obj: Any) -> ObjectState | None:
+    def lookup(self, obj: object) -> ObjectState | None:
         """The state of a managed object, or None."""
         st = (self.states if self.unindexed else self.by_id).get(id(obj))
         return st if st is not None and st.obj is obj and st.status != DETACHED else None
 
-    def state_of(self, obj: Any, what: str) -> ObjectState:
+    def state_of(self, obj: object, what: str) -> ObjectState:
         """The state of a managed object.
 
         Raises:
@@ -182,7 +182,7 @@ class Tracker:
             raise errors.SessionError(msg)
         return st
 
-    def add(self, obj: Any, states: dict[int, ObjectState]) -> None:
+    def add(self, obj: object, states: dict[int, ObjectState]) -> None:
         """Manage ``obj``; ``states`` is the indexed ``states``.
 
         Raises:
@@ -229,7 +229,7 @@ class Tracker:
             )
             raise errors.DuplicateIdentityError(msg)
 
-    def manages(self, obj: Any, m: ClassMapping[Any], key: Any) -> bool:
+    def manages(self, obj: object, m: ClassMapping[Any], key: Any) -> bool:
         """Whether this open session manages ``obj`` (asked by another session's add()).
 
         It may run in another thread, so it only reads: the pending objects, the identity
