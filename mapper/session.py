@@ -493,7 +493,7 @@ class Session:
                              t.states if linked else None)
             uow.run(list(t.new.values()), persistent, list(t.deleted.values()), plan, ops)
             rekeyed = uow.finalize(t.take_all)
-            self._core.mirror.after_flush(plan, uow, rekeyed)
+            self._core.mirror.after_flush(plan, uow, rekeyed, self._planner.dropped)
         except BaseException as exc:
             self._fail(exc)
             raise

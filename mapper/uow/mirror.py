@@ -30,8 +30,13 @@ class Mirror:
         self.through = through
         self._edge_cache: dict[tuple[ClassMapping[Any], Any], tuple[list[RelationInfo], list[RelationInfo]]] = {}
 
-    def after_flush(self, plan: RelationPlan, uow: UnitOfWork, rekeyed: list[tuple[ObjectState, Any]]) -> None:
-        """Mirror the moves, junction pairs and deletes of a flush, then take relation snapshots."""
+    def after_flush(
+        self, plan: RelationPlan, uow: UnitOfWork, rekeyed: list[tuple[ObjectState, Any]], dropped: Sequence[ObjectState] = ()
+    ) -> None:
+        """Mirror the moves, junction pairs and deletes of a flush, then take relation snapshots.
+
+        ``dropped``: new objects the flush's cascades dropped; they leave loaded collections too.
+        """
         # Many children share a parent: each parent's state is looked up once.
         parent_states: dict[int, ObjectState | None] = {}
         self._moves(plan, parent_states)
@@ -41,7 +46,7 @@ class Mirror:
             self._mirror_pair(op, False)
         for st, old_key in rekeyed:
             self._follow_key(st, old_key)
-        self.drop_deleted(uow.deleted)
+        self.drop_deleted([*uow.deleted, *dropped] if dropped else uow.deleted)
         self.t.gone += uow.deleted
         self._associations(uow)
         self._snapshot_relations(self._touched(plan, parent_states))
@@ -187,6 +192,7 @@ class Mirror:
         if coll is None or is_unloaded(coll):
             return
         if set_member(coll, target, adding):
+            self.t.keep_committed_rels(src)  # rollback and savepoints return to the snapshot before
             src.rels[info.key] = tuple(coll)
 
     def drop_deleted(self, deleted: Sequence[ObjectState]) -> None:

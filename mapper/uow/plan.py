@@ -56,6 +56,9 @@ class FlushPlanner:
         self.t = tracker
         self.graph = graph
         self.connection = connection
+        #: New objects the running flush's cascades dropped (never inserted): like deleted ones,
+        #: they leave the loaded collections of living objects after the flush.
+        self.dropped: list[ObjectState] = []
 
     def prepare(self) -> tuple[RelationPlan, list[ParentOp]]:
         """The relation plan of the next flush and the set-based writes its deletes need.
@@ -66,18 +69,32 @@ class FlushPlanner:
             SessionError, DuplicateIdentityError: a new object the save cascade reaches is
                 managed by another session, or has the key of one already managed.
         """
+        self.dropped.clear()
         related = self._save_cascade()
         plan = reconcile(related, self.t.lookup, self.t.relation_ops)
         plan.touched = related
         for st in plan.orphans:
-            self.t.mark_deleted(st)
+            self._doom(st)
         for op in self._unlinked(plan.assoc_add):
             self._add_association(op, plan)
         for op in plan.assoc_remove:
             self._remove_association(op)
         ops = self._cascade_deletes(plan)
+        if plan.junction_add or plan.junction_remove:
+            # A new object the delete cascade dropped is never inserted: its pairs have no row.
+            # (The save cascade above has added every other end, so none is unmanaged here.)
+            held = self.t.lookup
+            plan.junction_add = [op for op in plan.junction_add if held(op.source) is not None and held(op.target) is not None]
+            plan.junction_remove = [op for op in plan.junction_remove if held(op.source) is not None and held(op.target) is not None]
         refuse_null_links(plan, self.t.lookup)
         return plan, ops
+
+    def _doom(self, st: ObjectState) -> bool:
+        """Mark a state deleted by a cascade; a new one is dropped instead, and remembered so that
+        it leaves the loaded collections of living objects after the flush (see ``dropped``)."""
+        if st.status == PENDING:
+            self.dropped.append(st)
+        return self.t.mark_deleted(st)
 
     def _save_cascade(self) -> list[ObjectState]:
         """New objects reachable from managed ones join the unit of work; returns the states to reconcile."""
@@ -217,7 +234,7 @@ class FlushPlanner:
         spec = self.t.spec(am)
         for st in list(self.t.identity.for_mapping(am).values()):
             if st.status == PERSISTENT and [spec.get(st, c.key) for c in info.fk_cols + info.other_cols] == want:
-                self.t.mark_deleted(st)
+                self._doom(st)
 
     def _cascade_deletes(self, plan: RelationPlan) -> list[ParentOp]:
         """Delete or detach the children of deleted parents: loaded, held, or only in the database."""
@@ -264,7 +281,7 @@ class FlushPlanner:
             if moved.get((id(child), info.edge), st.obj) is not st.obj:
                 continue  # moved to another parent, or taken out of this one
             cst = self.t.lookup(child)
-            if cst is not None and self.t.mark_deleted(cst):
+            if cst is not None and self._doom(cst):
                 out.append(cst)
         return out
 
@@ -310,7 +327,7 @@ class FlushPlanner:
             if any(lk.info.edge == edge.key for lk in plan.links.get(id(h), ())):
                 continue  # moved to another parent, or taken out of this one, in this flush
             if delete:
-                if self.t.mark_deleted(h):
+                if self._doom(h):
                     queued.append(h)
             elif edge.rule != "SET NULL" and not all(c.nullable for c in cols):
                 msg = (
@@ -340,7 +357,7 @@ class FlushPlanner:
                 continue
             links = [lk for lk in plan.links.get(id(h), ()) if lk.info.edge != edge.key]
             if delete:
-                if self.t.mark_deleted(h):
+                if self._doom(h):
                     queued.append(h)
                 plan.links[id(h)] = links
                 move.new, move.old_parents = None, [*move.old_parents, new]
@@ -373,7 +390,13 @@ class FlushPlanner:
         if not edge.link and (rule == "SET NULL" or (rule in ("RESTRICT", "NO ACTION") and not delete_mode)):
             return
         if holder is not None and (rule == "CASCADE" or delete_mode) and holder not in seen and self._needs_unheld_work(holder):
-            child_keys = self._child_keys(holder, cols, keys)
+            # Rows the session holds were handled in memory: deleted with their parent (their
+            # own delete does their children), or moved away by this flush (they stay).
+            held = self.t.identity.for_mapping(holder)
+            child_keys = [
+                k for k in self._child_keys(holder, cols, keys)
+                if (h := held.get(k)) is None or h.status not in (PERSISTENT, DELETED)
+            ]
             for child_edge in self.t.edges(holder):
                 self._plan_unheld_children(child_edge, child_keys, ops, seen | {holder})
         if rule == "CASCADE" and not edge.link:

@@ -24,7 +24,7 @@ __all__ = ["Frame", "Restorer"]
 class Frame:
     """What a savepoint must restore: the snapshot of every state when it was opened."""
 
-    __slots__ = ("name", "snaps", "states", "deleted", "new", "rels", "loaded_mark")
+    __slots__ = ("name", "snaps", "states", "deleted", "new", "rels", "loaded_mark", "ops")
 
     def __init__(self, name: str, tracker: Tracker) -> None:
         states = tracker.states
@@ -35,6 +35,9 @@ class Frame:
         self.deleted = dict(tracker.deleted)
         self.new = dict(tracker.new)
         self.loaded_mark = len(tracker.loaded_after_write)
+        #: related() edits of unloaded collections not flushed yet: those made inside the block
+        #: are undone with it.
+        self.ops = list(tracker.relation_ops)
 
 
 class Restorer:
@@ -163,6 +166,7 @@ class Restorer:
                 loaded.append(st)
         self.t.new = {k: st for k, st in frame.new.items() if k in self.t.states}
         self.t.deleted = dict(frame.deleted)
+        self.t.relation_ops[:] = frame.ops
         self.t.identity.clear()
         for k, st in self.t.states.items():
             if k not in frame.states:
