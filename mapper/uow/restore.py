@@ -56,12 +56,15 @@ class Restorer:
     def committed(self) -> None:
         """The transaction committed: what rollback would have needed is let go."""
         t = self.t
-        states = t.states
-        for st in t.gone:
-            if st.status == DELETED and st.deleted_flushed and states.get(id(st.obj)) is st:
-                del states[id(st.obj)]
-                st.status = DETACHED
-        t.gone.clear()
+        if t.gone:
+            # Only then: reading ``states`` indexes every loaded cohort, which a session that
+            # only read never needs.
+            states = t.states
+            for st in t.gone:
+                if st.status == DELETED and st.deleted_flushed and states.get(id(st.obj)) is st:
+                    del states[id(st.obj)]
+                    st.status = DETACHED
+            t.gone.clear()
         for st in t.since_commit:
             st.committed = None
             st.crels = None
