@@ -195,7 +195,9 @@ class Tracker:
                 st.status = PERSISTENT
                 self.deleted.pop(id(obj), None)
             return
-        m = self.mapping_of(obj)
+        m = self.by_class.get(type(obj))
+        if m is None:
+            m = self.mapping_of(obj)
         hidden = (None,) * len(m.hidden_columns) if m.hidden_columns else None
         st = ObjectState(obj, m, None, None, hidden, PENDING)
         key = self.spec(m).key_of(st)
