@@ -9,7 +9,7 @@ from typing import Any
 from ..lazy import is_unloaded, set_member
 from ..mapping import ClassMapping, RelationInfo
 from ..relations import HasOne
-from ..state import GHOST, PERSISTENT, ObjectState
+from ..state import DELETED, GHOST, PERSISTENT, ObjectState
 from .cascade import Edge, JunctionOp, RelationPlan
 from .execute import UnitOfWork
 from .tracker import Tracker
@@ -141,7 +141,9 @@ class Mirror:
         for info in refs:
             self.t.spec(child_state.mapping).setattr(child, info.key, new)
         ends = [(p, False) for p in old_parents if p is not None and p is not new] if old_parents else []
-        if new is not None:
+        # A child deleted in this flush joins no parent: in a HasOne it would take the place of
+        # the parent's living target, which drop_deleted() would then clear.
+        if new is not None and child_state.status != DELETED:
             ends.append((new, True))
         for parent, adding in ends:
             k = id(parent)
