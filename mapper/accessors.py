@@ -44,7 +44,7 @@ class _Accessor:
         conds = [Compare(c, "=", Literal(v, c.type)) for c, v in zip(self._info.fk_cols, key)]
         return conds[0] if len(conds) == 1 else And(tuple(conds))
 
-    def _check_target(self, obj: Any) -> None:
+    def _check_target(self, obj: object) -> None:
         if not isinstance(obj, self._info.target.cls):
             msg = (
                 f"{self._info.name} takes {self._info.target.cls.__name__} objects, got "
@@ -93,7 +93,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
         sql, params = conn.compiler.count(Select(table, [CountStar()], self._where_children(key)))
         return int(conn.fetchall(sql, params)[0][0])
 
-    def has(self, obj: Any) -> bool:
+    def has(self, obj: object) -> bool:
         """Whether ``obj`` is related (one statement)."""
         self._check_target(obj)
         key = self._parent_key()
@@ -116,7 +116,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
         sql, params = conn.compiler.exists(Select(table, [CountStar()], And(tuple(conds))))
         return bool(conn.fetchall(sql, params))
 
-    def add(self, *objs: Any) -> None:
+    def add(self, *objs: object) -> None:
         """Relate ``objs`` (written at the next flush; a loaded collection is updated now)."""
         for obj in objs:
             self._check_target(obj)
@@ -130,7 +130,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
                 self._s.add(obj)
             self._s.tracker.relation_ops.append((True, self._st.obj, self._info, obj))
 
-    def remove(self, *objs: Any) -> None:
+    def remove(self, *objs: object) -> None:
         """Unrelate ``objs`` (the default cascade nulls the key; "orphan" deletes the child)."""
         for obj in objs:
             self._check_target(obj)

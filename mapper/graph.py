@@ -166,7 +166,7 @@ class GraphLoader:
             klass = self._ghost_classes[m] = ghost_class(m.cls, self._load_ghost)
         return klass
 
-    def _load_ghost(self, obj: Any) -> None:
+    def _load_ghost(self, obj: object) -> None:
         s = self.s
         st = s.tracker.states.get(id(obj))
         if s.closed or st is None or st.status != GHOST:

@@ -405,9 +405,9 @@ class Registry:
         for cm in self.mappings:
             check_unfilled_fields(cm, fields_without_default(cm.cls, _init_assignments))
 
-    def _add(self, mapper_class: Any) -> None:
+    def _add(self, listed: object) -> None:
         """Validate one mapper class and resolve its columns into a ClassMapping."""
-        cls, table = self._check_mapper(mapper_class)
+        mapper_class, cls, table = self._check_mapper(listed)
         self._check_unknown_attributes(mapper_class)
         cm: ClassMapping[Any] = ClassMapping(mapper_class, cls)
         names, defaults = _domain_fields(cls)
@@ -446,8 +446,8 @@ class Registry:
         self.by_mapper[mapper_class] = cm
         self.tables[table] = cm.table
 
-    def _check_mapper(self, mapper_class: Any) -> tuple[type, str]:
-        """The mapper's domain class and table, once they are known to be valid and unique."""
+    def _check_mapper(self, mapper_class: object) -> tuple[type[Mapper[Any]], type, str]:
+        """The mapper class, its domain class and table, once they are known to be valid and unique."""
         if not (isinstance(mapper_class, type) and issubclass(mapper_class, Mapper)):
             msg = f"Database(mappers=...) takes Mapper subclasses, got {mapper_class!r}"
             raise ConfigurationError(msg)
@@ -480,7 +480,7 @@ class Registry:
             other = next(cm.name for cm in self.mappings if cm.table.name == table)
             msg = f"table {table!r} is mapped twice, by {other} and {name}; keep one mapper per table"
             raise ConfigurationError(msg)
-        return cls, table
+        return mapper_class, cls, table
 
     def _declared_columns(self, mapper_class: Any, cm: ClassMapping[Any], table: str) -> dict[str, Column]:
         """The mapper's columns, with the ``timestamps`` ones added when it has that option."""

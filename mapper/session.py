@@ -189,7 +189,7 @@ class Session:
         self._autoflush()
         return self.connection
 
-    def _mapping_for(self, cls: Any) -> ClassMapping[Any]:
+    def _mapping_for(self, cls: type) -> ClassMapping[Any]:
         return self._db.registry.mapping_for(cls)
 
     def close(self) -> None:
@@ -220,7 +220,7 @@ class Session:
 
     # -- adding and removing ----------------------------------------------------------------------
 
-    def add(self, obj: Any) -> None:
+    def add(self, obj: object) -> None:
         """Manage ``obj``: a new object is inserted at the next flush.
 
         Adding an object already in the session does nothing; adding one marked for
@@ -241,7 +241,7 @@ class Session:
         for obj in objs:
             self._t.add(obj, states)
 
-    def delete(self, obj: Any) -> None:
+    def delete(self, obj: object) -> None:
         """Delete ``obj`` at the next flush (a pending object is simply dropped).
 
         Raises:
@@ -256,7 +256,7 @@ class Session:
                 return
         self._t.mark_deleted(st)
 
-    def expunge(self, obj: Any) -> None:
+    def expunge(self, obj: object) -> None:
         """Stop managing ``obj``: its changes are no longer tracked or flushed.
 
         Raises:
@@ -355,7 +355,7 @@ class Session:
         for sts, tree in trees:
             self._graph.load_tree(sts, tree)
 
-    def related(self, obj: Any, name: str) -> Any:
+    def related(self, obj: object, name: str) -> Any:
         """Accessors for one relation of ``obj``.
 
         A collection (HasMany, BelongsToMany) offers ``all()``, ``count()``, ``has(x)``,
@@ -380,7 +380,7 @@ class Session:
             return CollectionAccessor(self._core, st, info)
         return ReferenceAccessor(self._core, st, info)
 
-    def refresh(self, obj: Any) -> None:
+    def refresh(self, obj: object) -> None:
         """Reload ``obj``'s columns from the database, discarding its unflushed changes.
 
         Raises:
@@ -394,7 +394,7 @@ class Session:
             raise errors.SessionError(msg)
         self._core.refresh(st)
 
-    def identity(self, obj: Any) -> Any:
+    def identity(self, obj: object) -> Any:
         """The primary key of a managed object (hidden or not): a value, or a tuple for composite keys.
 
         Raises:
@@ -614,6 +614,6 @@ class Session:
         state = "closed" if self._closed else f"{len(self._t.states)} objects"
         return f"<Session {state}>"
 
-    def __contains__(self, obj: Any) -> bool:
+    def __contains__(self, obj: object) -> bool:
         st = self._t.states.get(id(obj))
         return st is not None and st.obj is obj and st.status != DETACHED

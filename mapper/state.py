@@ -257,7 +257,7 @@ class SnapshotSpec:
         fn: Callable[[Iterable[ObjectState]], list[ObjectState]] = compile_function(src, ns, owner=self.mapping.name, name="relation_candidates")
         return fn
 
-    def restore(self, obj: Any, values: tuple[Any, ...]) -> None:
+    def restore(self, obj: object, values: tuple[Any, ...]) -> None:
         """Write snapshot values back onto the object (copies of mutable ones)."""
         set_ = self.setattr
         for i, (name, value) in enumerate(zip(self.names, values)):
