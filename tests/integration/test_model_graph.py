@@ -193,6 +193,7 @@ class Model:
     marked: set[int] = attrs.Factory(set)  # s.delete()d, not flushed yet
     flushed_parent: dict[int, Any] = attrs.Factory(dict)  # node uid -> parent uid at the last flush
     flushed_badge: dict[int, Any] = attrs.Factory(dict)  # badge uid -> node uid at the last flush
+    taken_out: dict[int, int] = attrs.Factory(dict)  # node uid -> the parent the last flush took it from
 
     def living(self) -> set[int]:
         held_members = set(self.member_uid.values()) | self.unlinked_members
@@ -290,6 +291,10 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
             for u, row in m.nodes.items():
                 if u not in dead and row[1] in dead:
                     row[1] = None
+                if u not in dead and row[1] is None and m.flushed_parent.get(u) in dead:
+                    _note("taken out of a parent deleted in the same flush")
+            if dead & set(m.taken_out.values()):
+                _note("a parent deleted after a flush that took a child out")
             dead_badges = {u for u in m.marked if u in m.badges}
             for b, row in m.badges.items():
                 if row[1] in dead:
@@ -323,6 +328,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
                     m.member_uid.pop(pair, None)
             m.pending.clear()
             m.marked.clear()
+            m.taken_out = {u: p for u, p in m.flushed_parent.items() if u in m.nodes and p in m.nodes and m.nodes[u][1] is None}
             m.flushed_parent = {u: p for u, (_, p) in m.nodes.items()}
             m.flushed_badge = {u: n for u, (_, n) in m.badges.items()}
             # A deleted object stays in the session until the commit (guide, Session API).
@@ -437,17 +443,22 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
                 to = self._pick(data, set(self.m.nodes) - self.m.subtree(u) - {old}, "to")
                 if to is None:
                     return
+            if self._move(u, old, to, how):
+                _note(f"move node {'out' if out else 'to'} ({how})")
+
+        def _move(self, u: int, old: int | None, to: int | None, how: str) -> bool:
+            """Move node ``u`` from ``old`` to ``to`` through ``how``; False if it did not happen."""
             side = "reference" if how == "reference" else "list"
             if self.m.moved_by.setdefault(u, side) != side:
                 self.flush()  # moved from both sides since the flush contradicts: a FlushError
                 self.check(sql_in_session=True)
-                return
+                return False
             if how == "list" and self._ready((old, "children"), (to, "children")):
                 if u not in self.m.nodes or self.m.nodes[u][1] != old or (to is not None and (to not in self.m.nodes or to in self.m.subtree(u))):
-                    return
+                    return False
             node = self.objs[u]
             if how == "list" and old is not None and not any(c is node for c in self.objs[old].children):
-                return  # moved by reference: the old list shows it after the flush
+                return False  # moved by reference: the old list shows it after the flush
             if how == "reference":
                 node.parent = None if to is None else self.objs[to]
             elif how == "list":
@@ -457,13 +468,35 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
                     self.objs[to].children.append(node)
             else:
                 if {old, to} & self.m.fragile():
-                    return  # related() needs an object the session holds
+                    return False  # related() needs an object the session holds
                 if old is not None:
                     self.s.related(self.objs[old], "children").remove(node)
                 if to is not None:
                     self.s.related(self.objs[to], "children").add(node)
             self.m.nodes[u][1] = to
-            _note(f"move node {'out' if out else 'to'} ({how})")
+            return True
+
+        @rule(data=st.data(), how=st.sampled_from(["reference", "list", "related"]), flush_between=st.booleans())
+        def take_out_then_delete_parent(self, data: Any, how: str, flush_between: bool) -> None:
+            """Take a child out of its parent, then delete the parent (in the same flush or the next):
+            the child stays, detached, whatever the cascade (with "orphan" it goes as an orphan)."""
+            if self.m.pending:
+                self.flush()
+                self.check(sql_in_session=True)
+            u = self._pick(data, {c for c, (_, p) in self.m.nodes.items() if p is not None and p not in self.m.marked}, "child")
+            if u is None:
+                return
+            parent = self.m.nodes[u][1]
+            if not self._move(u, parent, None, how) or parent not in self.m.nodes:
+                return
+            if flush_between:
+                self.flush()
+                self.check(sql_in_session=True)
+                if parent not in self.m.nodes:
+                    return
+            self.s.delete(self.objs[parent])
+            self.m.marked.add(parent)
+            _note(f"take out, {'flush, ' if flush_between else ''}delete the parent ({how})")
 
         # -- rules: deleting (what was flushed: dropping a new object is the owner/pug machine's) --
 
