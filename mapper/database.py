@@ -8,6 +8,7 @@ from typing import Any
 from . import errors
 from .codegen import SOURCE_ATTRIBUTE, source_of
 from .engine import Engine
+from .events import StatementCallback, Subscription
 from .uow.persister import Persister
 from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
@@ -191,6 +192,29 @@ class Database:
         """Register ``fn(session)`` to run after every successful commit (usable as a decorator)."""
         self._after_commit_hooks.append(fn)
         return fn
+
+    def on_statement(self, callback: StatementCallback) -> Subscription:
+        """Call ``callback(event)`` after every statement sent to this database.
+
+        The ``StatementEvent`` carries the SQL, the parameters and their count, the time taken,
+        the row count, the session that sent it (None for ``create_all()`` and the like), and
+        the error when the statement failed (the callback runs before the error is raised).
+        Savepoint statements are reported with ``event.control`` set. Callbacks run in the
+        thread that sent the statement, in the order they were added; an exception from one
+        propagates to the code that sent the statement. With no callback registered (and
+        ``echo`` off), statements pay nothing for the hook.
+
+        Args:
+            callback: a callable of one ``StatementEvent``.
+
+        Returns:
+            A ``Subscription``: ``remove()`` stops the callbacks; as a context manager it
+            removes them when its block ends.
+
+        Raises:
+            ConfigurationError: ``callback`` is not callable.
+        """
+        return self.engine.on_statement(callback)
 
     def session(self, *, autoflush: bool = True, lazy: str | None = None) -> Session:
         """A new Session (use it as a context manager).

@@ -1,8 +1,9 @@
 """The engine: a pool of driver connections and the Connection that every statement goes through.
 
-``Connection`` is the single choke point for statements: it begins transactions, counts
-statements for budgets, logs them when echo is on, and translates driver errors into
-``mapper.errors`` with the SQL and parameters attached.
+``Connection`` is the single choke point for statements: it begins transactions, reports each
+statement to the guards and observers that watch it (budgets, the SQL echo, ``db.on_statement``
+callbacks: see ``events``), and translates driver errors into ``mapper.errors`` with the SQL and
+parameters attached.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from . import errors
 from ._typing import ConnectionPool, DBAPIConnection
 from .dialects import Dialect, URL, dialect_for, parse_url
+from .events import Budget, EchoLog, StatementCallback, StatementEvent, Subscription
 from .sql import Compiler
 
 __all__ = ["Engine", "Connection", "QueuePool", "Row", "Budget"]
@@ -58,16 +60,6 @@ def row_class(names: Sequence[str]) -> type[Row]:
     fields = tuple(names)
     index = {n: i for i, n in enumerate(fields)}
     return type("Row", (Row,), {"__slots__": (), "_fields": fields, "_index": index})
-
-
-class Budget:
-    """A statement budget: ``limit`` statements at most inside its block."""
-
-    __slots__ = ("limit", "used")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
 
 
 class QueuePool:
@@ -242,12 +234,17 @@ class Engine:
         self.dialect: Dialect = dialect_for(self.url)
         self.compiler = Compiler(self.dialect)
         self.echo = bool(echo)
-        if self.echo and not log.handlers and not logging.getLogger().handlers:
-            # echo=True should show something even when the application configured no logging.
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-            log.addHandler(handler)
-            log.setLevel(logging.INFO)
+        #: The statement observers of every connection (``on_statement`` callbacks, the echo).
+        #: Connections hold this very list, so a callback added later sees their statements too.
+        self.observers: list[StatementCallback] = []
+        if self.echo:
+            self.observers.append(EchoLog())
+            if not log.handlers and not logging.getLogger().handlers:
+                # echo=True should show something even when the application configured no logging.
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+                log.addHandler(handler)
+                log.setLevel(logging.INFO)
         self.isolation_level = isolation_level
         self.pre_ping = bool(pre_ping)
         self.options: dict[str, Any] = {
@@ -298,13 +295,28 @@ class Engine:
                 self.dialect.initialize(raw)
                 self._initialized = True
 
-    def connect(self) -> Connection:
-        """A Connection holding one pooled driver connection until closed."""
+    def on_statement(self, callback: StatementCallback) -> Subscription:
+        """Call ``callback(event)`` after every statement of every connection (see ``events``)."""
+        if not callable(callback):
+            msg = f"on_statement() takes a callable of one StatementEvent, got {callback!r}"
+            raise errors.ConfigurationError(msg)
+        self.observers.append(callback)
+        return Subscription(self.observers, callback)
+
+    def connect(self, owner: object | None = None) -> Connection:
+        """A Connection holding one pooled driver connection until closed.
+
+        Args:
+            owner: the session the connection serves, named by its statement events.
+        """
         raw = self.pool.acquire()
         try:
             if not self._initialized:
                 self._initialize(raw)
-            return Connection(self, raw)
+            conn = Connection(self, raw)
+            if owner is not None:
+                conn.owner = weakref.ref(owner)
+            return conn
         except BaseException:
             # The pool counted the connection as lent: give it back, or its slot is lost.
             self.pool.release(raw, discard=True)
@@ -320,7 +332,9 @@ class Connection:
 
     Attributes:
         count: statements sent since the connection was lent (BEGIN/COMMIT/SAVEPOINT excluded).
-        budgets: active statement budgets; each statement is charged to all of them.
+        budgets: the guards of each statement (the session's active budgets): every one is
+            checked before a statement is sent, then each is charged (``events.Budget``).
+        owner: a weak reference to the session the connection serves, or None.
         in_transaction: a transaction is open (begun by the first statement).
         broken: the driver connection is lost (or in no known state): it is thrown away, never
             lent again, and replaced before the next transaction.
@@ -338,7 +352,8 @@ class Connection:
         "in_transaction",
         "broken",
         "closed",
-        "echo",
+        "owner",
+        "_observers",
         "_errors",
         "_sp_seq",
         "_lent",
@@ -356,7 +371,8 @@ class Connection:
         self.in_transaction = False
         self.broken = False
         self.closed = False
-        self.echo = engine.echo
+        self.owner: weakref.ref[Any] | None = None
+        self._observers = engine.observers
         self._errors = engine.dialect.driver_errors()
         self._sp_seq = 0
         #: ``raw`` is the pool's, counted as lent (False after a replacement failed).
@@ -366,20 +382,9 @@ class Connection:
 
     # -- the choke point --------------------------------------------------------------------------
 
-    def _before(self, sql: str, params: Any) -> None:
-        if self.closed:
-            msg = "this connection was closed; open a new session"
-            raise errors.SessionClosedError(msg)
-        for b in self.budgets:
-            if b.used >= b.limit:
-                shown = sql if len(sql) <= 200 else sql[:200] + "..."
-                msg = f"query budget of {b.limit} exceeded by statement {b.used + 1}: {shown}"
-                raise errors.QueryBudgetExceeded(msg)
-        for b in self.budgets:
-            b.used += 1
-        self.count += 1
-        if not self.in_transaction:
-            self._begin()
+    def _refuse_closed(self) -> None:
+        msg = "this connection was closed; open a new session"
+        raise errors.SessionClosedError(msg)
 
     def _begin(self) -> None:
         """Begin a transaction, on a driver connection that is alive.
@@ -437,30 +442,27 @@ class Connection:
             retryable=code is not None and code in dialect.retryable_codes,
         ) from exc
 
-    def _log(self, sql: str, params: Any, started: float, many: int = 0) -> None:
-        ms = (time.perf_counter() - started) * 1000
-        if many:
-            shown = list(params[:10]) if params is not None else []
-            more = f" ... and {many - len(shown)} more" if many > len(shown) else ""
-            log.info("%s [executemany x%d] %r%s (%.3f ms)", sql, many, shown, more, ms)
-        else:
-            log.info("%s %r (%.3f ms)", sql, params, ms)
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Send one statement; returns the cursor (for rowcount, lastrowid and RETURNING rows)."""
-        self._before(sql, params)
+        if self.budgets or self._observers:
+            return self._watched(sql, params, 0, False)
+        if self.closed:
+            self._refuse_closed()
+        self.count += 1
+        if not self.in_transaction:
+            self._begin()
         cur = self._cursor
-        started = time.perf_counter() if self.echo else 0.0
         try:
             cur.execute(sql, params)
         except self._errors as exc:
             self._raise(exc, sql, params)
-        if self.echo:
-            self._log(sql, params, started)
         return cur
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Send a query and return all its rows as tuples."""
+        if self.budgets or self._observers:
+            rows = self._watched(sql, params, 0, True)
+            return rows  # type: ignore[no-any-return]
         cur = self.execute(sql, params)
         try:
             rows = cur.fetchall()
@@ -470,16 +472,75 @@ class Connection:
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
         """Send one statement for many parameter rows (one statement for budgets); returns rowcount."""
-        self._before(sql, seq)
+        if self.budgets or self._observers:
+            self._watched(sql, seq, len(seq), False, many_call=True)
+            return int(self._cursor.rowcount)
+        if self.closed:
+            self._refuse_closed()
+        self.count += 1
+        if not self.in_transaction:
+            self._begin()
         cur = self._cursor
-        started = time.perf_counter() if self.echo else 0.0
         try:
             cur.executemany(sql, seq)
         except self._errors as exc:
             self._raise(exc, sql, seq)
-        if self.echo:
-            self._log(sql, seq, started, len(seq))
         return int(cur.rowcount)
+
+    def _watched(
+        self, sql: str, params: Any, many: int, fetch: bool, control: bool = False, many_call: bool = False
+    ) -> Any:
+        """Send a statement that guards or observers watch (the path taken only when some do).
+
+        Guards (budgets) see it first and may refuse it before anything is sent; observers see
+        it afterwards with its time and row count, or with the error it raised.
+        """
+        event = StatementEvent(sql, params, many, control, self.owner)
+        if not control:
+            if self.closed:
+                self._refuse_closed()
+            guards = self.budgets
+            if guards:
+                # Every guard is asked before any is charged: a refused statement costs none.
+                for g in guards:
+                    g.check(event)
+                for g in guards:
+                    g.charge(event)
+            self.count += 1
+        if not self.in_transaction:
+            self._begin()
+        cur = self._cursor
+        result: Any = cur
+        started = time.perf_counter()
+        try:
+            if control:
+                cur.execute(sql)
+            elif many_call:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
+            if fetch:
+                rows = cur.fetchall()
+                result = rows if isinstance(rows, list) else list(rows)
+                event.rows = len(result)
+            else:
+                event.rows = int(cur.rowcount)
+        except self._errors as exc:
+            event.duration = time.perf_counter() - started
+            try:
+                self._raise(exc, sql, None if control else params)
+            except errors.DatabaseError as err:
+                event.error = err
+                self._notify(event)
+                raise
+        event.duration = time.perf_counter() - started
+        self._notify(event)
+        return result
+
+    def _notify(self, event: StatementEvent) -> None:
+        # A copy: a callback may remove itself (or another thread add one) meanwhile.
+        for observer in tuple(self._observers):
+            observer(event)
 
     # -- transactions -----------------------------------------------------------------------------
 
@@ -520,15 +581,15 @@ class Connection:
 
     def _control(self, sql: str) -> None:
         # Savepoint statements are not charged to budgets: they are transaction control.
+        if self._observers:
+            self._watched(sql, (), 0, False, control=True)
+            return
         if not self.in_transaction:
             self._begin()
-        started = time.perf_counter() if self.echo else 0.0
         try:
             self._cursor.execute(sql)
         except self._errors as exc:
             self._raise(exc, sql, None)
-        if self.echo:
-            self._log(sql, (), started)
 
     def savepoint(self) -> str:
         """Open a savepoint and return its name."""

@@ -164,7 +164,7 @@ class Session:
                 self._check()
                 conn = self._conn
                 if conn is None:
-                    conn = self._db.engine.connect()
+                    conn = self._db.engine.connect(self)
                     conn.budgets = self._budgets
                     self._conn = conn
         return conn

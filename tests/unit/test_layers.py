@@ -17,6 +17,7 @@ RANK = {
     "_typing": 0,
     "codegen": 0,
     "types": 1,
+    "events": 1,
     "expressions": 2,
     "schema": 3,
     "lazy": 3,
