@@ -8,6 +8,7 @@ from typing import Any
 from . import errors
 from .codegen import SOURCE_ATTRIBUTE, source_of
 from .engine import Engine
+from .lifecycle import Lifecycle, SessionHook
 from .events import StatementCallback, Subscription
 from .uow.persister import Persister
 from .loading import Loader
@@ -106,6 +107,8 @@ class Database:
         self._after_commit_hooks: list[Callable[[Session], None]] = []
         self._before_flush_hooks: list[Callable[[Session], None]] = []
         self._through: dict[ClassMapping[Any], list[Any]] | None = None
+        #: after_flush, before_commit and after_rollback hooks, the database's and the mappers'.
+        self._lifecycle = Lifecycle(self.registry.mappings)
         #: The open sessions, so add() can refuse an object another one manages.
         self._sessions = OpenTrackers()
 
@@ -191,6 +194,36 @@ class Database:
     def after_commit(self, fn: Callable[[Session], None]) -> Callable[[Session], None]:
         """Register ``fn(session)`` to run after every successful commit (usable as a decorator)."""
         self._after_commit_hooks.append(fn)
+        return fn
+
+    def after_flush(self, fn: SessionHook) -> SessionHook:
+        """Register ``fn(session)`` to run after every flush that wrote something (a decorator too).
+
+        It runs once the flush is complete (generated keys set, both sides of relations in
+        line), after the mappers' ``after_flush`` methods, before anything is committed. An
+        exception from it propagates; what the flush wrote stays in the open transaction.
+        """
+        self._lifecycle.after_flush.append(fn)
+        return fn
+
+    def before_commit(self, fn: SessionHook) -> SessionHook:
+        """Register ``fn(session)`` to run in every ``commit()`` before the COMMIT (a decorator too).
+
+        It runs after the commit's flush, and after the mappers' ``before_commit`` methods;
+        what it changes or adds is flushed before the COMMIT. If it raises, nothing is
+        committed and the transaction stays open (roll it back, or fix and commit again).
+        """
+        self._lifecycle.before_commit.append(fn)
+        return fn
+
+    def after_rollback(self, fn: SessionHook) -> SessionHook:
+        """Register ``fn(session)`` to run after every ``rollback()`` (a decorator too).
+
+        It runs once the database and the objects are back at the last commit (a ``with``
+        block that raises rolls back too), after the mappers' ``after_rollback`` methods. A
+        savepoint that fails (``begin_nested()``) is not a rollback of the transaction.
+        """
+        self._lifecycle.after_rollback.append(fn)
         return fn
 
     def on_statement(self, callback: StatementCallback) -> Subscription:

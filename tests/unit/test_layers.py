@@ -29,6 +29,7 @@ RANK = {
     "engine": 6,
     "state": 6,
     "identity": 7,
+    "lifecycle": 7,
     "seam": 8,
     "uow.__init__": 8,
     "uow.changes": 8,
