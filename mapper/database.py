@@ -8,7 +8,9 @@ from typing import Any
 from . import errors
 from .codegen import SOURCE_ATTRIBUTE, source_of
 from .engine import Engine
+from .health import Health, check_health
 from .lifecycle import Lifecycle, SessionHook
+from .pool import PoolStatus
 from .events import StatementCallback, Subscription
 from .uow.persister import Persister
 from .loading import Loader
@@ -48,6 +50,12 @@ class Database:
         isolation_level: for every connection; None (the default) keeps the server's default.
         pool_size: most connections open at once.
         pool_timeout: seconds to wait for a free connection.
+        pool_min: idle connections kept open however long they sit (default 0). The pool opens
+            connections only when a session needs one, never in advance.
+        pool_max_idle: seconds an idle connection above ``pool_min`` stays open (default None:
+            until the Database closes).
+        pool_max_lifetime: seconds after which a connection is closed and replaced, when it is
+            next given back or about to be lent (default None: no limit).
         pre_ping: before lending a pooled connection, check that it is alive (one round trip
             on a server; SQLite needs none) and replace it if the server dropped it.
         echo: log every statement with its parameters and time on the ``mapper.sql`` logger.
@@ -75,6 +83,9 @@ class Database:
         isolation_level: str | None = None,
         pool_size: int = 5,
         pool_timeout: float = 30.0,
+        pool_min: int = 0,
+        pool_max_idle: float | None = None,
+        pool_max_lifetime: float | None = None,
         pre_ping: bool = True,
         echo: bool = False,
         lazy: str = "select",
@@ -97,6 +108,9 @@ class Database:
             url,
             pool_size=pool_size,
             pool_timeout=pool_timeout,
+            pool_min=pool_min,
+            pool_max_idle=pool_max_idle,
+            pool_max_lifetime=pool_max_lifetime,
             pre_ping=pre_ping,
             isolation_level=isolation_level,
             echo=echo,
@@ -354,6 +368,42 @@ class Database:
             conn.commit()
         finally:
             conn.close()
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def pool_status(self) -> PoolStatus:
+        """The connection pool right now: ``size`` (open), ``in_use``, ``idle``, ``waiting``.
+
+        Idle connections past ``pool_max_idle`` or ``pool_max_lifetime`` are closed first, so
+        the numbers are what the settings allow. Also ``min_size``, ``max_size``, and the
+        connections ``discarded`` (dead or broken) and ``expired`` (closed for their age) so far.
+        """
+        return self.engine.pool.status()
+
+    def health_check(self, *, timeout: float = 5.0, raise_on_failure: bool = False) -> Health:
+        """A readiness probe: take a pooled connection, run ``SELECT 1``, give it back.
+
+        A server that is down or refuses the connection is reported, not raised: the result
+        is false and its ``error`` says why. It returns within ``timeout`` when every
+        connection is in use, and within ``connect_timeout`` when a new connection must be
+        opened to a server that does not answer (at once when the server refuses it).
+
+        Args:
+            timeout: seconds to wait for a free pooled connection.
+            raise_on_failure: raise the failure (``DatabaseError`` or ``PoolTimeoutError``)
+                instead of reporting it.
+
+        Returns:
+            A ``Health``: ``ok``, ``backend``, ``url``, ``latency`` (seconds), ``error``,
+            ``pool`` (a ``PoolStatus``); ``bool(health)`` is ``ok``.
+
+        Raises:
+            ConfigurationError: ``timeout`` is not a number of seconds >= 0.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            msg = f"health_check(timeout={timeout!r}): give a number of seconds >= 0"
+            raise errors.ConfigurationError(msg)
+        return check_health(self.engine, float(timeout), raise_on_failure)
 
     # -- lifetime ---------------------------------------------------------------------------------
 

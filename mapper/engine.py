@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import errors
-from ._typing import ConnectionPool, DBAPIConnection
+from ._typing import DBAPIConnection
 from .dialects import Dialect, URL, dialect_for, parse_url
 from .events import Budget, EchoLog, StatementCallback, StatementEvent, Subscription
+from .pool import PoolSettings, PoolStatus, QueuePool, close_quietly
 from .sql import Compiler
 
-__all__ = ["Engine", "Connection", "QueuePool", "Row", "Budget"]
+__all__ = ["Engine", "Connection", "QueuePool", "PoolStatus", "Row", "Budget"]
 
 log = logging.getLogger("mapper.sql")
 
@@ -62,136 +63,6 @@ def row_class(names: Sequence[str]) -> type[Row]:
     return type("Row", (Row,), {"__slots__": (), "_fields": fields, "_index": index})
 
 
-class QueuePool:
-    """A thread-safe pool of at most ``size`` connections; waits ``timeout`` seconds for one.
-
-    Connections that a caller reports broken are closed and replaced on demand. The pool
-    starts no thread: a connection is opened by the caller that needs it, so a server that
-    cannot be reached fails that caller at once, with the driver's error.
-    """
-
-    def __init__(
-        self,
-        creator: Any,
-        size: int,
-        timeout: float,
-        keeper: DBAPIConnection | None = None,
-        check: Callable[[DBAPIConnection], bool] | None = None,
-    ) -> None:
-        self._creator = creator
-        #: ``check(raw)``: False for an idle connection that died (the server restarted or
-        #: killed it); it is closed and replaced before a session sees it.
-        self._check = check
-        self._size = size
-        self._timeout = timeout
-        self._idle: list[DBAPIConnection] = []
-        self._out = 0
-        self._waiting = 0
-        self._discarded = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        # Idle connections are closed when the pool is collected or the interpreter exits, even
-        # if nobody called close(): a driver connection left to the garbage collector warns
-        # (ResourceWarning), and at exit it may go after the modules it needs. The finalizer
-        # holds the idle list and the keeper's box, never the pool (nor the engine behind it).
-        # (The keeper keeps a shared in-memory SQLite database alive between sessions.)
-        self._keeper_box: list[DBAPIConnection] = [keeper] if keeper is not None else []
-        self._finalizer = weakref.finalize(self, _close_all, self._cond, self._idle, self._keeper_box)
-
-    def acquire(self) -> DBAPIConnection:
-        deadline = time.monotonic() + self._timeout
-        idle: DBAPIConnection | None = None
-        with self._cond:
-            while True:
-                if self._closed:
-                    msg = "the Database is closed; create a new one"
-                    raise errors.InterfaceError(msg)
-                if self._idle:
-                    self._out += 1
-                    idle = self._idle.pop()
-                    break
-                if self._out < self._size:
-                    self._out += 1
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise errors.PoolTimeoutError.waited(self._timeout, self._size)
-                self._waiting += 1
-                try:
-                    self._cond.wait(left)
-                finally:
-                    self._waiting -= 1
-        # The slot is taken; checking and connecting happen outside the lock, and whatever
-        # fails there gives the slot back.
-        try:
-            if idle is not None:
-                if self._check is None or self._check(idle):
-                    return idle
-                self._count_discard()
-                _close_quietly(idle)
-            return self._creator()  # type: ignore[no-any-return]
-        except BaseException:
-            with self._cond:
-                self._out -= 1
-                self._cond.notify()
-            raise
-
-    def release(self, raw: DBAPIConnection, discard: bool = False) -> None:
-        with self._cond:
-            self._out -= 1
-            keep = not (discard or self._closed)
-            if keep:
-                self._idle.append(raw)
-            elif discard:
-                self._discarded += 1
-            self._cond.notify()
-        if not keep:
-            # Outside the lock: closing a connection to a server that is gone may take a while.
-            _close_quietly(raw)
-
-    def _count_discard(self) -> None:
-        with self._cond:
-            self._discarded += 1
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._finalizer()
-
-    @property
-    def checked_out(self) -> int:
-        """Connections currently lent to sessions."""
-        return self._out
-
-    @property
-    def waiting(self) -> int:
-        """Callers waiting for a connection right now."""
-        return self._waiting
-
-    @property
-    def discarded(self) -> int:
-        """Connections thrown away so far: found dead by the check, or given back broken."""
-        return self._discarded
-
-
-def _close_all(cond: threading.Condition, idle: list[DBAPIConnection], keeper_box: list[DBAPIConnection]) -> None:
-    """Close a pool's idle connections and its keeper (the pool's finalizer: runs once)."""
-    with cond:
-        raws = idle[:] + keeper_box[:]
-        idle.clear()
-        keeper_box.clear()
-    for raw in raws:
-        _close_quietly(raw)
-
-
-def _close_quietly(raw: Any) -> None:
-    try:
-        raw.close()
-    except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone either way
-        pass
-
-
 class Engine:
     """A URL, its dialect, a compiler and a connection pool.
 
@@ -199,6 +70,10 @@ class Engine:
         url: the database URL.
         pool_size: most connections open at once.
         pool_timeout: seconds to wait for a free connection before PoolTimeoutError.
+        pool_min: idle connections kept open however long they sit idle.
+        pool_max_idle: seconds an idle connection above ``pool_min`` stays open (None: forever).
+        pool_max_lifetime: seconds after which a connection is closed when it is next given
+            back or about to be lent (None: no limit).
         pre_ping: check a pooled connection is alive before lending it (one round trip).
         isolation_level: applied to every new connection; None keeps the server default.
         echo: log each statement, its parameters and its time on the ``mapper.sql`` logger.
@@ -213,6 +88,9 @@ class Engine:
         *,
         pool_size: int = 5,
         pool_timeout: float = 30.0,
+        pool_min: int = 0,
+        pool_max_idle: float | None = None,
+        pool_max_lifetime: float | None = None,
         isolation_level: str | None = None,
         echo: bool = False,
         busy_timeout: float = 5.0,
@@ -220,9 +98,7 @@ class Engine:
         pre_ping: bool = True,
         connect_timeout: float = 10.0,
     ) -> None:
-        if not isinstance(pool_size, int) or pool_size < 1:
-            msg = f"pool_size must be a positive int, got {pool_size!r}"
-            raise errors.ConfigurationError(msg)
+        settings = PoolSettings.check(pool_size, pool_timeout, pool_min, pool_max_idle, pool_max_lifetime)
         if (
             isinstance(connect_timeout, bool)
             or not isinstance(connect_timeout, (int, float))
@@ -260,8 +136,8 @@ class Engine:
             self.dialect.check_isolation_level(isolation_level)
         # A shared in-memory SQLite database lives only while one connection holds it.
         keeper = self._create_raw() if self.dialect.needs_keeper(self.url) else None
-        self.pool: ConnectionPool = QueuePool(
-            self._create_raw, pool_size, pool_timeout, keeper, self.dialect.ping if self.pre_ping else None
+        self.pool: QueuePool = QueuePool(
+            self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
 
     def _create_raw(self) -> DBAPIConnection:
@@ -283,7 +159,7 @@ class Engine:
             self.dialect.on_connect(raw, self.isolation_level)
             self._initialize(raw)
         except BaseException:
-            _close_quietly(raw)
+            close_quietly(raw)
             raise
         return raw
 
@@ -413,7 +289,7 @@ class Connection:
         pool = self.engine.pool
         if self._lent:
             self._lent = False
-            _close_quietly(self._cursor)
+            close_quietly(self._cursor)
             pool.release(self.raw, discard=True)
         # Until a live connection is in place (the pool may time out), the next try replaces again.
         self.broken = True
