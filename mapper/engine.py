@@ -136,6 +136,9 @@ class Engine:
             self.dialect.check_isolation_level(isolation_level)
         # A shared in-memory SQLite database lives only while one connection holds it.
         keeper = self._create_raw() if self.dialect.needs_keeper(self.url) else None
+        #: When set, ``connect()`` returns ``pinned(owner)`` instead of lending a pooled
+        #: connection: ``mapper.testing.TestTransaction`` runs a test's sessions this way.
+        self.pinned: Callable[[object | None], Connection] | None = None
         self.pool: QueuePool = QueuePool(
             self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
@@ -185,6 +188,8 @@ class Engine:
         Args:
             owner: the session the connection serves, named by its statement events.
         """
+        if self.pinned is not None:
+            return self.pinned(owner)
         raw = self.pool.acquire()
         try:
             if not self._initialized:
