@@ -235,3 +235,33 @@ def test_missing_mappers_are_a_usage_error_naming_the_fix(pytester, backend, mon
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mapper.pytest_plugin", f"--mapper-url={backend.url}")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*the mapper fixtures need your mappers: set mapper_mappers = MODULE:ATTRIBUTE*"])
+
+
+def test_the_entry_point_is_registered_under_the_modules_name():
+    import importlib.metadata
+
+    found = [ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.value == "mapper.pytest_plugin"]
+    assert [ep.name for ep in found] == ["mapper.pytest_plugin"]
+
+
+def test_explicit_p_and_the_entry_point_register_the_plugin_once(pytester, backend, monkeypatch):
+    monkeypatch.delenv("MAPPER_TEST_URL", raising=False)
+    pytester.makepyfile(app=APP)
+    pytester.makeconftest(
+        "import pytest\n\n"
+        "@pytest.fixture(scope='session')\n"
+        "def mapper_mappers():\n"
+        "    from app import MAPPERS\n"
+        "    return MAPPERS\n"
+    )
+    pytester.makepyfile(
+        test_once=(
+            "def test_once(pytestconfig, mapper_session):\n"
+            "    pm = pytestconfig.pluginmanager\n"
+            "    names = [pm.get_name(p) for p in pm.get_plugins()]\n"
+            "    assert names.count('mapper.pytest_plugin') == 1\n"
+            "    assert names.count('mapper.pytest_plugin.fixtures') == 1\n"
+        )
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mapper.pytest_plugin", f"--mapper-url={backend.url}")
+    result.assert_outcomes(passed=1)
