@@ -217,8 +217,7 @@ class Database:
         line), after the mappers' ``after_flush`` methods, before anything is committed. An
         exception from it propagates; what the flush wrote stays in the open transaction.
         """
-        self._lifecycle.after_flush.append(fn)
-        return fn
+        return self._lifecycle.add("after_flush", fn)
 
     def before_commit(self, fn: SessionHook) -> SessionHook:
         """Register ``fn(session)`` to run in every ``commit()`` before the COMMIT (a decorator too).
@@ -227,8 +226,7 @@ class Database:
         what it changes or adds is flushed before the COMMIT. If it raises, nothing is
         committed and the transaction stays open (roll it back, or fix and commit again).
         """
-        self._lifecycle.before_commit.append(fn)
-        return fn
+        return self._lifecycle.add("before_commit", fn)
 
     def after_rollback(self, fn: SessionHook) -> SessionHook:
         """Register ``fn(session)`` to run after every ``rollback()`` (a decorator too).
@@ -237,8 +235,7 @@ class Database:
         block that raises rolls back too), after the mappers' ``after_rollback`` methods. A
         savepoint that fails (``begin_nested()``) is not a rollback of the transaction.
         """
-        self._lifecycle.after_rollback.append(fn)
-        return fn
+        return self._lifecycle.add("after_rollback", fn)
 
     def on_statement(self, callback: StatementCallback) -> Subscription:
         """Call ``callback(event)`` after every statement sent to this database.
@@ -249,7 +246,7 @@ class Database:
         Savepoint statements are reported with ``event.control`` set. Callbacks run in the
         thread that sent the statement, in the order they were added; an exception from one
         propagates to the code that sent the statement. With no callback registered (and
-        ``echo`` off), statements pay nothing for the hook.
+        ``echo`` off, no budget open), a statement pays two empty-list tests for the hook.
 
         Args:
             callback: a callable of one ``StatementEvent``.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import errors
 from .mapping import ClassMapping
 from .state import DETACHED, ObjectState
 
@@ -38,6 +39,19 @@ class Lifecycle:
         self.after_rollback: list[SessionHook] = []
         self._mapped = {name: {cm: cm.hooks[name] for cm in mappings if name in cm.hooks} for name in LIFECYCLE_HOOKS}
         self.tracks = bool(self._mapped["before_commit"] or self._mapped["after_rollback"])
+
+    def add(self, event: str, fn: SessionHook) -> SessionHook:
+        """Register a database-wide hook for ``event`` (one of ``LIFECYCLE_HOOKS``).
+
+        Raises:
+            ConfigurationError: ``fn`` is not callable.
+        """
+        if not callable(fn):
+            msg = f"db.{event}() takes a callable fn(session), got {fn!r}"
+            raise errors.ConfigurationError(msg)
+        hooks: list[SessionHook] = getattr(self, event)
+        hooks.append(fn)
+        return fn
 
     def wants_flushed(self) -> bool:
         """Whether a flush must list the states it wrote (for the hooks, or to track them)."""

@@ -150,10 +150,16 @@ class MapperPlugin:
 
     @pytest.fixture
     def mapper_session(self, mapper_db: Database) -> Iterator[Session]:
-        """A session of ``mapper_db`` (closed, and everything it did rolled back, after the test)."""
-        with mapper_db.session() as s:
+        """A session of ``mapper_db``, closed after the test (the test transaction undoes its work).
+
+        It is closed, not committed, so a test that leaves it waiting for ``rollback()`` (after
+        a flush it expected to fail) ends cleanly.
+        """
+        s = mapper_db.session()
+        try:
             yield s
-            # The block's commit is a savepoint release; the test transaction's end undoes it.
+        finally:
+            s.close()
 
     @pytest.fixture
     def assert_queries(self, mapper_database: Database) -> Callable[[int], AbstractContextManager[QueryRecorder]]:

@@ -93,7 +93,9 @@ def test_code_that_commits_leaves_no_rows_after_its_test(project, backend):
     project.makepyfile(
         test_notes=textwrap.dedent(
             '''
+            import pytest
             from app import Note, create_note
+            from mapper.errors import IntegrityError
             from raw_helper import outside_count
 
 
@@ -125,11 +127,21 @@ def test_code_that_commits_leaves_no_rows_after_its_test(project, backend):
                     mapper_session.add(Note("nested"))
                 assert mapper_session.query(Note).count() == 2
                 assert outside_count() == 0
+
+
+            def test_4_left_waiting_for_rollback(mapper_session):
+                mapper_session.add(Note(None))                  # NOT NULL: the flush fails
+                with pytest.raises(IntegrityError):
+                    mapper_session.flush()
+
+
+            def test_5_nothing_left_again(mapper_session):
+                assert mapper_session.query(Note).count() == 0 and outside_count() == 0
             '''
         )
     )
     result = run(project, backend, "-v")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
     # The schema lived for the run only: created at its start, dropped at its end.
     tables = {r[0].lower() for r in backend.raw(_tables_sql(backend))}
     assert "pt_notes" not in tables

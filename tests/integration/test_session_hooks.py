@@ -227,3 +227,11 @@ def test_hooks_send_no_statements_of_their_own(backend, db):
         with s.budget(queries=1):
             s.commit()
     assert _texts(backend) == ["b"]
+
+
+@pytest.mark.parametrize("event", ["after_flush", "before_commit", "after_rollback"])
+def test_a_hook_that_is_not_callable_is_refused(backend, make_db, event):
+    db = make_db(NoteMapper, TagMapper, create=False)
+    with pytest.raises(errors.ConfigurationError) as info:
+        getattr(db, event)("not a function")
+    assert str(info.value) == f"db.{event}() takes a callable fn(session), got 'not a function'"
