@@ -277,3 +277,26 @@ def test_explicit_p_and_the_entry_point_register_the_plugin_once(pytester, backe
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mapper.pytest_plugin", f"--mapper-url={backend.url}")
     result.assert_outcomes(passed=1)
+
+
+def test_record_queries_and_test_transaction_refuse_misuse(backend):
+    from mapper import Database, errors
+    from mapper.testing import TestTransaction, record_queries
+
+    db = Database(backend.url)
+    try:
+        with pytest.raises(errors.ConfigurationError, match=r"^assert_queries\(\) takes an int >= 0, got -1$"):
+            with record_queries(db, exactly=-1):
+                pass
+        with pytest.raises(errors.ConfigurationError, match=r"^assert_max_queries\(\) takes an int >= 0, got '3'$"):
+            with record_queries(db, at_most="3"):  # type: ignore[arg-type]
+                pass
+        with TestTransaction(db):
+            with pytest.raises(errors.SessionError, match="a test transaction is already running on this Database"):
+                TestTransaction(db).start()
+        with pytest.raises(AssertionError, match=r"^the block sent 1 statements, expected exactly 0:\n  1\. SELECT 1"):
+            with record_queries(db, exactly=0):
+                with db.session() as s:
+                    s.execute("SELECT 1")
+    finally:
+        db.close()
