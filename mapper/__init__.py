@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import errors, types
 from .database import Database
 from .engine import Row
+from .events import StatementEvent
 from .errors import (
     ConfigurationError,
     DatabaseError,
@@ -63,6 +64,7 @@ __all__ = [
     "IntegrityError",
     "OperationalError",
     "PoolTimeoutError",
+    "StatementEvent",
 ]
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ class DBAPIConnection(Protocol):
 
 
 class ConnectionPool(Protocol):
-    """A pool of DB-API connections (``engine.QueuePool``, the same for every backend)."""
+    """A pool of DB-API connections (``pool.QueuePool``, the same for every backend)."""
 
     def acquire(self) -> Any: ...
 

@@ -8,6 +8,10 @@ from typing import Any
 from . import errors
 from .codegen import SOURCE_ATTRIBUTE, source_of
 from .engine import Engine
+from .health import Health, check_health
+from .lifecycle import Lifecycle, SessionHook
+from .pool import PoolStatus
+from .events import StatementCallback, Subscription
 from .uow.persister import Persister
 from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
@@ -46,6 +50,12 @@ class Database:
         isolation_level: for every connection; None (the default) keeps the server's default.
         pool_size: most connections open at once.
         pool_timeout: seconds to wait for a free connection.
+        pool_min: idle connections kept open however long they sit (default 0). The pool opens
+            connections only when a session needs one, never in advance.
+        pool_max_idle: seconds an idle connection above ``pool_min`` stays open (default None:
+            until the Database closes).
+        pool_max_lifetime: seconds after which a connection is closed and replaced, when it is
+            next given back or about to be lent (default None: no limit).
         pre_ping: before lending a pooled connection, check that it is alive (one round trip
             on a server; SQLite needs none) and replace it if the server dropped it.
         echo: log every statement with its parameters and time on the ``mapper.sql`` logger.
@@ -73,6 +83,9 @@ class Database:
         isolation_level: str | None = None,
         pool_size: int = 5,
         pool_timeout: float = 30.0,
+        pool_min: int = 0,
+        pool_max_idle: float | None = None,
+        pool_max_lifetime: float | None = None,
         pre_ping: bool = True,
         echo: bool = False,
         lazy: str = "select",
@@ -95,6 +108,9 @@ class Database:
             url,
             pool_size=pool_size,
             pool_timeout=pool_timeout,
+            pool_min=pool_min,
+            pool_max_idle=pool_max_idle,
+            pool_max_lifetime=pool_max_lifetime,
             pre_ping=pre_ping,
             isolation_level=isolation_level,
             echo=echo,
@@ -105,6 +121,8 @@ class Database:
         self._after_commit_hooks: list[Callable[[Session], None]] = []
         self._before_flush_hooks: list[Callable[[Session], None]] = []
         self._through: dict[ClassMapping[Any], list[Any]] | None = None
+        #: after_flush, before_commit and after_rollback hooks, the database's and the mappers'.
+        self._lifecycle = Lifecycle(self.registry.mappings)
         #: The open sessions, so add() can refuse an object another one manages.
         self._sessions = OpenTrackers()
 
@@ -191,6 +209,56 @@ class Database:
         """Register ``fn(session)`` to run after every successful commit (usable as a decorator)."""
         self._after_commit_hooks.append(fn)
         return fn
+
+    def after_flush(self, fn: SessionHook) -> SessionHook:
+        """Register ``fn(session)`` to run after every flush that wrote something (a decorator too).
+
+        It runs once the flush is complete (generated keys set, both sides of relations in
+        line), after the mappers' ``after_flush`` methods, before anything is committed. An
+        exception from it propagates; what the flush wrote stays in the open transaction.
+        """
+        return self._lifecycle.add("after_flush", fn)
+
+    def before_commit(self, fn: SessionHook) -> SessionHook:
+        """Register ``fn(session)`` to run in every ``commit()`` before the COMMIT (a decorator too).
+
+        It runs after the commit's flush, and after the mappers' ``before_commit`` methods;
+        what it changes or adds is flushed before the COMMIT. If it raises, nothing is
+        committed and the transaction stays open (roll it back, or fix and commit again).
+        """
+        return self._lifecycle.add("before_commit", fn)
+
+    def after_rollback(self, fn: SessionHook) -> SessionHook:
+        """Register ``fn(session)`` to run after every ``rollback()`` (a decorator too).
+
+        It runs once the database and the objects are back at the last commit (a ``with``
+        block that raises rolls back too), after the mappers' ``after_rollback`` methods. A
+        savepoint that fails (``begin_nested()``) is not a rollback of the transaction.
+        """
+        return self._lifecycle.add("after_rollback", fn)
+
+    def on_statement(self, callback: StatementCallback) -> Subscription:
+        """Call ``callback(event)`` after every statement sent to this database.
+
+        The ``StatementEvent`` carries the SQL, the parameters and their count, the time taken,
+        the row count, the session that sent it (None for ``create_all()`` and the like), and
+        the error when the statement failed (the callback runs before the error is raised).
+        Savepoint statements are reported with ``event.control`` set. Callbacks run in the
+        thread that sent the statement, in the order they were added; an exception from one
+        propagates to the code that sent the statement. With no callback registered (and
+        ``echo`` off, no budget open), a statement pays two empty-list tests for the hook.
+
+        Args:
+            callback: a callable of one ``StatementEvent``.
+
+        Returns:
+            A ``Subscription``: ``remove()`` stops the callbacks; as a context manager it
+            removes them when its block ends.
+
+        Raises:
+            ConfigurationError: ``callback`` is not callable.
+        """
+        return self.engine.on_statement(callback)
 
     def session(self, *, autoflush: bool = True, lazy: str | None = None) -> Session:
         """A new Session (use it as a context manager).
@@ -297,6 +365,42 @@ class Database:
             conn.commit()
         finally:
             conn.close()
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def pool_status(self) -> PoolStatus:
+        """The connection pool right now: ``size`` (open), ``in_use``, ``idle``, ``waiting``.
+
+        Idle connections past ``pool_max_idle`` or ``pool_max_lifetime`` are closed first, so
+        the numbers are what the settings allow. Also ``min_size``, ``max_size``, and the
+        connections ``discarded`` (dead or broken) and ``expired`` (closed for their age) so far.
+        """
+        return self.engine.pool.status()
+
+    def health_check(self, *, timeout: float = 5.0, raise_on_failure: bool = False) -> Health:
+        """A readiness probe: take a pooled connection, run ``SELECT 1``, give it back.
+
+        A server that is down or refuses the connection is reported, not raised: the result
+        is false and its ``error`` says why. It returns within ``timeout`` when every
+        connection is in use, and within ``connect_timeout`` when a new connection must be
+        opened to a server that does not answer (at once when the server refuses it).
+
+        Args:
+            timeout: seconds to wait for a free pooled connection.
+            raise_on_failure: raise the failure (``DatabaseError`` or ``PoolTimeoutError``)
+                instead of reporting it.
+
+        Returns:
+            A ``Health``: ``ok``, ``backend``, ``url``, ``latency`` (seconds), ``error``,
+            ``pool`` (a ``PoolStatus``); ``bool(health)`` is ``ok``.
+
+        Raises:
+            ConfigurationError: ``timeout`` is not a number of seconds >= 0.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            msg = f"health_check(timeout={timeout!r}): give a number of seconds >= 0"
+            raise errors.ConfigurationError(msg)
+        return check_health(self.engine, float(timeout), raise_on_failure)
 
     # -- lifetime ---------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The engine: a pool of driver connections and the Connection that every statement goes through.
 
-``Connection`` is the single choke point for statements: it begins transactions, counts
-statements for budgets, logs them when echo is on, and translates driver errors into
-``mapper.errors`` with the SQL and parameters attached.
+``Connection`` is the single choke point for statements: it begins transactions, reports each
+statement to the guards and observers that watch it (budgets, the SQL echo, ``db.on_statement``
+callbacks: see ``events``), and translates driver errors into ``mapper.errors`` with the SQL and
+parameters attached.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import errors
-from ._typing import ConnectionPool, DBAPIConnection
+from ._typing import DBAPIConnection
 from .dialects import Dialect, URL, dialect_for, parse_url
+from .events import Budget, EchoLog, StatementCallback, StatementEvent, Subscription
+from .pool import PoolSettings, PoolStatus, QueuePool, close_quietly
 from .sql import Compiler
 
-__all__ = ["Engine", "Connection", "QueuePool", "Row", "Budget"]
+__all__ = ["Engine", "Connection", "QueuePool", "PoolStatus", "Row", "Budget"]
 
 log = logging.getLogger("mapper.sql")
 
@@ -60,146 +63,6 @@ def row_class(names: Sequence[str]) -> type[Row]:
     return type("Row", (Row,), {"__slots__": (), "_fields": fields, "_index": index})
 
 
-class Budget:
-    """A statement budget: ``limit`` statements at most inside its block."""
-
-    __slots__ = ("limit", "used")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-
-class QueuePool:
-    """A thread-safe pool of at most ``size`` connections; waits ``timeout`` seconds for one.
-
-    Connections that a caller reports broken are closed and replaced on demand. The pool
-    starts no thread: a connection is opened by the caller that needs it, so a server that
-    cannot be reached fails that caller at once, with the driver's error.
-    """
-
-    def __init__(
-        self,
-        creator: Any,
-        size: int,
-        timeout: float,
-        keeper: DBAPIConnection | None = None,
-        check: Callable[[DBAPIConnection], bool] | None = None,
-    ) -> None:
-        self._creator = creator
-        #: ``check(raw)``: False for an idle connection that died (the server restarted or
-        #: killed it); it is closed and replaced before a session sees it.
-        self._check = check
-        self._size = size
-        self._timeout = timeout
-        self._idle: list[DBAPIConnection] = []
-        self._out = 0
-        self._waiting = 0
-        self._discarded = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        # Idle connections are closed when the pool is collected or the interpreter exits, even
-        # if nobody called close(): a driver connection left to the garbage collector warns
-        # (ResourceWarning), and at exit it may go after the modules it needs. The finalizer
-        # holds the idle list and the keeper's box, never the pool (nor the engine behind it).
-        # (The keeper keeps a shared in-memory SQLite database alive between sessions.)
-        self._keeper_box: list[DBAPIConnection] = [keeper] if keeper is not None else []
-        self._finalizer = weakref.finalize(self, _close_all, self._cond, self._idle, self._keeper_box)
-
-    def acquire(self) -> DBAPIConnection:
-        deadline = time.monotonic() + self._timeout
-        idle: DBAPIConnection | None = None
-        with self._cond:
-            while True:
-                if self._closed:
-                    msg = "the Database is closed; create a new one"
-                    raise errors.InterfaceError(msg)
-                if self._idle:
-                    self._out += 1
-                    idle = self._idle.pop()
-                    break
-                if self._out < self._size:
-                    self._out += 1
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise errors.PoolTimeoutError.waited(self._timeout, self._size)
-                self._waiting += 1
-                try:
-                    self._cond.wait(left)
-                finally:
-                    self._waiting -= 1
-        # The slot is taken; checking and connecting happen outside the lock, and whatever
-        # fails there gives the slot back.
-        try:
-            if idle is not None:
-                if self._check is None or self._check(idle):
-                    return idle
-                self._count_discard()
-                _close_quietly(idle)
-            return self._creator()  # type: ignore[no-any-return]
-        except BaseException:
-            with self._cond:
-                self._out -= 1
-                self._cond.notify()
-            raise
-
-    def release(self, raw: DBAPIConnection, discard: bool = False) -> None:
-        with self._cond:
-            self._out -= 1
-            keep = not (discard or self._closed)
-            if keep:
-                self._idle.append(raw)
-            elif discard:
-                self._discarded += 1
-            self._cond.notify()
-        if not keep:
-            # Outside the lock: closing a connection to a server that is gone may take a while.
-            _close_quietly(raw)
-
-    def _count_discard(self) -> None:
-        with self._cond:
-            self._discarded += 1
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._finalizer()
-
-    @property
-    def checked_out(self) -> int:
-        """Connections currently lent to sessions."""
-        return self._out
-
-    @property
-    def waiting(self) -> int:
-        """Callers waiting for a connection right now."""
-        return self._waiting
-
-    @property
-    def discarded(self) -> int:
-        """Connections thrown away so far: found dead by the check, or given back broken."""
-        return self._discarded
-
-
-def _close_all(cond: threading.Condition, idle: list[DBAPIConnection], keeper_box: list[DBAPIConnection]) -> None:
-    """Close a pool's idle connections and its keeper (the pool's finalizer: runs once)."""
-    with cond:
-        raws = idle[:] + keeper_box[:]
-        idle.clear()
-        keeper_box.clear()
-    for raw in raws:
-        _close_quietly(raw)
-
-
-def _close_quietly(raw: Any) -> None:
-    try:
-        raw.close()
-    except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone either way
-        pass
-
-
 class Engine:
     """A URL, its dialect, a compiler and a connection pool.
 
@@ -207,6 +70,10 @@ class Engine:
         url: the database URL.
         pool_size: most connections open at once.
         pool_timeout: seconds to wait for a free connection before PoolTimeoutError.
+        pool_min: idle connections kept open however long they sit idle.
+        pool_max_idle: seconds an idle connection above ``pool_min`` stays open (None: forever).
+        pool_max_lifetime: seconds after which a connection is closed when it is next given
+            back or about to be lent (None: no limit).
         pre_ping: check a pooled connection is alive before lending it (one round trip).
         isolation_level: applied to every new connection; None keeps the server default.
         echo: log each statement, its parameters and its time on the ``mapper.sql`` logger.
@@ -221,6 +88,9 @@ class Engine:
         *,
         pool_size: int = 5,
         pool_timeout: float = 30.0,
+        pool_min: int = 0,
+        pool_max_idle: float | None = None,
+        pool_max_lifetime: float | None = None,
         isolation_level: str | None = None,
         echo: bool = False,
         busy_timeout: float = 5.0,
@@ -228,9 +98,7 @@ class Engine:
         pre_ping: bool = True,
         connect_timeout: float = 10.0,
     ) -> None:
-        if not isinstance(pool_size, int) or pool_size < 1:
-            msg = f"pool_size must be a positive int, got {pool_size!r}"
-            raise errors.ConfigurationError(msg)
+        settings = PoolSettings.check(pool_size, pool_timeout, pool_min, pool_max_idle, pool_max_lifetime)
         if (
             isinstance(connect_timeout, bool)
             or not isinstance(connect_timeout, (int, float))
@@ -242,12 +110,17 @@ class Engine:
         self.dialect: Dialect = dialect_for(self.url)
         self.compiler = Compiler(self.dialect)
         self.echo = bool(echo)
-        if self.echo and not log.handlers and not logging.getLogger().handlers:
-            # echo=True should show something even when the application configured no logging.
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-            log.addHandler(handler)
-            log.setLevel(logging.INFO)
+        #: The statement observers of every connection (``on_statement`` callbacks, the echo).
+        #: Connections hold this very list, so a callback added later sees their statements too.
+        self.observers: list[StatementCallback] = []
+        if self.echo:
+            self.observers.append(EchoLog())
+            if not log.handlers and not logging.getLogger().handlers:
+                # echo=True should show something even when the application configured no logging.
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+                log.addHandler(handler)
+                log.setLevel(logging.INFO)
         self.isolation_level = isolation_level
         self.pre_ping = bool(pre_ping)
         self.options: dict[str, Any] = {
@@ -263,8 +136,11 @@ class Engine:
             self.dialect.check_isolation_level(isolation_level)
         # A shared in-memory SQLite database lives only while one connection holds it.
         keeper = self._create_raw() if self.dialect.needs_keeper(self.url) else None
-        self.pool: ConnectionPool = QueuePool(
-            self._create_raw, pool_size, pool_timeout, keeper, self.dialect.ping if self.pre_ping else None
+        #: When set, ``connect()`` returns ``pinned(owner)`` instead of lending a pooled
+        #: connection: ``mapper.testing.TestTransaction`` runs a test's sessions this way.
+        self.pinned: Callable[[object | None], Connection] | None = None
+        self.pool: QueuePool = QueuePool(
+            self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
 
     def _create_raw(self) -> DBAPIConnection:
@@ -286,7 +162,7 @@ class Engine:
             self.dialect.on_connect(raw, self.isolation_level)
             self._initialize(raw)
         except BaseException:
-            _close_quietly(raw)
+            close_quietly(raw)
             raise
         return raw
 
@@ -298,13 +174,30 @@ class Engine:
                 self.dialect.initialize(raw)
                 self._initialized = True
 
-    def connect(self) -> Connection:
-        """A Connection holding one pooled driver connection until closed."""
+    def on_statement(self, callback: StatementCallback) -> Subscription:
+        """Call ``callback(event)`` after every statement of every connection (see ``events``)."""
+        if not callable(callback):
+            msg = f"on_statement() takes a callable of one StatementEvent, got {callback!r}"
+            raise errors.ConfigurationError(msg)
+        self.observers.append(callback)
+        return Subscription(self.observers, callback)
+
+    def connect(self, owner: object | None = None) -> Connection:
+        """A Connection holding one pooled driver connection until closed.
+
+        Args:
+            owner: the session the connection serves, named by its statement events.
+        """
+        if self.pinned is not None:
+            return self.pinned(owner)
         raw = self.pool.acquire()
         try:
             if not self._initialized:
                 self._initialize(raw)
-            return Connection(self, raw)
+            conn = Connection(self, raw)
+            if owner is not None:
+                conn.owner = weakref.ref(owner)
+            return conn
         except BaseException:
             # The pool counted the connection as lent: give it back, or its slot is lost.
             self.pool.release(raw, discard=True)
@@ -320,7 +213,9 @@ class Connection:
 
     Attributes:
         count: statements sent since the connection was lent (BEGIN/COMMIT/SAVEPOINT excluded).
-        budgets: active statement budgets; each statement is charged to all of them.
+        budgets: the guards of each statement (the session's active budgets): every one is
+            checked before a statement is sent, then each is charged (``events.Budget``).
+        owner: a weak reference to the session the connection serves, or None.
         in_transaction: a transaction is open (begun by the first statement).
         broken: the driver connection is lost (or in no known state): it is thrown away, never
             lent again, and replaced before the next transaction.
@@ -338,7 +233,8 @@ class Connection:
         "in_transaction",
         "broken",
         "closed",
-        "echo",
+        "owner",
+        "_observers",
         "_errors",
         "_sp_seq",
         "_lent",
@@ -356,7 +252,8 @@ class Connection:
         self.in_transaction = False
         self.broken = False
         self.closed = False
-        self.echo = engine.echo
+        self.owner: weakref.ref[Any] | None = None
+        self._observers = engine.observers
         self._errors = engine.dialect.driver_errors()
         self._sp_seq = 0
         #: ``raw`` is the pool's, counted as lent (False after a replacement failed).
@@ -366,20 +263,9 @@ class Connection:
 
     # -- the choke point --------------------------------------------------------------------------
 
-    def _before(self, sql: str, params: Any) -> None:
-        if self.closed:
-            msg = "this connection was closed; open a new session"
-            raise errors.SessionClosedError(msg)
-        for b in self.budgets:
-            if b.used >= b.limit:
-                shown = sql if len(sql) <= 200 else sql[:200] + "..."
-                msg = f"query budget of {b.limit} exceeded by statement {b.used + 1}: {shown}"
-                raise errors.QueryBudgetExceeded(msg)
-        for b in self.budgets:
-            b.used += 1
-        self.count += 1
-        if not self.in_transaction:
-            self._begin()
+    def _refuse_closed(self) -> None:
+        msg = "this connection was closed; open a new session"
+        raise errors.SessionClosedError(msg)
 
     def _begin(self) -> None:
         """Begin a transaction, on a driver connection that is alive.
@@ -408,7 +294,7 @@ class Connection:
         pool = self.engine.pool
         if self._lent:
             self._lent = False
-            _close_quietly(self._cursor)
+            close_quietly(self._cursor)
             pool.release(self.raw, discard=True)
         # Until a live connection is in place (the pool may time out), the next try replaces again.
         self.broken = True
@@ -437,30 +323,27 @@ class Connection:
             retryable=code is not None and code in dialect.retryable_codes,
         ) from exc
 
-    def _log(self, sql: str, params: Any, started: float, many: int = 0) -> None:
-        ms = (time.perf_counter() - started) * 1000
-        if many:
-            shown = list(params[:10]) if params is not None else []
-            more = f" ... and {many - len(shown)} more" if many > len(shown) else ""
-            log.info("%s [executemany x%d] %r%s (%.3f ms)", sql, many, shown, more, ms)
-        else:
-            log.info("%s %r (%.3f ms)", sql, params, ms)
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Send one statement; returns the cursor (for rowcount, lastrowid and RETURNING rows)."""
-        self._before(sql, params)
+        if self.budgets or self._observers:
+            return self._watched(sql, params, 0, False)
+        if self.closed:
+            self._refuse_closed()
+        self.count += 1
+        if not self.in_transaction:
+            self._begin()
         cur = self._cursor
-        started = time.perf_counter() if self.echo else 0.0
         try:
             cur.execute(sql, params)
         except self._errors as exc:
             self._raise(exc, sql, params)
-        if self.echo:
-            self._log(sql, params, started)
         return cur
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Send a query and return all its rows as tuples."""
+        if self.budgets or self._observers:
+            rows = self._watched(sql, params, 0, True)
+            return rows  # type: ignore[no-any-return]
         cur = self.execute(sql, params)
         try:
             rows = cur.fetchall()
@@ -470,16 +353,75 @@ class Connection:
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
         """Send one statement for many parameter rows (one statement for budgets); returns rowcount."""
-        self._before(sql, seq)
+        if self.budgets or self._observers:
+            self._watched(sql, seq, len(seq), False, many_call=True)
+            return int(self._cursor.rowcount)
+        if self.closed:
+            self._refuse_closed()
+        self.count += 1
+        if not self.in_transaction:
+            self._begin()
         cur = self._cursor
-        started = time.perf_counter() if self.echo else 0.0
         try:
             cur.executemany(sql, seq)
         except self._errors as exc:
             self._raise(exc, sql, seq)
-        if self.echo:
-            self._log(sql, seq, started, len(seq))
         return int(cur.rowcount)
+
+    def _watched(
+        self, sql: str, params: Any, many: int, fetch: bool, control: bool = False, many_call: bool = False
+    ) -> Any:
+        """Send a statement that guards or observers watch (the path taken only when some do).
+
+        Guards (budgets) see it first and may refuse it before anything is sent; observers see
+        it afterwards with its time and row count, or with the error it raised.
+        """
+        event = StatementEvent(sql, params, many, control, self.owner)
+        if not control:
+            if self.closed:
+                self._refuse_closed()
+            guards = self.budgets
+            if guards:
+                # Every guard is asked before any is charged: a refused statement costs none.
+                for g in guards:
+                    g.check(event)
+                for g in guards:
+                    g.charge(event)
+            self.count += 1
+        if not self.in_transaction:
+            self._begin()
+        cur = self._cursor
+        result: Any = cur
+        started = time.perf_counter()
+        try:
+            if control:
+                cur.execute(sql)
+            elif many_call:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
+            if fetch:
+                rows = cur.fetchall()
+                result = rows if isinstance(rows, list) else list(rows)
+                event.rows = len(result)
+            else:
+                event.rows = int(cur.rowcount)
+        except self._errors as exc:
+            event.duration = time.perf_counter() - started
+            try:
+                self._raise(exc, sql, None if control else params)
+            except errors.DatabaseError as err:
+                event.error = err
+                self._notify(event)
+                raise
+        event.duration = time.perf_counter() - started
+        self._notify(event)
+        return result
+
+    def _notify(self, event: StatementEvent) -> None:
+        # A copy: a callback may remove itself (or another thread add one) meanwhile.
+        for observer in tuple(self._observers):
+            observer(event)
 
     # -- transactions -----------------------------------------------------------------------------
 
@@ -520,15 +462,15 @@ class Connection:
 
     def _control(self, sql: str) -> None:
         # Savepoint statements are not charged to budgets: they are transaction control.
+        if self._observers:
+            self._watched(sql, (), 0, False, control=True)
+            return
         if not self.in_transaction:
             self._begin()
-        started = time.perf_counter() if self.echo else 0.0
         try:
             self._cursor.execute(sql)
         except self._errors as exc:
             self._raise(exc, sql, None)
-        if self.echo:
-            self._log(sql, (), started)
 
     def savepoint(self) -> str:
         """Open a savepoint and return its name."""

@@ -41,6 +41,9 @@ MAPPER_HOOKS: frozenset[str] = frozenset(
         "after_update",
         "before_delete",
         "after_delete",
+        "after_flush",
+        "before_commit",
+        "after_rollback",
     }
 )
 

@@ -76,6 +76,9 @@ class Session:
         self._lock = threading.RLock()
         self._budgets: list[Budget] = []
         self._flushing = False
+        #: States written in this transaction, kept only for mapper lifecycle hooks
+        #: (``before_commit``, ``after_rollback``) that need them.
+        self._written: list[ObjectState] = []
         self._t = Tracker(db.registry, db._runtime, db._sessions)
         self._core = SessionCore(
             db, self._t, lazy=self.lazy, check=self._check, connect=self._connection, autoflush=self._autoflush
@@ -164,7 +167,7 @@ class Session:
                 self._check()
                 conn = self._conn
                 if conn is None:
-                    conn = self._db.engine.connect()
+                    conn = self._db.engine.connect(self)
                     conn.budgets = self._budgets
                     self._conn = conn
         return conn
@@ -212,6 +215,7 @@ class Session:
         finally:
             self._core.let_go_all()
             self._held.clear()
+            self._written = []
 
     @property
     def closed(self) -> bool:
@@ -475,6 +479,7 @@ class Session:
         t = self._t
         # The cascades allocate per new object too (states, claims, links): pause from there.
         paused = pause_gc(len(t.new) + len(t.deleted), self._db)
+        written: list[ObjectState] | None = None
         try:
             self._db._before_flush(self)
             plan, ops = self._planner.prepare()
@@ -491,7 +496,10 @@ class Session:
             linked = plan.links or plan.junction_add or plan.junction_remove or plan.assoc_add or plan.assoc_remove
             uow = UnitOfWork(conn, conn.compiler, conn.dialect, self._db.registry.tables, t.identity, t.persister,
                              t.states if linked else None)
-            uow.run(list(t.new.values()), persistent, list(t.deleted.values()), plan, ops)
+            inserted, deleted = list(t.new.values()), list(t.deleted.values())
+            uow.run(inserted, persistent, deleted, plan, ops)
+            if self._db._lifecycle.wants_flushed():
+                written = [*inserted, *persistent, *deleted]
             rekeyed = uow.finalize(t.take_all)
             self._core.mirror.after_flush(plan, uow, rekeyed, self._planner.dropped)
         except BaseException as exc:
@@ -505,6 +513,15 @@ class Session:
         t.deleted.clear()
         t.pending_keys.clear()
         t.relation_ops.clear()
+        if written is not None:
+            self._flushed(written)
+
+    def _flushed(self, written: list[ObjectState]) -> None:
+        """After a flush that wrote: the lifecycle hooks (``after_flush``)."""
+        lifecycle = self._db._lifecycle
+        if lifecycle.tracks:
+            self._written += written
+        lifecycle.flushed(self, written)
 
     def _fail(self, exc: BaseException) -> None:
         """A flush or a COMMIT failed: undo the transaction (or savepoint) and wait for rollback()."""
@@ -536,6 +553,10 @@ class Session:
         if self._t.frames:
             msg = "commit() inside begin_nested(): leave the nested block first"
             raise errors.SessionError(msg)
+        lifecycle = self._db._lifecycle
+        if lifecycle.has_before_commit():
+            lifecycle.committing(self, self._written)
+            self.flush()  # what the hooks changed is committed too
         if self._conn is not None:
             try:
                 self._conn.commit()
@@ -546,6 +567,7 @@ class Session:
                 self._restorer.forget_generated_keys()
                 raise
         self._restorer.committed()
+        self._written = []
         self._db._after_commit(self)
 
     def rollback(self) -> None:
@@ -578,6 +600,8 @@ class Session:
             self._restorer.restore_committed()
             # Also when ROLLBACK failed: without a connection the objects leave the session.
             self._restorer.reread(reread, self._conn)
+        written, self._written = self._written, []
+        self._db._lifecycle.rolled_back(self, written)
 
     @contextmanager
     def begin_nested(self) -> Iterator[Session]:
