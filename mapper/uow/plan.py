@@ -189,8 +189,7 @@ class FlushPlanner:
         info = op.info
         am = info.through
         assert am is not None  # an association pair
-        edges = {tuple(c.name for c in info.fk_cols): op.source, tuple(c.name for c in info.other_cols): op.target}
-        to_one = {r.key: edges[r.edge[1]] for r in am.relations.values() if r.kind.reference and r.edge[1] in edges}
+        to_one = self._association_ends(op)
         for st in self.t.new.values():
             if st.mapping is am and to_one and all(getattr(st.obj, k, None) is v for k, v in to_one.items()):
                 return  # the user created this association object already
@@ -235,6 +234,21 @@ class FlushPlanner:
         for st in list(self.t.identity.for_mapping(am).values()):
             if st.status == PERSISTENT and [spec.get(st, c.key) for c in info.fk_cols + info.other_cols] == want:
                 self._doom(st)
+        # An association object of the pair created since the last flush is dropped too: its row
+        # would be inserted and then deleted by the pair's removal, leaving it managed without one.
+        to_one = self._association_ends(op)
+        for st in list(self.t.new.values()):
+            if st.mapping is am and to_one and all(getattr(st.obj, k, None) is v for k, v in to_one.items()):
+                self._doom(st)
+
+    @staticmethod
+    def _association_ends(op: JunctionOp) -> dict[str, object]:
+        """The association class's references to the pair's two ends, by attribute name."""
+        info = op.info
+        am = info.through
+        assert am is not None  # an association pair
+        edges = {tuple(c.name for c in info.fk_cols): op.source, tuple(c.name for c in info.other_cols): op.target}
+        return {r.key: edges[r.edge[1]] for r in am.relations.values() if r.kind.reference and r.edge[1] in edges}
 
     def _cascade_deletes(self, plan: RelationPlan) -> list[ParentOp]:
         """Delete or detach the children of deleted parents: loaded, held, or only in the database."""

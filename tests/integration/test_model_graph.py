@@ -183,6 +183,7 @@ class Model:
     unlinked_members: set[int] = attrs.Factory(set)  # held GMembers of pairs unlinked since the flush
     left: set[tuple[int, int]] = attrs.Factory(set)  # pairs unlinked since the flush
     moved_by: dict[int, str] = attrs.Factory(dict)  # node uid -> the side that set its parent since
+    badge_side: dict[int, str] = attrs.Factory(dict)  # badge uid -> the side that set it since
     pending: set[int] = attrs.Factory(set)  # new, not flushed yet
     explicit: set[int] = attrs.Factory(set)  # the new ones passed to add()
 
@@ -309,6 +310,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
             m.unlinked_members = set()
             m.left = set()
             m.moved_by = {}
+            m.badge_side = {}
             for u in dead:
                 del m.nodes[u]
             for u in dead_badges:
@@ -587,6 +589,15 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
             self.check(sql_in_session=True)
             return False
 
+        def _badge_sides(self, bu: int, side: str) -> bool:
+            """True (after a flush) when the badge was set from the other side since the flush:
+            both sides edited before a flush contradict each other (a FlushError)."""
+            if self.m.badge_side.setdefault(bu, side) == side:
+                return False
+            self.flush()
+            self.check(sql_in_session=True)
+            return True
+
         @rule(data=st.data(), code=NAMES, new=st.booleans(), side=st.sampled_from(["node", "badge"]))
         def set_badge(self, data: Any, code: str, new: bool, side: str) -> None:
             """Give a node a badge (new, or moved from another node), from either side."""
@@ -601,10 +612,15 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
             nodes = [n for n in (nu, moved_from) if n is not None]
             if not self._badges_mirrored(nodes, [b for b in (old, bu) if b is not None]):
                 return
+            if bu is not None and self._badge_sides(bu, "badge" if side == "badge" and old is None else "node"):
+                return
+            if old is not None and self._badge_sides(old, "node"):  # replaced: cleared from the node's side
+                return
             if new:
                 badge = GBadge(code)
                 bu = self._hold(badge)
                 self.m.badges[bu] = [code, None]
+                self.m.badge_side[bu] = "badge" if side == "badge" and old is None else "node"
                 self.m.pending.add(bu)
             else:
                 assert bu is not None
@@ -630,7 +646,7 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
             if bu is None:
                 return
             nu = self.m.badges[bu][1]
-            if not self._badges_mirrored([nu], [bu]):
+            if not self._badges_mirrored([nu], [bu]) or self._badge_sides(bu, side):
                 return
             if side == "node":
                 self.objs[nu].badge = None
@@ -887,3 +903,22 @@ def test_badge_moved_to_a_node_and_deleted_in_one_flush_leaves_the_nodes_badge(b
         s.flush()
         assert n.badge is b2 and m.badge is None
     assert _badge_rows(backend) == [("b2", "n")]
+
+
+def test_association_object_created_then_unlinked_in_one_flush_is_dropped(backend, make_db):
+    """Removing a pair through related() drops the association object created for it since the
+    last flush. (Was: its row was inserted and then deleted by the removal, and the object stayed
+    managed without a row, so a later edit of it would have updated nothing.)"""
+    db = make_db(*make_mappers("nullify"))
+    with db.session() as s:
+        s.add(GNode("n"))
+        s.add(GGroup("g"))
+    with db.session() as s:
+        n, g = s.query(GNode).one(), s.query(GGroup).one()  # n.groups not loaded
+        member = GMember(node=n, group=g, role=2)
+        s.add(member)
+        s.related(n, "groups").remove(g)
+        s.commit()
+        assert member not in s
+        assert s.related(n, "groups").count() == 0
+    assert backend.raw(f"SELECT node_id, group_id, role FROM {backend.q('mg_members')}") == []
