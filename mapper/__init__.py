@@ -24,8 +24,10 @@ from .errors import (
     SessionError,
     StaleDataError,
 )
+from .clauses import path
+from .functions import exists, func, outer
 from .mapping import Mapper
-from .query import Query
+from .query import Page, Query
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne
 from .schema import Column, ForeignKey
 from .session import Session
@@ -63,6 +65,11 @@ __all__ = [
     "IntegrityError",
     "OperationalError",
     "PoolTimeoutError",
+    "func",
+    "path",
+    "outer",
+    "exists",
+    "Page",
 ]
 
 __version__ = "0.1.0"
