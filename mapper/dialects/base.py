@@ -503,7 +503,7 @@ class Dialect:
         return max(1, min(self.max_params // ncols, self.max_row_values))
 
     def upsert_sql(self, table: str, columns: Sequence[str], nrows: int, conflict: Sequence[str], update: Sequence[str],
-                   returning: Sequence[str]) -> str | None:
+                   returning: Sequence[str]) -> str:
         """A multi-row INSERT that updates ``update`` columns of a row whose ``conflict``
         columns (a primary or unique key) already exist, with RETURNING when asked.
 

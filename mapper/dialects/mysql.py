@@ -93,14 +93,15 @@ class MySQLDialect(Dialect):
         return sql
 
     def upsert_sql(self, table: str, columns: Sequence[str], nrows: int, conflict: Sequence[str], update: Sequence[str],
-                   returning: Sequence[str]) -> str | None:
-        # ON DUPLICATE KEY UPDATE matches any unique key, and has no RETURNING: keys are read
-        # back by the caller.
+                   returning: Sequence[str]) -> str:
+        # ON DUPLICATE KEY UPDATE matches any unique key of the table, not only ``conflict``.
         q = self.quote
         row = "(" + ", ".join([self.marker] * len(columns)) + ")"
         sql = f"INSERT INTO {q(table)} (" + ", ".join(q(c) for c in columns) + ") VALUES " + ", ".join([row] * nrows)
         sets = update or conflict[:1]
         sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{q(c)} = VALUES({q(c)})" for c in sets)
+        if returning:  # MariaDB 10.5+ (insert_returning); MySQL reads the rows back instead
+            sql += " RETURNING " + ", ".join(q(c) for c in returning)
         return sql
 
     def skip_existing_sql(self, columns: Sequence[str]) -> str:

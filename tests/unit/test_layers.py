@@ -47,6 +47,7 @@ RANK = {
     "core": 13,
     "clauses": 13,
     "query": 14,
+    "writes": 14,
     "accessors": 15,
     "session": 16,
     "transaction": 17,
