@@ -10,7 +10,8 @@ Every name and value is checked, and converted, before the first statement is se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from . import errors
@@ -259,23 +260,39 @@ def _columns_of_rows(m: ClassMapping[Any], rows: Sequence[Any], what: str) -> li
     return [c for c in m.columns if c.key in names]
 
 
-def _converted(d: Dialect, cols: Sequence[Column], rows: Iterable[dict[str, Any]], fill: dict[str, Any]) -> list[list[Any]]:
-    """Driver values of every row, column by column (defaults for the keys a row leaves out)."""
+def _converted(d: Dialect, cols: Sequence[Column], rows: Sequence[dict[str, Any]], fill: dict[str, Any]) -> list[Any]:
+    """Driver values of every row, column by column (defaults for the keys a row leaves out).
+
+    Rows that name every column are read with one ``itemgetter`` call each; only the columns
+    whose type converts values are then converted, value by value.
+    """
     binds = [d.bind_processor(c.type) for c in cols]
     keys = [c.key for c in cols]
-    out = []
+    get = itemgetter(*keys)
+    out: list[Any] = []
     for row in rows:
-        vals = []
-        for k, b in zip(keys, binds):
-            if k in row:
-                v = row[k]
-            else:
-                v = fill.get(k)
-                if callable(v):
-                    v = v()
-            vals.append(v if b is None or v is None else b(v))
-        out.append(vals)
+        try:
+            vals = get(row)
+        except KeyError:
+            vals = tuple(_filled(row, k, fill) for k in keys)
+        out.append(vals if len(keys) > 1 else (vals,))
+    convert = [(i, b) for i, b in enumerate(binds) if b is not None]
+    if convert:
+        for n, vals in enumerate(out):
+            lst = list(vals)
+            for i, b in convert:
+                v = lst[i]
+                if v is not None:
+                    lst[i] = b(v)
+            out[n] = lst
     return out
+
+
+def _filled(row: dict[str, Any], key: str, fill: dict[str, Any]) -> Any:
+    if key in row:
+        return row[key]
+    v = fill.get(key)
+    return v() if callable(v) else v
 
 
 def insert_rows(s: SessionSeam, m: ClassMapping[Any], rows: Sequence[dict[str, Any]], returning: bool) -> list[Any] | int:
