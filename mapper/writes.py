@@ -58,6 +58,25 @@ def _conflict_columns(m: ClassMapping[Any], on: Sequence[str] | str | None) -> l
     return cols
 
 
+def _refuse_held(s: SessionSeam, m: ClassMapping[Any], obj: Any, conflict: list[Column], key: tuple[Any, ...], pk: tuple[Any, ...]) -> None:
+    """An object the session holds already has the row's key: upserting another would put two
+    objects on one row (``DuplicateIdentityError``, as ``add()``)."""
+    t = s.tracker
+    held = t.identity.get(m, pk[0] if len(pk) == 1 else pk) if None not in pk else None
+    on_pk = len(conflict) == len(m.pk) and all(c is p for c, p in zip(conflict, m.pk))
+    if held is None and not on_pk:
+        spec = t.spec(m)
+        held = next((h for h in t.identity.for_mapping(m).values()
+                     if h.snap is not None and tuple(spec.get(h, c.key) for c in conflict) == key), held)
+    if held is not None and held.obj is not obj:
+        names = ", ".join(f"{c.key}={v!r}" for c, v in zip(conflict, key))
+        msg = (
+            f"{m.cls.__name__} with {names} is already in this session; change that object "
+            "(session.get() or a query) instead of upserting another"
+        )
+        raise errors.DuplicateIdentityError(msg)
+
+
 def _row_of(s: SessionSeam, m: ClassMapping[Any], obj: Any, st: ObjectState | None) -> dict[str, Any]:
     """The column values of an object by attribute name, hidden key columns derived from its references."""
     out: dict[str, Any] = {}
@@ -140,14 +159,8 @@ def _plan_upsert(s: SessionSeam, m: ClassMapping[Any], objs: list[Any], on: Sequ
             raise errors.QueryError(msg)
         seen.add(key)
         pk = tuple(values[c.key] for c in m.pk)
-        if st is None and None not in pk:
-            held = t.identity.get(m, pk[0] if len(pk) == 1 else pk)
-            if held is not None and held.obj is not obj:
-                msg = (
-                    f"{m.cls.__name__} with key {pk if len(pk) > 1 else pk[0]!r} is already in this session; "
-                    "change that object (session.get()) instead of upserting another"
-                )
-                raise errors.DuplicateIdentityError(msg)
+        if st is None:
+            _refuse_held(s, m, obj, conflict, key, pk)
         for c in m.columns:
             if values[c.key] is None and c is not auto and c.has_default:
                 values[c.key] = c.default_value()
@@ -210,6 +223,16 @@ def _send_upsert(
         if row is None:
             msg = f"upsert(): the database returned no row for {m.cls.__name__} {obj!r}"
             raise errors.FlushError(msg)
+        if st is None:
+            pk = tuple(row[_index(every, c)] for c in m.pk)
+            other = s.tracker.identity.get(m, pk[0] if len(pk) == 1 else pk)
+            if other is not None and other.obj is not obj:
+                # The held object's unique value differs from its row's: only the row can tell.
+                msg = (
+                    f"upsert(): the row of {m.cls.__name__} {obj!r} has the key {pk if len(pk) > 1 else pk[0]!r}, "
+                    "which another object of this session holds; roll back and change that object instead"
+                )
+                raise errors.DuplicateIdentityError(msg)
         _register(s, m, obj, st, {c.key: v for c, v in zip(every, row)})
 
 

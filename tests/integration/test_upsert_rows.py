@@ -139,8 +139,11 @@ def test_upsert_refusals_before_sql(backend, make_db, count):
                 s.upsert(Account("a@x", "Ann"), on="mail")
             with pytest.raises(errors.QueryError, match="two Account objects have the key"):
                 s.upsert(Account("a@x", "A", id=5), Account("b@x", "B", id=5))
-            with pytest.raises(errors.DuplicateIdentityError, match="Account with key 1 is already in this session"):
+            with pytest.raises(errors.DuplicateIdentityError, match="Account with id=1 is already in this session"):
                 s.upsert(Account("z@x", "Other", id=1))
+            # By a unique key: the held object has that email, so the row is its row.
+            with pytest.raises(errors.DuplicateIdentityError, match="Account with email='h@x' is already in this session"):
+                s.upsert(Account("h@x", "Other"), on="email")
             with pytest.raises(errors.MapperError, match="not mapped"):
                 s.upsert(object())
             with pytest.raises(errors.QueryError, match="refers to a Owner without a key"):
