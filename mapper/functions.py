@@ -74,6 +74,9 @@ class Function(ValueExpr):
             return Integer()
         if self.name in ("sum", "min", "max") and self.args:
             return self.args[0].value_type()
+        if self.name == "avg" and self.args:
+            arg = self.args[0].value_type()
+            return arg if isinstance(arg, Numeric) else Float()
         return None
 
     def children(self) -> tuple[Expr, ...]:

@@ -200,7 +200,13 @@ class Compiler:
             return f"{self.quote(e.alias)}.{self.quote(e.col.name)}"
         if isinstance(e, Function):
             args = ", ".join(self.value(a, params) for a in e.args) if e.args else "*"
-            return f"{e.name}({'DISTINCT ' if e.distinct else ''}{args})"
+            sql = f"{e.name}({'DISTINCT ' if e.distinct else ''}{args})"
+            typ = e.value_type()
+            if self.dialect.cast_numeric_results and typ is not None and typ.kind == "numeric":
+                # SQLite: a function's result has no affinity, so a Numeric literal (bound as
+                # text) would compare as text; the CAST gives it the column's NUMERIC affinity.
+                sql = f"CAST({sql} AS NUMERIC)"
+            return sql
         if isinstance(e, Outer):
             if not self._outer:
                 msg = f"{e!r} is used outside a subquery; outer() refers to the enclosing query"

@@ -263,6 +263,8 @@ class Dialect:
     retryable_codes: ClassVar[frozenset[str]] = frozenset()
     #: Row-locking suffix for SELECT (SQLite locks the whole database instead).
     for_update_sql: ClassVar[str] = " FOR UPDATE"
+    #: Wrap Numeric function results in ``CAST(... AS NUMERIC)`` (SQLite binds decimals as text).
+    cast_numeric_results: ClassVar[bool] = False
     #: ``SELECT ... FOR UPDATE`` locks rows (SQLite locks the whole database on write instead).
     row_locks: ClassVar[bool] = True
     #: ``FOR UPDATE OF table`` chooses the tables whose rows are locked.

@@ -91,6 +91,7 @@ class SQLiteDialect(Dialect):
     retryable_codes = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED_SHAREDCACHE"})
     for_update_sql = ""
     row_locks = False
+    cast_numeric_results = True
     lock_of = False
     inline_forward_fks = True
     type_names: ClassVar[dict[str, str]] = {
