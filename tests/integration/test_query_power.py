@@ -284,3 +284,26 @@ def test_uncorrelated_and_correlated_subqueries(pets, count):
                 s.query(Pug).where(exists(bad))
             with pytest.raises(errors.QueryError, match="no mapped attribute 'nope'"):
                 toms.subquery("nope")
+
+
+def test_join_path_and_subquery_refusals_before_sql(pets, count):
+    with pets.session() as s:
+        with count(s, 0):
+            with pytest.raises(errors.QueryError, match=r"join\('pugs.nope'\): 'nope' is not a relation of Pug \(after pugs\)"):
+                s.query(Owner).join("pugs.nope")
+            with pytest.raises(errors.QueryError, match="join\\(\\) takes relation paths"):
+                s.query(Owner).join(3)
+            with pytest.raises(errors.QueryError, match="Pug has no mapped attribute 'nope'"):
+                s.query(Pug).group_by("nope")
+            with pytest.raises(errors.QueryError, match="Owner has no mapped attribute 'nick'"):
+                s.query(Pug).where(path("owner.nick") == "x")
+            with pytest.raises(errors.QueryError, match="Owner has no mapped attribute 'nick'"):
+                s.query(Pug).where(**{"owner.nick": "x"})
+            with pytest.raises(errors.QueryError, match="ToyMapper.name in order_by.*not a column of PugMapper"):
+                s.query(Pug).order_by(ToyMapper.name)
+            with pytest.raises(TypeError, match="exists\\(\\) takes a query"):
+                exists(3)
+            with pytest.raises(errors.QueryError, match="after\\(\\) got None"):
+                s.query(Pug).order_by("age").after((None, 1))
+            with pytest.raises(errors.QueryError, match="a query index takes an int >= 0"):
+                s.query(Pug)["a"]
