@@ -38,6 +38,10 @@ __all__ = ["Query", "Page"]
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
 
 
 class Query(Generic[T]):
@@ -594,6 +598,21 @@ class Query(Generic[T]):
         sql, params = conn.compiler.exists(self._select())
         return bool(conn.fetchall(sql, params))
 
+    @overload
+    def values(self, c1: Column[A], /) -> list[tuple[A]]: ...
+
+    @overload
+    def values(self, c1: Column[A], c2: Column[B], /) -> list[tuple[A, B]]: ...
+
+    @overload
+    def values(self, c1: Column[A], c2: Column[B], c3: Column[C], /) -> list[tuple[A, B, C]]: ...
+
+    @overload
+    def values(self, c1: Column[A], c2: Column[B], c3: Column[C], c4: Column[D], /) -> list[tuple[A, B, C, D]]: ...
+
+    @overload
+    def values(self, *columns: str | ValueExpr, **labeled: str | ValueExpr) -> list[tuple[Any, ...]]: ...
+
     def values(self, *columns: str | ValueExpr, **labeled: str | ValueExpr) -> list[tuple[Any, ...]]:
         """Plain rows of the given attributes, paths (``"owner.name"``), columns and functions,
         converted to Python values; no objects are built.
@@ -603,6 +622,9 @@ class Query(Generic[T]):
         ``group_by()``, the rows are grouped by the other values (as Django's
         ``values().annotate()``). ``count`` reads back as an int, ``sum`` as the column's kind
         (int, Decimal or float), ``avg`` as a float (a Decimal for Numeric columns).
+
+        Columns alone (up to four) give typed tuples to a type checker: ``values(PugMapper.name,
+        PugMapper.age)`` is a ``list[tuple[str, int | None]]``.
 
         Raises:
             QueryError: no values, a name that is not mapped, a path through a relation that
