@@ -8,6 +8,7 @@ set) are cached per compiler, so building SQL costs nothing on the hot path.
 from __future__ import annotations
 
 import re
+import threading
 
 from collections.abc import Sequence
 from typing import Any
@@ -176,10 +177,31 @@ class Compiler:
         self.marker = dialect.marker
         self.quote = dialect.quote
         self._cache: dict[tuple[Any, ...], str | None] = {}
-        #: Table name -> alias while rendering the inside of a correlated subquery.
-        self._aliases: dict[str, str] = {}
-        #: Aliases in force outside each subquery being rendered (for ``outer()`` columns).
-        self._outer: list[dict[str, str]] = []
+        # One compiler serves every connection of an engine, so what a rendering keeps while it
+        # runs is per thread.
+        self._local = threading.local()
+
+    @property
+    def _aliases(self) -> dict[str, str]:
+        """Table name -> alias while rendering the inside of a subquery (this thread's)."""
+        try:
+            return self._local.aliases  # type: ignore[no-any-return]
+        except AttributeError:
+            self._local.aliases = {}
+            return self._local.aliases  # type: ignore[no-any-return]
+
+    @_aliases.setter
+    def _aliases(self, value: dict[str, str]) -> None:
+        self._local.aliases = value
+
+    @property
+    def _outer(self) -> list[dict[str, str]]:
+        """The aliases in force outside each subquery being rendered (for ``outer()`` columns)."""
+        try:
+            return self._local.outer  # type: ignore[no-any-return]
+        except AttributeError:
+            self._local.outer = []
+            return self._local.outer  # type: ignore[no-any-return]
 
     # -- expressions ------------------------------------------------------------------------------
 
