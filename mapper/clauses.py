@@ -92,7 +92,7 @@ class Scope:
             if found is None:
                 if info.to_many and not inner:
                     msg = (
-                        f"{what}: {info.name} is not a to-one relation (it is to-many); filter through it with "
+                        f"{what}: {info.name} ({name!r}) is not a to-one relation (it is to-many); filter through it with "
                         f"{m.name}.{name}.any(...), or join it with query.join({key!r}) to get a row per "
                         "related row"
                     )
@@ -128,7 +128,13 @@ class Scope:
         if not isinstance(name, str):
             msg = f"{what} takes attribute names or columns of {self.mapping.name}, got {name!r}"
             raise errors.QueryError(msg)
-        rel_path, _, attr = name.rpartition(".")
+        rel_path, dot, attr = name.rpartition(".")
+        if dot and not rel_path:
+            msg = (
+                f"{what} {name!r}: '' is not a relation of {self.mapping.cls.__name__}; a path is relation names "
+                "and an attribute joined by single dots"
+            )
+            raise errors.QueryError(msg)
         alias, m = self.join(rel_path, f"{what} {name!r}", False)
         col = column_of(m, attr, what)
         return col if alias is None else AliasedColumn(col, alias)
