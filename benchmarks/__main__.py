@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: the benchmark workloads (W1-W9) on every backend, for the raw
+"""``python -m benchmarks``: the benchmark workloads (W1-W10) on every backend, for the raw
 driver, mapper and SQLAlchemy, over the same schema and data.
 
     python -m benchmarks                                   # embedded SQLite only, no server
@@ -28,7 +28,7 @@ from .report import BackendResult, Cell, Results, draw_chart, render_tables, wri
 from .systems import SYSTEMS, available, load_system
 from .workloads import WORKLOADS, Admin, VerificationError, sizes_for
 
-ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W7q", "W8", "W9"]
+ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W7q", "W8", "W9", "W10"]
 
 NOTES = [
     "Each timed run is one call: open the session/transaction, do the work, commit, return the objects; "
@@ -52,7 +52,7 @@ def log(msg: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run the benchmark workloads W1-W9 against the raw drivers, mapper and SQLAlchemy.",
+        description="Run the benchmark workloads W1-W10 against the raw drivers, mapper and SQLAlchemy.",
     )
     p.add_argument("--db", action="append", default=[], metavar="URL",
                    help="add a backend (postgresql://..., mysql://...); repeatable. A sqlite:///file URL "

@@ -1,4 +1,4 @@
-"""The nine benchmark workloads (plus W7q): sizes, seeding and verification.
+"""The ten benchmark workloads (plus W7q): sizes, seeding and verification.
 
 Each workload has a seed step (untimed: empties the benchmark tables and inserts the rows the
 workload starts from, with plain SQL on the harness's own connection) and a verify step
@@ -7,7 +7,7 @@ plain SQL and inspects the objects the system returned, so a system that skips w
 fewer objects, leaves a relation unwired or writes the wrong rows fails loudly.
 
 The timed part lives in the systems (``benchmarks/systems``): one method per workload, same
-name on every system (``w1`` ... ``w9``, ``w7q``).
+name on every system (``w1`` ... ``w10``, ``w7q``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ FULL: dict[str, dict[str, int]] = {
     "W7q": {"owners": 2000, "pugs_each": 5, "delete": 1000},
     "W8": {"owners": 1000, "pugs_each": 5, "lookups": 10000},
     "W9": {"owners": 1000, "pugs_each": 5},
+    "W10": {"owners": 1000, "rows": 100000},
 }
 
 
@@ -493,6 +494,33 @@ def _verify_w8(admin: Admin, system: Any, ctx: dict[str, Any], out: Any) -> None
     expect(len(first) == len(set(keys)), name, "W8", "distinct objects != distinct keys")
 
 
+# W10 ------------------------------------------------------------------------------------------
+
+
+def bulk_row(i: int, owner_ids: list[int]) -> tuple[str, int, int]:
+    return f"bulk-{i:06d}", i % 15, owner_ids[(i * 7) % len(owner_ids)]
+
+
+def _seed_w10(admin: Admin, s: dict[str, int]) -> dict[str, Any]:
+    ids = seed_owners(admin, s["owners"], 0)
+    rows = [bulk_row(i, ids) for i in range(s["rows"])]
+    # The same rows in the shape each system takes them: tuples for the driver, dicts of
+    # attribute names for mapper (what an import reading CSV or JSON has in hand).
+    dicts = [{"name": n, "age": a, "owner_id": o} for n, a, o in rows]
+    return {"sizes": s, "owner_ids": ids, "rows": rows, "dicts": dicts}
+
+
+def _verify_w10(admin: Admin, system: Any, ctx: dict[str, Any], out: Any) -> None:
+    name = system.name
+    rows = ctx["rows"]
+    expect(out == len(rows), name, "W10", f"reported {out!r} rows, expected {len(rows)}")
+    got = admin.fetchall(f"SELECT count(*), sum(age), count(DISTINCT name), sum(owner_id) FROM {schema.PUGS}")[0]
+    want = (len(rows), sum(r[1] for r in rows), len(rows), sum(r[2] for r in rows))
+    expect(tuple(int(v) for v in got) == want, name, "W10", f"the table holds {got}, expected {want}")
+    sample = admin.fetchall(f"SELECT name, age, owner_id FROM {schema.PUGS} WHERE name = ?", (rows[-1][0],))
+    expect(sample == [rows[-1]], name, "W10", f"last row reads {sample}, expected {rows[-1]}")
+
+
 WORKLOADS: dict[str, Workload] = {
     w.key: w
     for w in [
@@ -516,5 +544,7 @@ WORKLOADS: dict[str, Workload] = {
                  _seed_w8, _verify_w8),
         Workload("W9", "lazy trap", lambda s: f"{s['owners']:,} owners, touch .pugs without include",
                  _seed_owner_graph, _verify_w9),
+        Workload("W10", "bulk import", lambda s: f"{s['rows']:,} plain rows into pugs, no objects",
+                 _seed_w10, _verify_w10, mutates=True),
     ]
 }

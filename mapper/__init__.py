@@ -25,8 +25,10 @@ from .errors import (
     SessionError,
     StaleDataError,
 )
+from .clauses import path
+from .functions import exists, func, outer
 from .mapping import Mapper
-from .query import Query
+from .query import Page, Query
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne
 from .schema import Column, ForeignKey
 from .session import Session
@@ -65,6 +67,11 @@ __all__ = [
     "OperationalError",
     "PoolTimeoutError",
     "StatementEvent",
+    "func",
+    "path",
+    "outer",
+    "exists",
+    "Page",
 ]
 
 __version__ = "0.1.0"

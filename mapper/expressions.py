@@ -108,11 +108,18 @@ class ValueExpr(Expr):
     __hash__ = object.__hash__
 
     def in_(self, values: Iterable[Any]) -> BoolExpr:
-        """``column IN (values)``; an empty list is false."""
+        """``column IN (values)``; an empty list is false. ``values`` may be a subquery
+        (``s.query(Owner).where(...).subquery("id")``): ``column IN (SELECT ...)``."""
+        sub = getattr(values, "_in_condition", None)
+        if sub is not None:
+            return sub(self, False)  # type: ignore[no-any-return]
         return InList(self, tuple(self._lit(v) for v in _iter_values(values)), False)
 
     def not_in(self, values: Iterable[Any]) -> BoolExpr:
-        """``column NOT IN (values)``; an empty list is true."""
+        """``column NOT IN (values)``; an empty list is true; a subquery as for ``in_()``."""
+        sub = getattr(values, "_in_condition", None)
+        if sub is not None:
+            return sub(self, True)  # type: ignore[no-any-return]
         return InList(self, tuple(self._lit(v) for v in _iter_values(values)), True)
 
     def like(self, pattern: str) -> BoolExpr:

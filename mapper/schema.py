@@ -3,13 +3,59 @@
 from __future__ import annotations
 
 import builtins
+import datetime as _dt
 import hashlib
 import re
-from collections.abc import Sequence
-from typing import Any, Final
+import uuid as _uuid
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, overload
 
-from .expressions import ValueExpr
-from .types import ColumnType, resolve_type
+from .expressions import BoolExpr, ValueExpr
+from .types import (
+    BigInteger,
+    Boolean,
+    ColumnType,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+    Uuid,
+    resolve_type,
+)
+
+if TYPE_CHECKING:
+    # A default, so that a bare ``Column`` (in annotations inside the package) means Column[Any].
+    from typing_extensions import TypeVar
+
+    P = TypeVar("P", default=Any)
+else:
+    from typing import TypeVar
+
+    P = TypeVar("P")
+
+class _SubquerySource(Protocol):
+    """What ``in_()`` takes besides values: a subquery (``query.subquery("id")``) or a query."""
+
+    def _in_condition(self, left: ValueExpr, negate: bool) -> BoolExpr: ...
+
+
+_IntTypes = builtins.type[Integer] | Integer | builtins.type[BigInteger] | BigInteger | builtins.type[SmallInteger] | SmallInteger
+_StrTypes = builtins.type[String] | String | builtins.type[Text] | Text
+_BoolTypes = builtins.type[Boolean] | Boolean
+_FloatTypes = builtins.type[Float] | Float
+_NumericTypes = builtins.type[Numeric] | Numeric
+_DateTimeTypes = builtins.type[DateTime] | DateTime
+_DateTypes = builtins.type[Date] | Date
+_TimeTypes = builtins.type[Time] | Time
+_UuidTypes = builtins.type[Uuid] | Uuid
+_BinaryTypes = builtins.type[LargeBinary] | LargeBinary
 
 __all__ = [
     "derived_name",
@@ -82,7 +128,7 @@ class ForeignKey:
         return f"ForeignKey({self.target!r})"
 
 
-class Column(ValueExpr):
+class Column(ValueExpr, Generic[P]):
     """A mapped column, declared as an attribute of a Mapper class.
 
     The attribute name is the domain attribute it stores. A column the domain class has no
@@ -107,6 +153,85 @@ class Column(ValueExpr):
     """
 
     # Not slotted: ValueExpr is, but columns are few and carry configuration.
+
+    if TYPE_CHECKING:
+        # The comparisons behave as ValueExpr's at run time; only their signatures narrow here,
+        # to the column's Python type (see the overloads of ``__init__``).
+        def __eq__(self, other: P | ValueExpr | None) -> BoolExpr: ...  # type: ignore[override]
+        def __ne__(self, other: P | ValueExpr | None) -> BoolExpr: ...  # type: ignore[override]
+        def __lt__(self, other: P | ValueExpr) -> BoolExpr: ...
+        def __le__(self, other: P | ValueExpr) -> BoolExpr: ...
+        def __gt__(self, other: P | ValueExpr) -> BoolExpr: ...
+        def __ge__(self, other: P | ValueExpr) -> BoolExpr: ...
+        def in_(self, values: Iterable[P | ValueExpr] | _SubquerySource) -> BoolExpr: ...
+        def not_in(self, values: Iterable[P | ValueExpr] | _SubquerySource) -> BoolExpr: ...
+        def between(self, low: P | ValueExpr, high: P | ValueExpr) -> BoolExpr: ...
+
+    # The Python type of the column's values is the generic argument: ``Column(t.Integer,
+    # nullable=False)`` is a ``Column[int]``, a nullable one a ``Column[int | None]``, so a type
+    # checker refuses ``PugMapper.age == "x"`` and ``PugMapper.name < 3``.
+    @overload
+    def __init__(self: Column[int], type: _IntTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[int], type: _IntTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[int | None], type: _IntTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[str], type: _StrTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[str], type: _StrTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[str | None], type: _StrTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[bool], type: _BoolTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[bool], type: _BoolTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[bool | None], type: _BoolTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[float], type: _FloatTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[float], type: _FloatTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[float | None], type: _FloatTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[Decimal], type: _NumericTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[Decimal], type: _NumericTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[Decimal | None], type: _NumericTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.datetime], type: _DateTimeTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.datetime], type: _DateTimeTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.datetime | None], type: _DateTimeTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.date], type: _DateTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.date], type: _DateTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.date | None], type: _DateTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.time], type: _TimeTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.time], type: _TimeTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[_dt.time | None], type: _TimeTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_uuid.UUID], type: _UuidTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[_uuid.UUID], type: _UuidTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[_uuid.UUID | None], type: _UuidTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[bytes], type: _BinaryTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: Literal[True], nullable: Literal[False] | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[bytes], type: _BinaryTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: Literal[False]) -> None: ...
+    @overload
+    def __init__(self: Column[bytes | None], type: _BinaryTypes, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
+    @overload
+    def __init__(self: Column[Any], type: builtins.type[ColumnType] | ColumnType, *foreign_keys: ForeignKey, unique: bool = ..., index: bool = ..., default: Any = ..., server_default: str | None = ..., name: str | None = ..., version: bool = ..., hidden: bool = ..., primary_key: bool = ..., nullable: bool | None = ...) -> None: ...
 
     def __init__(
         self,

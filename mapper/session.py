@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import errors
+from . import errors, writes
 from .accessors import CollectionAccessor, ReferenceAccessor
 from .core import SessionCore, key_arg
 from .engine import Budget, Connection, Row, row_class
@@ -334,6 +334,54 @@ class Session:
         """A Query over a mapped class."""
         self._check()
         return Query(self._core, self._mapping_for(cls))
+
+    def upsert(self, *objs: Any, on: str | Sequence[str] | None = None) -> None:
+        """Insert each object, or update the row that has its key, now: ``INSERT ... ON CONFLICT
+        DO UPDATE`` (``ON DUPLICATE KEY UPDATE`` on MariaDB), one statement per class and chunk.
+
+        Pending changes are flushed first. The objects become persistent in this session,
+        holding the values the row has afterwards (a generated key, defaults); the identity
+        map holds them. ``on`` names the attributes of a unique key to match instead of the
+        primary key. Related objects are not upserted: a reference must have its key, and
+        collection members follow the save cascade at the next flush, as after ``add()``.
+
+        Raises:
+            MapperError: a class is not mapped.
+            QueryError: an object lacks the key value, ``on`` names no unique key, two objects
+                share a key, or the class has a version column.
+            DuplicateIdentityError: another object of this session has the key.
+        """
+        self._check()
+        items = list(objs[0]) if len(objs) == 1 and isinstance(objs[0], (list, tuple)) else list(objs)
+        writes.upsert(self._core, items, on)
+
+    def insert_rows(self, cls: type, rows: Sequence[dict[str, Any]], *, returning: bool = False) -> Any:
+        """Insert plain rows (dicts of attribute names, hidden key columns included) without
+        building objects: values converted by the column types, one statement per chunk.
+
+        Column defaults, versions and timestamps are filled in as the flush would. Returns
+        the number of rows, or with ``returning=True`` their keys in row order.
+
+        Raises:
+            MapperError: the class is not mapped.
+            QueryError: a row is not a dict or names an attribute that is not mapped.
+            DataError: a value its column's type refuses (nothing is sent).
+        """
+        self._check()
+        return writes.insert_rows(self._core, self._mapping_for(cls), rows, returning)
+
+    def update_rows(self, cls: type, rows: Sequence[dict[str, Any]]) -> int:
+        """Update rows by key from dicts (the key attributes and the values to set, the same
+        attributes in every row) without loading objects; one statement per chunk. Objects the
+        session holds take the new values. Returns the rows matched.
+
+        Raises:
+            MapperError: the class is not mapped.
+            QueryError: a name is not mapped, a row lacks its key or sets other attributes.
+            DataError: a value its column's type refuses (nothing is sent).
+        """
+        self._check()
+        return writes.update_rows(self._core, self._mapping_for(cls), rows)
 
     def load(self, objs: Any, *paths: str) -> None:
         """Load relation paths onto objects already loaded: one query per segment per chunk.

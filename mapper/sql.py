@@ -8,6 +8,7 @@ set) are cached per compiler, so building SQL costs nothing on the hot path.
 from __future__ import annotations
 
 import re
+import threading
 
 from collections.abc import Sequence
 from typing import Any
@@ -29,9 +30,10 @@ from .expressions import (
     RawBool,
     ValueExpr,
 )
+from .functions import ExistsSubquery, Function, InSubquery, Name, Outer, Subquery
 from .schema import Column, ForeignKeyConstraint, Table, derived_name
 
-__all__ = ["Select", "Compiler", "CountStar", "Exists", "Join", "AliasedColumn"]
+__all__ = ["Select", "Compiler", "CountStar", "Exists", "Join", "AliasedColumn", "Lock"]
 
 
 class CountStar(ValueExpr):
@@ -82,15 +84,40 @@ class Exists(BoolExpr):
 
 
 class Join:
-    """A LEFT JOIN of a to-one related table under an alias: ``on`` pairs are (joined col, outer col)."""
+    """A join of a related table under an alias: ``on`` pairs are (joined col, outer col).
 
-    __slots__ = ("table", "alias", "on", "outer_alias")
+    LEFT JOIN for to-one paths (a missing parent keeps the row); ``inner`` for an explicit
+    ``query.join(path)``, which multiplies rows by design.
+    """
 
-    def __init__(self, table: str, alias: str, on: Sequence[tuple[Column, Column]], outer_alias: str | None = None) -> None:
+    __slots__ = ("table", "alias", "on", "outer_alias", "inner")
+
+    def __init__(
+        self, table: str, alias: str, on: Sequence[tuple[Column, Column]], outer_alias: str | None = None, inner: bool = False
+    ) -> None:
         self.table = table
         self.alias = alias
         self.on = list(on)
         self.outer_alias = outer_alias
+        self.inner = inner
+
+
+class Lock:
+    """A row lock on a SELECT: ``FOR UPDATE`` (or shared), ``NOWAIT`` / ``SKIP LOCKED``, ``OF`` tables.
+
+    Attributes:
+        shared: a shared lock (``FOR SHARE`` / ``LOCK IN SHARE MODE``) instead of an exclusive one.
+        nowait / skip_locked: fail at once on a locked row / leave locked rows out.
+        of: the table names or aliases whose rows are locked (empty: the dialect's default).
+    """
+
+    __slots__ = ("shared", "nowait", "skip_locked", "of")
+
+    def __init__(self, shared: bool = False, nowait: bool = False, skip_locked: bool = False, of: Sequence[str] = ()) -> None:
+        self.shared = shared
+        self.nowait = nowait
+        self.skip_locked = skip_locked
+        self.of = tuple(of)
 
 
 class Select:
@@ -105,7 +132,10 @@ class Select:
         for_update: lock the selected rows.
     """
 
-    __slots__ = ("table", "columns", "where", "order_by", "limit", "offset", "for_update", "joins")
+    __slots__ = (
+        "table", "columns", "where", "order_by", "limit", "offset", "for_update", "joins",
+        "group_by", "having", "distinct", "lock", "labels",
+    )
 
     def __init__(
         self,
@@ -117,6 +147,11 @@ class Select:
         offset: int | None = None,
         for_update: bool = False,
         joins: Sequence[Join] = (),
+        group_by: Sequence[ValueExpr] = (),
+        having: BoolExpr | None = None,
+        distinct: bool = False,
+        lock: Lock | None = None,
+        labels: Sequence[str | None] = (),
     ) -> None:
         self.joins = list(joins)
         self.table = table
@@ -126,6 +161,12 @@ class Select:
         self.limit = limit
         self.offset = offset
         self.for_update = for_update
+        self.group_by = list(group_by)
+        self.having = having
+        self.distinct = distinct
+        self.lock = lock
+        #: Column aliases (``AS name``) by position; None or missing: no alias.
+        self.labels = list(labels)
 
 
 class Compiler:
@@ -136,8 +177,31 @@ class Compiler:
         self.marker = dialect.marker
         self.quote = dialect.quote
         self._cache: dict[tuple[Any, ...], str | None] = {}
-        #: Table name -> alias while rendering the inside of a correlated subquery.
-        self._aliases: dict[str, str] = {}
+        # One compiler serves every connection of an engine, so what a rendering keeps while it
+        # runs is per thread.
+        self._local = threading.local()
+
+    @property
+    def _aliases(self) -> dict[str, str]:
+        """Table name -> alias while rendering the inside of a subquery (this thread's)."""
+        try:
+            return self._local.aliases  # type: ignore[no-any-return]
+        except AttributeError:
+            self._local.aliases = {}
+            return self._local.aliases  # type: ignore[no-any-return]
+
+    @_aliases.setter
+    def _aliases(self, value: dict[str, str]) -> None:
+        self._local.aliases = value
+
+    @property
+    def _outer(self) -> list[dict[str, str]]:
+        """The aliases in force outside each subquery being rendered (for ``outer()`` columns)."""
+        try:
+            return self._local.outer  # type: ignore[no-any-return]
+        except AttributeError:
+            self._local.outer = []
+            return self._local.outer  # type: ignore[no-any-return]
 
     # -- expressions ------------------------------------------------------------------------------
 
@@ -156,6 +220,32 @@ class Compiler:
             return "count(*)"
         if isinstance(e, AliasedColumn):
             return f"{self.quote(e.alias)}.{self.quote(e.col.name)}"
+        if isinstance(e, Function):
+            args = ", ".join(self.value(a, params) for a in e.args) if e.args else "*"
+            sql = f"{e.name}({'DISTINCT ' if e.distinct else ''}{args})"
+            typ = e.value_type()
+            if self.dialect.cast_numeric_results and typ is not None and typ.kind == "numeric":
+                # SQLite: a function's result has no affinity, so a Numeric literal (bound as
+                # text) would compare as text; the CAST gives it the column's NUMERIC affinity.
+                sql = f"CAST({sql} AS NUMERIC)"
+            return sql
+        if isinstance(e, Outer):
+            if not self._outer:
+                msg = f"{e!r} is used outside a subquery; outer() refers to the enclosing query"
+                raise TypeError(msg)
+            saved = self._aliases
+            self._aliases = self._outer[-1]
+            self._outer.pop()
+            try:
+                return self.value(e.col, params)
+            finally:
+                self._outer.append(self._aliases)
+                self._aliases = saved
+        if isinstance(e, Subquery):
+            return "(" + self._subquery(e, params) + ")"
+        if isinstance(e, Name):
+            msg = f"{e!r} was not resolved by a query"
+            raise TypeError(msg)
         msg = f"cannot render {e!r} as a value"
         raise TypeError(msg)
 
@@ -204,6 +294,10 @@ class Compiler:
             return "1 = 1" if e.value else "1 = 0"
         if isinstance(e, Exists):
             return self._exists(e, params)
+        if isinstance(e, InSubquery):
+            return f"{self.value(e.left, params)} {'NOT IN' if e.negate else 'IN'} ({self._subquery(e.sub, params)})"
+        if isinstance(e, ExistsSubquery):
+            return f"EXISTS ({self._subquery(e.sub, params)})"
         msg = f"cannot render {e!r} as a condition"
         raise TypeError(msg)
 
@@ -244,39 +338,81 @@ class Compiler:
         parts = [f"{self.value(o.expr, params)}{' DESC' if o.descending else ''}" for o in items]
         return " ORDER BY " + ", ".join(parts)
 
+    def _subquery(self, sub: Subquery, params: list[Any]) -> str:
+        """A SELECT inside another statement: its table under an alias of its own, so that
+        ``outer()`` columns (rendered with the enclosing aliases) stay distinct even when both
+        queries read the same table."""
+        s = sub.select
+        alias = f"sq{len(self._outer) + 1}"
+        self._outer.append(self._aliases)
+        saved = self._aliases
+        self._aliases = {**saved, s.table: alias}
+        try:
+            return self._select_sql(s, params, alias)
+        finally:
+            self._aliases = saved
+            self._outer.pop()
+
     # -- SELECT -----------------------------------------------------------------------------------
 
     def select(self, s: Select) -> tuple[str, list[Any]]:
         """Render a SELECT."""
         params: list[Any] = []
-        cols = ", ".join(self.value(c, params) for c in s.columns)
-        sql = f"SELECT {cols} FROM {self.quote(s.table)}"
+        return self._select_sql(s, params), params
+
+    def _select_sql(self, s: Select, params: list[Any], alias: str | None = None) -> str:
+        q = self.quote
+        cols = []
+        for i, c in enumerate(s.columns):
+            label = s.labels[i] if i < len(s.labels) else None
+            cols.append(self.value(c, params) + (f" AS {q(label)}" if label else ""))
+        sql = f"SELECT {'DISTINCT ' if s.distinct else ''}{', '.join(cols)} FROM {q(s.table)}"
+        if alias is not None:
+            sql += f" {q(alias)}"
         for j in s.joins:
             on = " AND ".join(
-                f"{self.quote(j.alias)}.{self.quote(jc.name)} = "
-                + (f"{self.quote(j.outer_alias)}.{self.quote(oc.name)}" if j.outer_alias else self.column(oc))
+                f"{q(j.alias)}.{q(jc.name)} = "
+                + (f"{q(j.outer_alias)}.{q(oc.name)}" if j.outer_alias else self.column(oc))
                 for jc, oc in j.on
             )
-            sql += f" LEFT JOIN {self.quote(j.table)} {self.quote(j.alias)} ON {on}"
+            sql += f" {'JOIN' if j.inner else 'LEFT JOIN'} {q(j.table)} {q(j.alias)} ON {on}"
         if s.where is not None:
             sql += " WHERE " + self.condition(s.where, params)
+        if s.group_by:
+            sql += " GROUP BY " + ", ".join(self.value(g, params) for g in s.group_by)
+        if s.having is not None:
+            sql += " HAVING " + self.condition(s.having, params)
         sql += self.ordering(s.order_by, params)
         sql += self.dialect.limit_sql(s.limit, s.offset)
         if s.for_update:
             sql += self.dialect.for_update_sql
-        return sql, params
+        if s.lock is not None:
+            sql += self.dialect.lock_sql(s.lock.shared, s.lock.nowait, s.lock.skip_locked, [q(t) for t in s.lock.of])
+        return sql
 
     def count(self, s: Select) -> tuple[str, list[Any]]:
-        """``SELECT count(*)`` of what a Select would return."""
-        if s.limit is None and not s.offset:
-            inner = Select(s.table, [CountStar()], s.where)
+        """``SELECT count(*)`` of what a Select would return (rows after DISTINCT, GROUP BY and joins)."""
+        if s.limit is None and not s.offset and not s.distinct and not s.group_by and not any(j.inner for j in s.joins):
+            inner = Select(s.table, [CountStar()], s.where, joins=s.joins)
             return self.select(inner)
-        sub, params = self.select(Select(s.table, s.columns[:1], s.where, s.order_by, s.limit, s.offset, joins=s.joins))
+        # The rows themselves, counted: DISTINCT compares every selected column, so keep them.
+        cols = s.columns if s.distinct or s.group_by else s.columns[:1]
+        # Labelled, so that a joined table's "id" and the root's "id" stay two columns.
+        labels = [f"c{i}" for i in range(len(cols))] if len(cols) > 1 else []
+        sub, params = self.select(Select(s.table, cols, s.where, s.order_by if s.limit is not None or s.offset else (),
+                                         s.limit, s.offset, joins=s.joins, group_by=s.group_by, having=s.having,
+                                         distinct=s.distinct, labels=labels))
         return f"SELECT count(*) FROM ({sub}) AS sub", params
 
     def exists(self, s: Select) -> tuple[str, list[Any]]:
         """``SELECT 1 ... LIMIT 1``: whether a Select would return any row."""
         params: list[Any] = []
+        if s.joins or s.group_by or s.distinct:
+            sub, params = self.count(s)
+            sub = sub.replace("SELECT count(*) FROM", "SELECT 1 FROM", 1) if sub.startswith("SELECT count(*) FROM (") else sub
+            if not sub.startswith("SELECT 1 FROM ("):
+                sub = f"SELECT 1 FROM ({sub}) AS sub"
+            return sub + self.dialect.limit_sql(1, None), params
         sql = f"SELECT 1 FROM {self.quote(s.table)}"
         if s.where is not None:
             sql += " WHERE " + self.condition(s.where, params)

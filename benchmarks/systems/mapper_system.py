@@ -97,3 +97,7 @@ class MapperSystem(System):
             touched = sum(len(o.pugs) for o in owners)  # no include: the cohort loads on first touch
         assert touched >= 0
         return owners
+
+    def w10(self, ctx: dict[str, Any]) -> Any:
+        with self.session() as s:
+            return s.insert_rows(schema.Pug, ctx["dicts"])

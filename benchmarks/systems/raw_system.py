@@ -275,3 +275,13 @@ class RawSystem(System):
         b.commit(conn)
         assert touched >= 0
         return owners
+
+    def w10(self, ctx: dict[str, Any]) -> Any:
+        # The driver's executemany of a one-row INSERT: what a hand-written import does.
+        b, conn = self.backend, self.conn
+        cur = conn.cursor()
+        b.begin(conn)
+        cur.executemany(f"INSERT INTO {schema.PUGS} (name, age, owner_id) VALUES ({b.ph}, {b.ph}, {b.ph})", ctx["rows"])
+        self.queries += 1
+        b.commit(conn)
+        return len(ctx["rows"])

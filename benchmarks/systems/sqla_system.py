@@ -208,3 +208,9 @@ class SqlaSystem(System):
             touched = sum(len(o.pugs) for o in owners)  # default lazy="select": one query per owner
         assert touched >= 0
         return owners
+
+    def w10(self, ctx: dict[str, Any]) -> Any:
+        # SQLAlchemy 2's bulk INSERT: session.execute(insert(Class), [dict, ...]).
+        with self.Session.begin() as s:
+            s.execute(sa.insert(self.classes.Pug), ctx["dicts"])
+        return len(ctx["dicts"])

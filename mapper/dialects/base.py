@@ -263,6 +263,12 @@ class Dialect:
     retryable_codes: ClassVar[frozenset[str]] = frozenset()
     #: Row-locking suffix for SELECT (SQLite locks the whole database instead).
     for_update_sql: ClassVar[str] = " FOR UPDATE"
+    #: Wrap Numeric function results in ``CAST(... AS NUMERIC)`` (SQLite binds decimals as text).
+    cast_numeric_results: ClassVar[bool] = False
+    #: ``SELECT ... FOR UPDATE`` locks rows (SQLite locks the whole database on write instead).
+    row_locks: ClassVar[bool] = True
+    #: ``FOR UPDATE OF table`` chooses the tables whose rows are locked.
+    lock_of: ClassVar[bool] = True
     #: How to insert a row that takes every column's default.
     default_values_sql: ClassVar[str] = "DEFAULT VALUES"
     #: NULLs sort before every other value in ascending order (after them when descending);
@@ -498,6 +504,24 @@ class Dialect:
             return max(1, n if self.array_in else self.max_params)
         return max(1, min(self.max_params // ncols, self.max_row_values))
 
+    def upsert_sql(self, table: str, columns: Sequence[str], nrows: int, conflict: Sequence[str], update: Sequence[str],
+                   returning: Sequence[str]) -> str:
+        """A multi-row INSERT that updates ``update`` columns of a row whose ``conflict``
+        columns (a primary or unique key) already exist, with RETURNING when asked.
+
+        ``ON CONFLICT (...) DO UPDATE SET c = excluded.c`` (PostgreSQL, SQLite); with nothing
+        to update, ``DO NOTHING`` would return no row, so the first key column is set to itself.
+        """
+        q = self.quote
+        row = "(" + ", ".join([self.marker] * len(columns)) + ")"
+        sql = f"INSERT INTO {q(table)} (" + ", ".join(q(c) for c in columns) + ") VALUES " + ", ".join([row] * nrows)
+        sets = update or conflict[:1]
+        sql += " ON CONFLICT (" + ", ".join(q(c) for c in conflict) + ") DO UPDATE SET "
+        sql += ", ".join(f"{q(c)} = excluded.{q(c)}" for c in sets)
+        if returning:
+            sql += " RETURNING " + ", ".join(q(c) for c in returning)
+        return sql
+
     def skip_existing_sql(self, columns: Sequence[str]) -> str:
         """The clause after an INSERT's VALUES that skips a row whose key already exists.
 
@@ -534,6 +558,17 @@ class Dialect:
                 out += f" LIMIT {self.no_limit}"
             out += f" OFFSET {int(offset)}"
         return out
+
+    def lock_sql(self, shared: bool, nowait: bool, skip_locked: bool, of: Sequence[str]) -> str:
+        """The row-lock clause after a SELECT (``of``: quoted table names or aliases)."""
+        sql = " FOR SHARE" if shared else " FOR UPDATE"
+        if of:
+            sql += " OF " + ", ".join(of)
+        if nowait:
+            sql += " NOWAIT"
+        if skip_locked:
+            sql += " SKIP LOCKED"
+        return sql
 
     #: What LIMIT means "no limit" where OFFSET needs a LIMIT.
     no_limit: ClassVar[str] = "-1"

@@ -81,6 +81,29 @@ class MySQLDialect(Dialect):
     }
     table_suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
+    lock_of = False
+
+    def lock_sql(self, shared: bool, nowait: bool, skip_locked: bool, of: Sequence[str]) -> str:
+        # MariaDB has no FOR SHARE and no OF: a lock covers every table the SELECT reads.
+        sql = " LOCK IN SHARE MODE" if shared else " FOR UPDATE"
+        if nowait:
+            sql += " NOWAIT"
+        if skip_locked:
+            sql += " SKIP LOCKED"
+        return sql
+
+    def upsert_sql(self, table: str, columns: Sequence[str], nrows: int, conflict: Sequence[str], update: Sequence[str],
+                   returning: Sequence[str]) -> str:
+        # ON DUPLICATE KEY UPDATE matches any unique key of the table, not only ``conflict``.
+        q = self.quote
+        row = "(" + ", ".join([self.marker] * len(columns)) + ")"
+        sql = f"INSERT INTO {q(table)} (" + ", ".join(q(c) for c in columns) + ") VALUES " + ", ".join([row] * nrows)
+        sets = update or conflict[:1]
+        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{q(c)} = VALUES({q(c)})" for c in sets)
+        if returning:  # MariaDB 10.5+ (insert_returning); MySQL reads the rows back instead
+            sql += " RETURNING " + ", ".join(q(c) for c in returning)
+        return sql
+
     def skip_existing_sql(self, columns: Sequence[str]) -> str:
         # INSERT IGNORE would also turn foreign-key and NOT NULL failures into warnings; a
         # no-op assignment on a duplicate key skips only the conflicting row.

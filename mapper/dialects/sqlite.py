@@ -90,6 +90,9 @@ class SQLiteDialect(Dialect):
     # The in-memory database's shared cache reports the same conflict as a table lock.
     retryable_codes = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED_SHAREDCACHE"})
     for_update_sql = ""
+    row_locks = False
+    cast_numeric_results = True
+    lock_of = False
     inline_forward_fks = True
     type_names: ClassVar[dict[str, str]] = {
         "integer": "INTEGER",

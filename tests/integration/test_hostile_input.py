@@ -466,7 +466,8 @@ def test_unmapped_names_are_refused_before_any_sql(backend, make_db, count):
             (lambda: s.query(Pug).order_by("owner..name"), "Owner", ""),
             (lambda: s.query(Pug).order_by("toys.name"), "Pug", "toys"),  # to-many: refused
             (lambda: s.query(Toy).order_by("pug.owner.pugs.name"), "Owner", "pugs"),
-            (lambda: s.query(Pug).values("owner.name"), "Pug", "owner.name"),
+            (lambda: s.query(Pug).values("owner.nope"), "Owner", "nope"),  # a to-one path: its last name checked
+            (lambda: s.query(Pug).values("toys.name"), "Pug", "toys"),  # to-many without join(): refused
             (lambda: s.query(Pug).include("owner.nope"), "Owner", "nope"),
             (lambda: s.query(Pug).include("toys.pug.owner.name"), "Owner", "name"),  # a column
             (lambda: s.query(Pug).include("toys."), "Toy", ""),

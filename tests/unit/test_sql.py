@@ -245,3 +245,34 @@ def test_set_based_update_and_delete_rendering(c):
 def test_identifiers_are_quoted(c):
     assert c.quote("select") == '"select"'
     assert c.quote('we"ird') == '"we""ird"'
+
+
+def test_subqueries_render_under_their_own_alias_and_outer_columns_outside(c):
+    from mapper.functions import ExistsSubquery, InSubquery, Subquery, func, outer
+
+    inner = Select("pugs", [PugMapper.id], PugMapper.owner_id == outer(PugMapper.owner_id))
+    sql, params = c.select(Select("pugs", [PugMapper.id], ExistsSubquery(Subquery(inner, (), "Pug query"))))
+    assert sql == (
+        'SELECT "pugs"."id" FROM "pugs" WHERE EXISTS (SELECT "sq1"."id" FROM "pugs" "sq1" '
+        'WHERE "sq1"."owner_id" = "pugs"."owner_id")'
+    )
+    owners = Select("owners", [OwnerMapper.id], OwnerMapper.name == EVIL)
+    sql, params = c.select(Select("pugs", [func.count()], InSubquery(PugMapper.owner_id, Subquery(owners, (), "Owner query"), True)))
+    assert sql == (
+        'SELECT count(*) FROM "pugs" WHERE "pugs"."owner_id" NOT IN '
+        '(SELECT "sq1"."id" FROM "owners" "sq1" WHERE "sq1"."name" = ?)'
+    )
+    assert params == [EVIL]
+
+
+def test_group_by_having_distinct_and_labels_render_in_order(c):
+    from mapper.functions import func
+
+    s = Select("pugs", [PugMapper.age, func.count()], PugMapper.age > 1, [PugMapper.age.desc()], 5, None,
+               group_by=[PugMapper.age], having=func.count() > 2, distinct=True, labels=[None, "n"])
+    sql, params = c.select(s)
+    assert sql == (
+        'SELECT DISTINCT "pugs"."age", count(*) AS "n" FROM "pugs" WHERE "pugs"."age" > ? '
+        'GROUP BY "pugs"."age" HAVING count(*) > ? ORDER BY "pugs"."age" DESC LIMIT 5'
+    )
+    assert params == [1, 2]
