@@ -947,9 +947,10 @@ def test_session_raced_by_four_threads_serves_one_and_leaks_no_connection(backen
     finally:
         s.close()  # from a thread that never used it: closing is allowed from anywhere
     assert checked_out(db) == 0
-    started = time.monotonic()
-    assert_pool_whole(db, size)  # every connection can be had at once...
-    assert time.monotonic() - started < 0.5  # ...without waiting for a leaked one
+    # Every connection can be had at once: a leaked slot would make the last checkout wait out
+    # pool_timeout and raise PoolTimeoutError (a time limit here would also count the opening of
+    # new connections, which a loaded machine makes slow).
+    assert_pool_whole(db, size)
 
 
 def test_session_refuses_every_other_thread_and_may_be_closed_from_any(backend, make_db):
