@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,6 +14,8 @@ from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
 from .uow.ordering import table_order
 from .schema import ForeignKeyConstraint
+from .schema_read import read_schema
+from .drift import Difference, compare, drift_message
 from .session import Session
 from .uow.tracker import MappingRuntime, OpenTrackers
 from .state import SnapshotSpec
@@ -251,16 +254,55 @@ class Database:
 
     # -- schema -----------------------------------------------------------------------------------
 
-    def create_all(self) -> list[str]:
+    def check_schema(self) -> list[Difference]:
+        """How the live database differs from the mappers (an empty list when it matches).
+
+        Compares every mapped table with the database's catalogue: tables, columns, types,
+        nullability, server defaults, generated keys, primary keys, foreign keys with their
+        ON DELETE/UPDATE rules, unique constraints and indexes. Tables no mapper names are
+        not looked at. ``str()`` of a difference is a sentence naming table and column.
+
+        Returns:
+            ``mapper.drift.Difference`` items, table by table (in name order).
+        """
+        conn = self.engine.connect()
+        try:
+            actual = read_schema(conn, self.registry.tables)
+            conn.rollback()
+        finally:
+            conn.close()
+        tables = sorted(self.registry.tables.values(), key=lambda t: t.name)
+        return compare(self.engine.dialect, tables, actual)
+
+    def create_all(self, *, on_drift: str = "error") -> list[str]:
         """Create the mapped tables that do not exist yet, with keys, constraints and indexes.
 
-        Existing tables are left alone. Returns the names of the tables created.
+        Existing tables are left alone, but never silently: one that differs from its mapper
+        (a column added to the mapper and not to the table...) is reported before anything is
+        created, as ``check_schema()`` lists it.
+
+        Args:
+            on_drift: ``"error"`` (the default) raises ``SchemaDriftError`` and creates
+                nothing; ``"warn"`` issues a ``SchemaDriftWarning`` and goes on.
+
+        Returns:
+            The names of the tables created.
+
+        Raises:
+            SchemaDriftError: an existing table differs from its mapper (``on_drift="error"``).
+            ConfigurationError: ``on_drift`` is neither ``"error"`` nor ``"warn"``.
         """
+        if on_drift not in ("error", "warn"):
+            msg = f"create_all(on_drift={on_drift!r}): use 'error' or 'warn'"
+            raise errors.ConfigurationError(msg)
         conn = self.engine.connect()
         try:
             compiler = conn.compiler
             existing = {r[0] for r in conn.fetchall(conn.dialect.existing_tables_sql())}
             tables = self.registry.tables
+            left_alone = [t for name, t in sorted(tables.items()) if name in existing]
+            if left_alone:
+                self._report_drift(compare(conn.dialect, left_alone, read_schema(conn, existing & set(tables))), on_drift)
             order = table_order(tables)
             created: list[str] = []
             later: list[ForeignKeyConstraint] = []
@@ -286,6 +328,16 @@ class Database:
             return created
         finally:
             conn.close()
+
+    @staticmethod
+    def _report_drift(found: list[Difference], on_drift: str) -> None:
+        if not found:
+            return
+        msg = drift_message(found, "create_all() leaves existing tables alone")
+        if on_drift == "warn":
+            warnings.warn(msg, errors.SchemaDriftWarning, stacklevel=3)
+            return
+        raise errors.SchemaDriftError(msg, found)
 
     def drop_all(self) -> None:
         """Drop every mapped table (children first), whatever rows they hold."""

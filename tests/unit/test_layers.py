@@ -51,6 +51,8 @@ RANK = {
     "database": 18,
     "__init__": 19,
     "__main__": 20,
+    "schema_read": 7,
+    "drift": 8,
 }
 # Branch rules of docs/architecture.md: (importer, forbidden import).
 FORBIDDEN = [
