@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import mapper
 
 from .database import Database
+from .ddl import DIALECT_NAMES, create_statements, offline_dialect
 from .mapping import ClassMapping
 
 __all__ = ["main", "load_database", "CommandError"]
@@ -158,8 +159,77 @@ def _run_source(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# -- ddl --------------------------------------------------------------------------------------------
+
+
+def _add_ddl(commands: Any) -> None:
+    p = commands.add_parser(
+        "ddl",
+        help="print the CREATE statements of the Database's tables, without connecting",
+        description=(
+            "Print the statements create_all() runs on an empty database: CREATE TABLE with keys "
+            "and constraints, CREATE INDEX, and ALTER TABLE for foreign keys between tables that "
+            "reference each other, for the Database's own backend or the one --dialect names. "
+            "Nothing connects to a database."
+        ),
+    )
+    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    p.add_argument("--dialect", choices=DIALECT_NAMES, metavar="DIALECT",
+                   help=f"the SQL dialect: {', '.join(DIALECT_NAMES)} (default: the Database's backend)")
+    p.set_defaults(run=_run_ddl)
+
+
+def _run_ddl(args: argparse.Namespace, out: TextIO) -> int:
+    db, made = load_database(args.database)
+    try:
+        dialect = offline_dialect(args.dialect or db.backend)
+        for _table, sql in create_statements(dialect, db.registry.tables):
+            out.write(f"{sql};\n\n")
+    finally:
+        if made:
+            db.close()
+    return 0
+
+
+# -- check ------------------------------------------------------------------------------------------
+
+
+def _add_check(commands: Any) -> None:
+    p = commands.add_parser(
+        "check",
+        help="compare the live database with the mappers; exit status 1 on drift",
+        description=(
+            "Connect to the Database and list how its tables differ from the mappers (missing "
+            "or extra tables and columns, types, nullability, defaults, keys, foreign-key rules, "
+            "unique constraints, indexes), as Database.check_schema() does. The exit status is 0 "
+            "when they match and 1 when they differ, for CI."
+        ),
+    )
+    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    p.set_defaults(run=_run_check)
+
+
+def _run_check(args: argparse.Namespace, out: TextIO) -> int:
+    db, made = load_database(args.database)
+    try:
+        found = db.check_schema()
+    finally:
+        if made:
+            db.close()
+    if not found:
+        out.write(f"{db.url}: the database matches the mappers\n")
+        return 0
+    out.write(f"{db.url}: the database differs from the mappers in {len(found)} place(s):\n")
+    for difference in found:
+        out.write(f"  - {difference}\n")
+    out.write("Write a migration for them (python -m mapper migrations init, then alembic revision --autogenerate).\n")
+    return 1
+
+
 #: One function per command, each adding its subparser; later commands are added here.
-COMMANDS: list[Callable[[Any], None]] = [_add_source]
+COMMANDS: list[Callable[[Any], None]] = [_add_source, _add_ddl, _add_check]
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from .uow.persister import Persister
 from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
 from .uow.ordering import table_order
-from .schema import ForeignKeyConstraint
+from .ddl import create_statements
 from .schema_read import read_schema
 from .drift import Difference, compare, drift_message
 from .session import Session
@@ -297,33 +297,16 @@ class Database:
             raise errors.ConfigurationError(msg)
         conn = self.engine.connect()
         try:
-            compiler = conn.compiler
             existing = {r[0] for r in conn.fetchall(conn.dialect.existing_tables_sql())}
             tables = self.registry.tables
             left_alone = [t for name, t in sorted(tables.items()) if name in existing]
             if left_alone:
                 self._report_drift(compare(conn.dialect, left_alone, read_schema(conn, existing & set(tables))), on_drift)
-            order = table_order(tables)
             created: list[str] = []
-            later: list[ForeignKeyConstraint] = []
-            seen: set[str] = set(existing)
-            for name in order:
-                table = tables[name]
-                seen.add(name)
-                if name in existing:
-                    continue
-                # A reference to a table created after this one (a cycle) is added afterwards.
-                deferred = [
-                    fk for fk in table.foreign_keys
-                    if fk.ref_table not in seen and fk.ref_table != name and not conn.dialect.inline_forward_fks
-                ]
-                later += deferred
-                conn.execute(compiler.create_table(table, deferred))
-                for ix in table.indexes:
-                    conn.execute(conn.dialect.create_index_sql(ix.name, ix.table, ix.columns, ix.unique))
-                created.append(name)
-            for fk in later:
-                conn.execute(compiler.add_foreign_key(fk))
+            for name, sql in create_statements(conn.dialect, tables, existing):
+                conn.execute(sql)
+                if name not in created and name not in existing:
+                    created.append(name)
             conn.commit()
             return created
         finally:

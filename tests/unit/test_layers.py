@@ -53,6 +53,7 @@ RANK = {
     "__main__": 20,
     "schema_read": 7,
     "drift": 8,
+    "ddl": 9,
 }
 # Branch rules of docs/architecture.md: (importer, forbidden import).
 FORBIDDEN = [
