@@ -228,8 +228,57 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
     return 1
 
 
+# -- migrations -------------------------------------------------------------------------------------
+
+
+def _add_migrations(commands: Any) -> None:
+    p = commands.add_parser(
+        "migrations",
+        help="set up Alembic migrations for the Database (needs mapper-uow[migrations])",
+        description=(
+            "Schema migrations with Alembic. 'init DIR MODULE:ATTRIBUTE' writes alembic.ini and "
+            "an Alembic script directory whose env.py compares the Database's mappers with the "
+            "live database; then run 'alembic revision --autogenerate -m MESSAGE', "
+            "'alembic upgrade head' and 'alembic downgrade -1'."
+        ),
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = actions.add_parser(
+        "init",
+        help="write alembic.ini and a migrations directory for the Database",
+        description=(
+            "Write alembic.ini (or the file --ini names) and DIR with Alembic's scripts and an "
+            "env.py that takes the schema and the URL from the Database MODULE:ATTRIBUTE. "
+            "On SQLite, migrations rebuild tables in Alembic's batch mode."
+        ),
+    )
+    init.add_argument("directory", metavar="DIR", help="the new migrations directory, for example migrations")
+    init.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                      help="the Database, for example myapp.models:db (or a function that returns one)")
+    init.add_argument("--ini", default="alembic.ini", metavar="PATH", help="where to write alembic.ini (default: ./alembic.ini)")
+    init.set_defaults(run=_run_migrations_init)
+
+
+def _run_migrations_init(args: argparse.Namespace, out: TextIO) -> int:
+    db, made = load_database(args.database)  # refuse a wrong target before writing anything
+    if made:
+        db.close()
+    from . import migrations
+
+    try:
+        migrations.init(args.directory, args.database, args.ini)
+    except mapper.ConfigurationError as exc:
+        raise CommandError(str(exc).removeprefix("migrations init: ")) from None
+    out.write(
+        f"Wrote {args.ini} and {args.directory}/ for {args.database}. Next:\n"
+        "  alembic revision --autogenerate -m 'describe the change'\n"
+        "  alembic upgrade head\n"
+    )
+    return 0
+
+
 #: One function per command, each adding its subparser; later commands are added here.
-COMMANDS: list[Callable[[Any], None]] = [_add_source, _add_ddl, _add_check]
+COMMANDS: list[Callable[[Any], None]] = [_add_source, _add_ddl, _add_check, _add_migrations]
 
 
 if __name__ == "__main__":

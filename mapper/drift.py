@@ -149,11 +149,12 @@ def normalize_type(backend: str, spelled: str) -> str:
         for pattern, repl in _PG_NAMES:
             low = pattern.sub(repl, low)
         return low
-    low = low.replace(" unsigned", " unsigned")
-    if low != "tinyint(1)":
-        low = _INT_WIDTH.sub(r"\1", low)
+    # SQLAlchemy's reflection spells a column's character set and collation into its type.
+    low = re.sub(r"\s+(character set|charset|collate)\s+\w+", "", low)
     for pattern, repl in _MY_NAMES:
         low = pattern.sub(repl, low)
+    if low != "tinyint(1)":
+        low = _INT_WIDTH.sub(r"\1", low)
     return low
 
 

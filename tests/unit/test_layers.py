@@ -54,6 +54,7 @@ RANK = {
     "schema_read": 7,
     "drift": 8,
     "ddl": 9,
+    "migrations": 19,
 }
 # Branch rules of docs/architecture.md: (importer, forbidden import).
 FORBIDDEN = [
