@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from .drift import normalize_default, normalize_type
 from .schema import Column, Table, derived_name
-from .types import ColumnType, DateTime, Numeric, String
+from .types import ColumnType, DateTime, Numeric
+from .uow.ordering import table_order
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -78,6 +79,30 @@ def _sqlite_type(name: str) -> Any:
     return Spelled
 
 
+_prepared: list[bool] = []
+
+
+def _prepare_sqlite() -> None:
+    """Teach SQLAlchemy's SQLite reflection create_all's own type names, and keep AUTOINCREMENT
+    through a batch-mode rebuild (SQLAlchemy does not reflect it, so the copy would lose it)."""
+    if _prepared:
+        return
+    sa = _sa()
+    for name in ("DECIMAL_TEXT", "JSON_TEXT"):
+        _sqlite_type(name)
+
+    def keep_autoincrement(table: Any, connection: Any, **kw: Any) -> None:
+        if connection.dialect.name != "sqlite" or not table.name.startswith("_alembic_tmp_"):
+            return
+        original = table.name.removeprefix("_alembic_tmp_")
+        row = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (original,)).first()
+        if row is not None and "AUTOINCREMENT" in (row[0] or "").upper():
+            table.dialect_options["sqlite"]["autoincrement"] = True
+
+    sa.event.listen(sa.Table, "before_create", keep_autoincrement)
+    _prepared.append(True)
+
+
 def sqlite_type(name: str) -> Any:
     """The SQLAlchemy type class of create_all's SQLite-only type ``name`` (``DECIMAL_TEXT``, ``JSON_TEXT``).
 
@@ -134,7 +159,9 @@ def _column(table: Table, col: Column) -> Any:
         *extra,
         nullable=col.nullable and not any(c is col for c in table.primary_key),
         server_default=sa.text(col.server_default) if col.server_default is not None else None,
-        autoincrement=auto,
+        # False only where SQLAlchemy would otherwise generate a key create_all does not; a
+        # plain column keeps "auto", or Alembic writes autoincrement=False into every change.
+        autoincrement=True if auto else (False if any(c is col for c in table.primary_key) else "auto"),
     )
 
 
@@ -152,7 +179,11 @@ def metadata(db: Database, *, mysql_collation: str | None = None) -> MetaData:
             ``utf8mb4_nopad_bin`` on MariaDB, ``utf8mb4_0900_bin`` on MySQL 8).
     """
     sa = _sa()
+    _prepare_sqlite()
     md: MetaData = sa.MetaData()
+    # A reference to a table that comes later in create_all's order closes a cycle: create_all
+    # adds it with ALTER TABLE afterwards, and so does SQLAlchemy with use_alter.
+    position = {name: i for i, name in enumerate(table_order(db.registry.tables))}
     for table in sorted(db.registry.tables.values(), key=lambda t: t.name):
         items: list[Any] = [_column(table, c) for c in table.columns]
         items.append(sa.PrimaryKeyConstraint(*(c.name for c in table.primary_key)))
@@ -161,6 +192,7 @@ def metadata(db: Database, *, mysql_collation: str | None = None) -> MetaData:
             sa.ForeignKeyConstraint(
                 list(fk.columns), [f"{fk.ref_table}.{c}" for c in fk.ref_columns],
                 name=fk.name, ondelete=fk.on_delete, onupdate=fk.on_update,
+                use_alter=position[fk.ref_table] > position[table.name],
             )
             for fk in table.foreign_keys
         ]
@@ -288,8 +320,17 @@ The schema comes from the mappers (mapper.migrations.metadata), and the URL from
 alembic revision --autogenerate compares them with the live database as check_schema() does.
 """
 
+from logging.config import fileConfig
+
+from alembic import context
+
 from mapper.__main__ import load_database
 from mapper.migrations import run_migrations
+
+# Alembic's messages ("Detected added column ...") through alembic.ini's logging set-up; the
+# application's own loggers keep working.
+if context.config.config_file_name is not None:
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 #: The Database, as MODULE:ATTRIBUTE (resolved with alembic.ini's prepend_sys_path).
 DATABASE = {target!r}
