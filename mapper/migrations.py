@@ -130,7 +130,11 @@ def _sa_type(t: ColumnType) -> Any:
         spelled = sa.Numeric(p, s)
         return spelled if p <= 15 else spelled.with_variant(_sqlite_type("DECIMAL_TEXT")(p, s), "sqlite")
     if kind == "datetime" and isinstance(t, DateTime):
-        return sa.DateTime(timezone=t.timezone).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+        fsp = 6 if t.precision is None else t.precision
+        spelled = sa.DateTime(timezone=t.timezone).with_variant(mysql.DATETIME(fsp=fsp or None), "mysql", "mariadb")
+        if t.precision is not None:
+            spelled = spelled.with_variant(postgresql.TIMESTAMP(timezone=t.timezone, precision=t.precision), "postgresql")
+        return spelled
     simple: dict[str, Any] = {
         "integer": sa.Integer(),
         "biginteger": sa.BigInteger(),
