@@ -277,8 +277,55 @@ def _run_migrations_init(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# -- inspect ----------------------------------------------------------------------------------------
+
+
+def _add_inspect(commands: Any) -> None:
+    p = commands.add_parser(
+        "inspect",
+        help="print domain classes and mappers for the tables of an existing database",
+        description=(
+            "Read the tables of the database at URL and print a Python module with an attrs "
+            "domain class and a Mapper for each: keys, columns with types that compare equal to "
+            "the database's, foreign keys as BelongsTo relations with HasMany inverses, junction "
+            "tables as BelongsToMany, association tables with payload as association classes. "
+            "check_schema() is clean against the result, apart from what a comment says a mapper "
+            "cannot declare."
+        ),
+    )
+    p.add_argument("url", metavar="URL", help="the database, for example postgresql://user@host/db")
+    p.add_argument("--table", action="append", metavar="TABLE", help="map only this table (repeatable; default: all)")
+    p.set_defaults(run=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace, out: TextIO) -> int:
+    from .reflect import generate_module, table_names
+    from .schema_read import read_schema
+
+    try:
+        db = Database(args.url)
+    except mapper.ConfigurationError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        conn = db.engine.connect()
+        try:
+            tables = read_schema(conn, args.table)
+            conn.rollback()
+        finally:
+            conn.close()
+        missing = sorted(set(args.table or ()) - set(tables))
+        if missing:
+            msg = f"no table named {', '.join(map(repr, missing))} in {db.url}"
+            raise CommandError(msg)
+        chosen = {name: tables[name] for name in table_names(list(tables))}
+        out.write(generate_module(db.engine.dialect, chosen, db.url))
+    finally:
+        db.close()
+    return 0
+
+
 #: One function per command, each adding its subparser; later commands are added here.
-COMMANDS: list[Callable[[Any], None]] = [_add_source, _add_ddl, _add_check, _add_migrations]
+COMMANDS: list[Callable[[Any], None]] = [_add_source, _add_ddl, _add_check, _add_migrations, _add_inspect]
 
 
 if __name__ == "__main__":

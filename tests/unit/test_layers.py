@@ -55,6 +55,7 @@ RANK = {
     "drift": 8,
     "ddl": 9,
     "migrations": 19,
+    "reflect": 9,
 }
 # Branch rules of docs/architecture.md: (importer, forbidden import).
 FORBIDDEN = [
