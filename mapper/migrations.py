@@ -8,6 +8,7 @@ writes an Alembic set-up whose ``env.py`` calls :func:`run_migrations`.
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -370,7 +371,8 @@ def init(directory: str | Path, target: str, ini: str | Path = "alembic.ini") ->
     if ini_path.exists():
         msg = f"migrations init: {str(ini_path)!r} exists; pass another path with --ini"
         raise errors.ConfigurationError(msg)
-    command.init(Config(str(ini_path)), str(where), template="generic")
+    # Alembic's own "please edit alembic.ini" advice does not apply: the set-up is complete.
+    command.init(Config(str(ini_path), stdout=io.StringIO()), str(where), template="generic")
     (where / "env.py").write_text(ENV_TEMPLATE.format(target=target))
     mako = where / "script.py.mako"
     mako.write_text(mako.read_text().replace("import sqlalchemy as sa\n", "import sqlalchemy as sa\nimport mapper.migrations\n", 1))
