@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import mapper
@@ -306,6 +307,11 @@ def _run_inspect(args: argparse.Namespace, out: TextIO) -> int:
         db = Database(args.url)
     except mapper.ConfigurationError as exc:
         raise CommandError(str(exc)) from None
+    path = db.engine.url.database
+    if db.backend == "sqlite" and path not in ("", ":memory:") and not Path(path).is_file():
+        db.close()  # connecting would create an empty database file
+        msg = f"no SQLite database at {path!r}"
+        raise CommandError(msg)
     try:
         conn = db.engine.connect()
         try:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import errors
 from .engine import Connection
 
 __all__ = ["ColumnInfo", "ForeignKeyInfo", "IndexInfo", "TableInfo", "read_schema"]
@@ -289,7 +290,7 @@ def _mysql(conn: Connection, names: Sequence[str]) -> dict[str, TableInfo]:
 def _mysql_json_columns(conn: Connection) -> set[tuple[str, str]]:
     try:
         rows = conn.fetchall(_MY_JSON_CHECKS)
-    except Exception:  # noqa: BLE001 - MySQL before 8.0.16 has no CHECK_CONSTRAINTS table
+    except errors.DatabaseError:  # MySQL before 8.0.16 has no CHECK_CONSTRAINTS table
         return set()
     found: set[tuple[str, str]] = set()
     for table, clause in rows:

@@ -237,3 +237,10 @@ def test_inspect_names_a_missing_table(backend, make_db, capsys: pytest.CaptureF
 def test_inspect_refuses_a_url_it_cannot_serve(capsys: pytest.CaptureFixture[str]):
     assert main(["inspect", "oracle://scott@db/orcl"]) == 2
     assert "URL scheme 'oracle' is not supported" in capsys.readouterr().err
+
+
+def test_inspect_refuses_a_sqlite_file_that_does_not_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    missing = tmp_path / "typo.db"
+    assert main(["inspect", f"sqlite:///{missing}"]) == 2
+    assert capsys.readouterr().err == f"python -m mapper inspect: error: no SQLite database at {str(missing)!r}\n"
+    assert not missing.exists()
