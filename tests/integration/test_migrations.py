@@ -98,7 +98,7 @@ def target() -> Database:
     """The Database env.py migrates: the version of the mappers the test chose, at its URL."""
     version = os.environ.get("MAPPER_MIGRATIONS_VERSION", "v1")
     mappers = [KindMapper, item_mapper()] if version == "v1" else CHANGES[version][0]()
-    return Database(os.environ["MAPPER_MIGRATIONS_URL"], mappers)
+    return Database(os.environ.get("MAPPER_MIGRATIONS_URL", "sqlite:///:memory:"), mappers)
 
 
 def _kinds(diff: list[Any]) -> list[str]:
@@ -272,3 +272,24 @@ def test_autogenerate_finds_nothing_on_a_fresh_create_all_database(backend, make
     assert mappers
     db = make_db(*mappers)  # make_db also asserts check_schema() == []
     assert autogenerate_diff(db) == []
+
+
+def test_migrations_init_refuses_a_wrong_target_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    ini = tmp_path / "alembic.ini"
+    assert main(["migrations", "init", str(tmp_path / "migrations"), "tests.integration.test_migrations:nothing", "--ini", str(ini)]) == 2
+    assert capsys.readouterr().err == (
+        "python -m mapper migrations: error: tests.integration.test_migrations has no attribute 'nothing'\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_migrations_init_refuses_a_directory_that_is_not_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "notes.txt").write_text("mine")
+    ini = tmp_path / "alembic.ini"
+    assert main(["migrations", "init", str(tmp_path / "migrations"), TARGET, "--ini", str(ini)]) == 2
+    where = str(tmp_path / "migrations")
+    assert capsys.readouterr().err == (
+        f"python -m mapper migrations: error: {where!r} exists and is not empty; choose a new directory\n"
+    )
+    assert not ini.exists()
