@@ -11,11 +11,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import mapper
 
 from .database import Database
+from .ddl import DIALECT_NAMES, create_statements, offline_dialect
 from .mapping import ClassMapping
 
 __all__ = ["main", "load_database", "CommandError"]
@@ -158,8 +160,178 @@ def _run_source(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# -- ddl --------------------------------------------------------------------------------------------
+
+
+def _add_ddl(commands: Any) -> None:
+    p = commands.add_parser(
+        "ddl",
+        help="print the CREATE statements of the Database's tables, without connecting",
+        description=(
+            "Print the statements create_all() runs on an empty database: CREATE TABLE with keys "
+            "and constraints, CREATE INDEX, and ALTER TABLE for foreign keys between tables that "
+            "reference each other, for the Database's own backend or the one --dialect names. "
+            "Nothing connects to a database."
+        ),
+    )
+    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    p.add_argument("--dialect", choices=DIALECT_NAMES, metavar="DIALECT",
+                   help=f"the SQL dialect: {', '.join(DIALECT_NAMES)} (default: the Database's backend)")
+    p.set_defaults(run=_run_ddl)
+
+
+def _run_ddl(args: argparse.Namespace, out: TextIO) -> int:
+    db, made = load_database(args.database)
+    try:
+        dialect = offline_dialect(args.dialect or db.backend)
+        for _table, sql in create_statements(dialect, db.registry.tables):
+            out.write(f"{sql};\n\n")
+    finally:
+        if made:
+            db.close()
+    return 0
+
+
+# -- check ------------------------------------------------------------------------------------------
+
+
+def _add_check(commands: Any) -> None:
+    p = commands.add_parser(
+        "check",
+        help="compare the live database with the mappers; exit status 1 on drift",
+        description=(
+            "Connect to the Database and list how its tables differ from the mappers (missing "
+            "or extra tables and columns, types, nullability, defaults, keys, foreign-key rules, "
+            "unique constraints, indexes), as Database.check_schema() does. The exit status is 0 "
+            "when they match and 1 when they differ, for CI."
+        ),
+    )
+    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    p.set_defaults(run=_run_check)
+
+
+def _run_check(args: argparse.Namespace, out: TextIO) -> int:
+    db, made = load_database(args.database)
+    try:
+        found = db.check_schema()
+    finally:
+        if made:
+            db.close()
+    if not found:
+        out.write(f"{db.url}: the database matches the mappers\n")
+        return 0
+    out.write(f"{db.url}: the database differs from the mappers in {len(found)} place(s):\n")
+    for difference in found:
+        out.write(f"  - {difference}\n")
+    out.write("Write a migration for them (python -m mapper migrations init, then alembic revision --autogenerate).\n")
+    return 1
+
+
+# -- migrations -------------------------------------------------------------------------------------
+
+
+def _add_migrations(commands: Any) -> None:
+    p = commands.add_parser(
+        "migrations",
+        help="set up Alembic migrations for the Database (needs mapper-uow[migrations])",
+        description=(
+            "Schema migrations with Alembic. 'init DIR MODULE:ATTRIBUTE' writes alembic.ini and "
+            "an Alembic script directory whose env.py compares the Database's mappers with the "
+            "live database; then run 'alembic revision --autogenerate -m MESSAGE', "
+            "'alembic upgrade head' and 'alembic downgrade -1'."
+        ),
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = actions.add_parser(
+        "init",
+        help="write alembic.ini and a migrations directory for the Database",
+        description=(
+            "Write alembic.ini (or the file --ini names) and DIR with Alembic's scripts and an "
+            "env.py that takes the schema and the URL from the Database MODULE:ATTRIBUTE. "
+            "On SQLite, migrations rebuild tables in Alembic's batch mode."
+        ),
+    )
+    init.add_argument("directory", metavar="DIR", help="the new migrations directory, for example migrations")
+    init.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                      help="the Database, for example myapp.models:db (or a function that returns one)")
+    init.add_argument("--ini", default="alembic.ini", metavar="PATH", help="where to write alembic.ini (default: ./alembic.ini)")
+    init.set_defaults(run=_run_migrations_init)
+
+
+def _run_migrations_init(args: argparse.Namespace, out: TextIO) -> int:
+    db, made = load_database(args.database)  # refuse a wrong target before writing anything
+    if made:
+        db.close()
+    from . import migrations
+
+    try:
+        migrations.init(args.directory, args.database, args.ini)
+    except mapper.ConfigurationError as exc:
+        raise CommandError(str(exc).removeprefix("migrations init: ")) from None
+    out.write(
+        f"Wrote {args.ini} and {args.directory}/ for {args.database}. Next:\n"
+        "  alembic revision --autogenerate -m 'describe the change'\n"
+        "  alembic upgrade head\n"
+    )
+    return 0
+
+
+# -- inspect ----------------------------------------------------------------------------------------
+
+
+def _add_inspect(commands: Any) -> None:
+    p = commands.add_parser(
+        "inspect",
+        help="print domain classes and mappers for the tables of an existing database",
+        description=(
+            "Read the tables of the database at URL and print a Python module with an attrs "
+            "domain class and a Mapper for each: keys, columns with types that compare equal to "
+            "the database's, foreign keys as BelongsTo relations with HasMany inverses, junction "
+            "tables as BelongsToMany, association tables with payload as association classes. "
+            "check_schema() is clean against the result, apart from what a comment says a mapper "
+            "cannot declare."
+        ),
+    )
+    p.add_argument("url", metavar="URL", help="the database, for example postgresql://user@host/db")
+    p.add_argument("--table", action="append", metavar="TABLE", help="map only this table (repeatable; default: all)")
+    p.set_defaults(run=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace, out: TextIO) -> int:
+    from .reflect import generate_module, table_names
+    from .schema_read import read_schema
+
+    try:
+        db = Database(args.url)
+    except mapper.ConfigurationError as exc:
+        raise CommandError(str(exc)) from None
+    path = db.engine.url.database
+    if db.backend == "sqlite" and path not in ("", ":memory:") and not Path(path).is_file():
+        db.close()  # connecting would create an empty database file
+        msg = f"no SQLite database at {path!r}"
+        raise CommandError(msg)
+    try:
+        conn = db.engine.connect()
+        try:
+            tables = read_schema(conn, args.table)
+            conn.rollback()
+        finally:
+            conn.close()
+        missing = sorted(set(args.table or ()) - set(tables))
+        if missing:
+            msg = f"no table named {', '.join(map(repr, missing))} in {db.url}"
+            raise CommandError(msg)
+        chosen = {name: tables[name] for name in table_names(list(tables))}
+        out.write(generate_module(db.engine.dialect, chosen, db.url))
+    finally:
+        db.close()
+    return 0
+
+
 #: One function per command, each adding its subparser; later commands are added here.
-COMMANDS: list[Callable[[Any], None]] = [_add_source]
+COMMANDS: list[Callable[[Any], None]] = [_add_source, _add_ddl, _add_check, _add_migrations, _add_inspect]
 
 
 if __name__ == "__main__":

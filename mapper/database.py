@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,7 +17,9 @@ from .uow.persister import Persister
 from .loading import Loader
 from .mapping import ClassMapping, Mapper, Registry
 from .uow.ordering import table_order
-from .schema import ForeignKeyConstraint
+from .ddl import create_statements
+from .schema_read import read_schema
+from .drift import Difference, compare, drift_message
 from .session import Session
 from .uow.tracker import MappingRuntime, OpenTrackers
 from .state import SnapshotSpec
@@ -319,41 +322,73 @@ class Database:
 
     # -- schema -----------------------------------------------------------------------------------
 
-    def create_all(self) -> list[str]:
-        """Create the mapped tables that do not exist yet, with keys, constraints and indexes.
+    def check_schema(self) -> list[Difference]:
+        """How the live database differs from the mappers (an empty list when it matches).
 
-        Existing tables are left alone. Returns the names of the tables created.
+        Compares every mapped table with the database's catalogue: tables, columns, types,
+        nullability, server defaults, generated keys, primary keys, foreign keys with their
+        ON DELETE/UPDATE rules, unique constraints and indexes. Tables no mapper names are
+        not looked at. ``str()`` of a difference is a sentence naming table and column.
+
+        Returns:
+            ``mapper.drift.Difference`` items, table by table (in name order).
         """
         conn = self.engine.connect()
         try:
-            compiler = conn.compiler
+            actual = read_schema(conn, self.registry.tables)
+            conn.rollback()
+        finally:
+            conn.close()
+        tables = sorted(self.registry.tables.values(), key=lambda t: t.name)
+        return compare(self.engine.dialect, tables, actual)
+
+    def create_all(self, *, on_drift: str = "error") -> list[str]:
+        """Create the mapped tables that do not exist yet, with keys, constraints and indexes.
+
+        Existing tables are left alone, but never silently: one that differs from its mapper
+        (a column added to the mapper and not to the table...) is reported before anything is
+        created, as ``check_schema()`` lists it.
+
+        Args:
+            on_drift: ``"error"`` (the default) raises ``SchemaDriftError`` and creates
+                nothing; ``"warn"`` issues a ``SchemaDriftWarning`` and goes on.
+
+        Returns:
+            The names of the tables created.
+
+        Raises:
+            SchemaDriftError: an existing table differs from its mapper (``on_drift="error"``).
+            ConfigurationError: ``on_drift`` is neither ``"error"`` nor ``"warn"``.
+        """
+        if on_drift not in ("error", "warn"):
+            msg = f"create_all(on_drift={on_drift!r}): use 'error' or 'warn'"
+            raise errors.ConfigurationError(msg)
+        conn = self.engine.connect()
+        try:
             existing = {r[0] for r in conn.fetchall(conn.dialect.existing_tables_sql())}
             tables = self.registry.tables
-            order = table_order(tables)
+            left_alone = [t for name, t in sorted(tables.items()) if name in existing]
+            if left_alone:
+                self._report_drift(compare(conn.dialect, left_alone, read_schema(conn, existing & set(tables))), on_drift)
             created: list[str] = []
-            later: list[ForeignKeyConstraint] = []
-            seen: set[str] = set(existing)
-            for name in order:
-                table = tables[name]
-                seen.add(name)
-                if name in existing:
-                    continue
-                # A reference to a table created after this one (a cycle) is added afterwards.
-                deferred = [
-                    fk for fk in table.foreign_keys
-                    if fk.ref_table not in seen and fk.ref_table != name and not conn.dialect.inline_forward_fks
-                ]
-                later += deferred
-                conn.execute(compiler.create_table(table, deferred))
-                for ix in table.indexes:
-                    conn.execute(conn.dialect.create_index_sql(ix.name, ix.table, ix.columns, ix.unique))
-                created.append(name)
-            for fk in later:
-                conn.execute(compiler.add_foreign_key(fk))
+            for name, sql in create_statements(conn.dialect, tables, existing):
+                conn.execute(sql)
+                if name not in created and name not in existing:
+                    created.append(name)
             conn.commit()
             return created
         finally:
             conn.close()
+
+    @staticmethod
+    def _report_drift(found: list[Difference], on_drift: str) -> None:
+        if not found:
+            return
+        msg = drift_message(found, "create_all() leaves existing tables alone")
+        if on_drift == "warn":
+            warnings.warn(msg, errors.SchemaDriftWarning, stacklevel=3)
+            return
+        raise errors.SchemaDriftError(msg, found)
 
     def drop_all(self) -> None:
         """Drop every mapped table (children first), whatever rows they hold."""

@@ -28,6 +28,8 @@ __all__ = [
     "ProgrammingError",
     "NotSupportedError",
     "PoolTimeoutError",
+    "SchemaDriftError",
+    "SchemaDriftWarning",
 ]
 
 
@@ -215,3 +217,19 @@ DBAPI_ERRORS: dict[str, type[DatabaseError]] = {
     "InternalError": InternalError,
     "DatabaseError": DatabaseError,
 }
+
+
+class SchemaDriftError(MapperError):
+    """The live database's tables differ from the mappers (``Database.check_schema()`` lists how).
+
+    Attributes:
+        differences: the ``mapper.drift.Difference`` items found.
+    """
+
+    def __init__(self, message: str, differences: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.differences = list(differences or [])
+
+
+class SchemaDriftWarning(UserWarning):
+    """``create_all(on_drift="warn")`` found tables that differ from the mappers."""

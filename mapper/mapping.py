@@ -435,7 +435,8 @@ class Registry:
         for col in cm.columns:
             if col.unique:
                 cm.table.uniques.append((col.name,))
-            if col.index and not col.unique and not col.primary_key:
+            # A key column of a composite key may have an index of its own (a lone key is one).
+            if col.index and not col.unique and not (col.primary_key and len(cm.pk) == 1):
                 cm.table.indexes.append(Index(derived_name("ix", table, (col.name,)), table, (col.name,)))
         mapped = set(cm.by_key) | set(mapper_class.__relations__)
         cm.field_defaults = [d for d in defaults if d.name not in mapped]

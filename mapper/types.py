@@ -207,16 +207,25 @@ class DateTime(ColumnType):
         timezone: ``True`` stores aware datetimes (read back in UTC on backends that keep
             no zone; a naive value is taken as UTC); ``False`` stores naive ones and refuses
             an aware value with ``DataError``.
+        precision: digits of fractional seconds the column keeps, 0 to 6, for a column that
+            exists with fewer than the default (MySQL's ``DATETIME``, PostgreSQL's
+            ``TIMESTAMP(0)``); None (the default) keeps microseconds everywhere. SQLite keeps
+            what it is given.
     """
 
     kind = "datetime"
     python_type = _dt.datetime
 
-    def __init__(self, timezone: bool = False) -> None:
+    def __init__(self, timezone: bool = False, precision: int | None = None) -> None:
+        if precision is not None and (not isinstance(precision, int) or isinstance(precision, bool) or not 0 <= precision <= 6):
+            msg = f"DateTime(precision) takes an int from 0 to 6, got {precision!r}"
+            raise TypeError(msg)
         self.timezone = bool(timezone)
+        self.precision = precision
 
     def __repr__(self) -> str:
-        return f"DateTime(timezone={self.timezone})"
+        extra = f", precision={self.precision}" if self.precision is not None else ""
+        return f"DateTime(timezone={self.timezone}{extra})"
 
 
 class Time(ColumnType):

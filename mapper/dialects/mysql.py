@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from .. import errors
 from .._typing import DBAPIConnection
+from ..schema import Column
 from ..types import ColumnType, DateTime
 from .base import Dialect, Processor, URL, utc_naive_bind
 
@@ -231,6 +232,12 @@ class MySQLDialect(Dialect):
         if kind in ("numeric", "float"):
             return None
         return super()._make_result(type_)
+
+    def type_sql(self, col: Column, autoincrement: bool) -> str:
+        t = col.type
+        if isinstance(t, DateTime) and t.precision is not None:
+            return "DATETIME" if t.precision == 0 else f"DATETIME({t.precision})"
+        return super().type_sql(col, autoincrement)
 
     def autoincrement_clause(self, col: Any) -> str:
         return " AUTO_INCREMENT"

@@ -155,6 +155,8 @@ class PostgreSQLDialect(Dialect):
 
     def type_sql(self, col: Column, autoincrement: bool) -> str:
         t = col.type
+        if isinstance(t, DateTime) and t.precision is not None:
+            return f"TIMESTAMP({t.precision})" + (" WITH TIME ZONE" if t.timezone else "")
         if isinstance(t, DateTime) and t.timezone:
             return "TIMESTAMPTZ"
         return super().type_sql(col, autoincrement)

@@ -451,3 +451,8 @@ def test_touching_a_relation_loads_it_for_the_whole_result(chinook: Loaded, back
             assert sum(len(a.tracks) for a in albums) == 3503
         with count(s, 0):
             assert all(t.album is a for a in albums for t in a.tracks)
+
+
+def test_the_chinook_mappings_match_the_tables_create_all_made(chinook: Loaded) -> None:
+    # Numeric money, naive datetimes, composite keys and self-references compare equal too.
+    assert chinook.db.check_schema() == []

@@ -60,6 +60,11 @@ RANK = {
     "testing": 19,
     "__main__": 20,
     "pytest_plugin": 20,
+    "schema_read": 7,
+    "drift": 8,
+    "ddl": 9,
+    "migrations": 19,
+    "reflect": 9,
 }
 # Branch rules of docs/architecture.md: (importer, forbidden import).
 FORBIDDEN = [
