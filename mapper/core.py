@@ -270,17 +270,7 @@ class SessionCore:
             # Only the assigned columns are now in the database: other unflushed
             # changes of the object must still be written by the next flush.
             self.t.keep_committed(st)
-            snap = list(st.snap)
-            hsnap = list(st.hsnap) if st.hsnap is not None else None
-            for col, value in assignments:
-                spec.set(st, col.key, value)
-                pos = spec.position.get(col.key)
-                if pos is not None:
-                    snap[pos] = value
-                elif hsnap is not None:
-                    hsnap[spec.hidden_position[col.key]] = value
-            st.snap = tuple(snap)
-            st.hsnap = tuple(hsnap) if hsnap is not None else None
+            spec.set_committed(st, [(col.key, value) for col, value in assignments])
         return count
 
     def bulk_delete(self, m: ClassMapping[Any], where: BoolExpr | None) -> int:

@@ -106,7 +106,7 @@ class Query(Generic[T]):
     # -- validation -------------------------------------------------------------------------------
 
     def _column(self, name: Any, what: str) -> Column:
-        return _column_of(self._mapping, name, what)
+        return column_of(self._mapping, name, what)
 
     def _check_expr(self, e: Expr, what: str) -> None:
         _check_columns(self._mapping, e, what)
@@ -147,7 +147,7 @@ class Query(Generic[T]):
                 raise errors.QueryError(str(exc)) from None
             items.append(self._resolve(m, cond, what, counter, scope))
         for name, value in equals.items():
-            col: ValueExpr = scope.column(name, what) if scope is not None else _column_of(m, name, what)
+            col: ValueExpr = scope.column(name, what) if scope is not None else column_of(m, name, what)
             items.append(IsNull(col, False) if value is None else Compare(col, "=", Literal(value, col.value_type())))
         return items
 
@@ -936,24 +936,6 @@ def _merge(a: PathTree, b: PathTree) -> PathTree:
     for k, v in b.items():
         a[k] = _merge(dict(a.get(k, {})), v)
     return a
-
-
-def _column_of(m: ClassMapping[Any], name: Any, what: str) -> Column:
-    """The column of mapper attribute ``name``, or a QueryError listing the mapped names."""
-    if not isinstance(name, str):
-        msg = f"{what} takes attribute names or columns of {m.name}, got {name!r}"
-        raise errors.QueryError(msg)
-    col = m.by_key.get(name)
-    if col is None:
-        hint = ""
-        if name in m.relations:
-            hint = f" ({name!r} is a relation: filter with {m.name}.{name}.has(...) or .any(...))"
-        msg = (
-            f"{m.cls.__name__} has no mapped attribute {name!r} (in {what}){hint}; "
-            f"{m.name} maps {sorted(m.by_key)}"
-        )
-        raise errors.QueryError(msg)
-    return col
 
 
 def _check_columns(m: ClassMapping[Any], e: Expr, what: str) -> None:

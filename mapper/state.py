@@ -283,6 +283,22 @@ class SnapshotSpec:
         else:
             self.setattr(state.obj, key, value)
 
+    def set_committed(self, state: ObjectState, values: Iterable[tuple[str, Any]]) -> None:
+        """Set columns (by mapper attribute name) to values the database now holds: the current
+        value and its snapshot both, so no later flush writes them again."""
+        assert state.snap is not None
+        snap = list(state.snap)
+        hsnap = list(state.hsnap) if state.hsnap is not None else None
+        for key, value in values:
+            self.set(state, key, value)
+            pos = self.position.get(key)
+            if pos is not None:
+                snap[pos] = value
+            elif hsnap is not None:
+                hsnap[self.hidden_position[key]] = value
+        state.snap = tuple(snap)
+        state.hsnap = tuple(hsnap) if hsnap is not None else None
+
     def _key_of(self, state: ObjectState) -> Any:
         pk = self.mapping.pk
         if len(pk) == 1:

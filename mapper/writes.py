@@ -450,15 +450,4 @@ def _follow_held(s: SessionSeam, m: ClassMapping[Any], sets: list[Column], rows:
         if st is None or st.snap is None:
             continue
         t.keep_committed(st)
-        snap = list(st.snap)
-        hsnap = list(st.hsnap) if st.hsnap is not None else None
-        for c in sets:
-            value = row[c.key]
-            spec.set(st, c.key, value)
-            p = spec.position.get(c.key)
-            if p is not None:
-                snap[p] = value
-            elif hsnap is not None:
-                hsnap[spec.hidden_position[c.key]] = value
-        st.snap = tuple(snap)
-        st.hsnap = tuple(hsnap) if hsnap is not None else None
+        spec.set_committed(st, [(c.key, row[c.key]) for c in sets])
