@@ -28,6 +28,7 @@ from .mapping import Mapper
 from .query import Query
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne
 from .schema import Column, ForeignKey
+from .serialize import to_dict
 from .session import Session
 from .transaction import Transaction
 
@@ -63,6 +64,7 @@ __all__ = [
     "IntegrityError",
     "OperationalError",
     "PoolTimeoutError",
+    "to_dict",
 ]
 
 __version__ = "0.1.0"

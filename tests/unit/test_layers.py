@@ -27,6 +27,7 @@ RANK = {
     "sql": 5,
     "engine": 6,
     "state": 6,
+    "serialize": 6,
     "identity": 7,
     "seam": 8,
     "uow.__init__": 8,
