@@ -47,6 +47,8 @@ RANK = {
     "core": 13,
     "query": 14,
     "accessors": 15,
+    "merge": 15,
+    "replace": 15,
     "session": 16,
     "transaction": 17,
     "database": 18,
