@@ -263,3 +263,33 @@ def test_add_of_a_hand_built_object_with_an_existing_key_is_refused_by_the_datab
         managed = s.merge(Owner("Ann again", id=1))
     assert managed.name == "Ann again"
     assert rows(backend, "SELECT id, name FROM {rel_owners} ORDER BY id") == [(1, "Ann again"), (2, "Bob")]
+
+
+def test_a_pickled_graph_with_has_one_and_many_to_many_merges_back(make_db, backend, count):
+    import pickle
+
+    from tests.rel_models import LIBRARY, Book, Profile, User
+
+    db = make_db(*LIBRARY)
+    with db.session() as s:
+        s.add(User("Ann", profile=Profile("hi"), favorites=[Book("Alpha"), Book("Beta")]))
+        s.add(Book("Gamma"))
+    with db.session() as s:
+        ann = s.query(User).include("profile", "favorites").one()
+        gamma = s.query(Book).where(title="Gamma").one()
+    ann = pickle.loads(pickle.dumps(ann))  # a cache or another process in between
+    gamma = pickle.loads(pickle.dumps(gamma))
+    ann.profile.bio = "hello"
+    del ann.favorites[0]
+    ann.favorites.append(gamma)
+    with db.session() as s:
+        # The user with its HasOne profile (two statements), User.favorites (which finds Beta),
+        # then Gamma by key.
+        with count(s, 4):
+            managed = s.merge(ann)
+        assert [b.title for b in managed.favorites] == ["Beta", "Gamma"]
+    assert rows(backend, "SELECT bio FROM {rel_profiles}") == [("hello",)]
+    assert rows(
+        backend,
+        "SELECT b.title FROM {rel_user_favorites} f JOIN {rel_books} b ON b.id = f.book_id ORDER BY b.title",
+    ) == [("Beta",), ("Gamma",)]
