@@ -32,11 +32,13 @@ def refuse_detached(t: Tracker, obj: Any) -> None:
     relation value) or by the Database's record of what closed sessions held. Objects this
     session or another open one manages are left to ``Tracker.add`` (it has its own answers).
     """
+    m = t.by_class.get(type(obj)) or t.mapping_of(obj)
+    for col in m.pk:
+        # The common case first, cheaply: a new object without its (generated) key.
+        if col.hidden or getattr(obj, col.key, None) is None:
+            return
     st = t.states.get(id(obj))
     if st is not None and st.obj is obj:
-        return
-    m = t.mapping_of(obj)
-    if _hidden_key(m):
         return
     key = t.spec(m).key_of(ObjectState(obj, m, None, None, (None,) * len(m.hidden_columns) or None, PENDING))
     if key is None or not (_carries_session_values(m, obj) or t.open_trackers.was_detached(obj)):
