@@ -28,9 +28,10 @@ __all__ = ["merge", "refuse_detached"]
 def refuse_detached(t: Tracker, obj: Any) -> None:
     """``add()`` of an object another session loaded: a SessionError pointing at merge().
 
-    Such an object is told by the session machinery it still carries (a loaded or unloaded
-    relation value) or by the Database's record of what closed sessions held. Objects this
-    session or another open one manages are left to ``Tracker.add`` (it has its own answers).
+    Such an object is told by the session machinery it still carries in a relation attribute
+    (a lazy collection, loaded or not, or a stand-in); an object of a class without relations
+    carries none and is not told from a new one (the database refuses a duplicate row at the
+    flush). Objects this session or another open one manages are left to ``Tracker.add``.
     """
     m = t.by_class.get(type(obj)) or t.mapping_of(obj)
     for col in m.pk:
@@ -41,7 +42,7 @@ def refuse_detached(t: Tracker, obj: Any) -> None:
     if st is not None and st.obj is obj:
         return
     key = t.spec(m).key_of(ObjectState(obj, m, None, None, (None,) * len(m.hidden_columns) or None, PENDING))
-    if key is None or not (_carries_session_values(m, obj) or t.open_trackers.was_detached(obj)):
+    if key is None or not _carries_session_values(m, obj):
         return
     if any(other.manages(obj, m, key) for other in t.open_trackers.others(t)):
         return

@@ -232,8 +232,8 @@ class Session:
         Raises:
             MapperError: the object's class is not mapped.
             SessionError: another open session of this Database manages the object.
-            SessionError: the object has a key and was loaded by another session (closed
-                since, or it was expunged): ``merge()`` is the way to bring it back.
+            SessionError: the object has a key and carries relations another session loaded
+                (that session closed, or it was expunged): ``merge()`` brings it back.
             DuplicateIdentityError: another managed object has the same primary key.
         """
         self._check()

@@ -39,30 +39,6 @@ class OpenTrackers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
-        #: Objects that closed sessions of the Database held as persistent, by ``id``, weakly
-        #: (what lets add() point such an object at merge()); dead entries are pruned as it grows.
-        self._detached: dict[int, weakref.ref[Any]] = {}
-        self._prune_at = 1024
-
-    def remember_detached(self, objs: list[Any]) -> None:
-        """Note objects a closing session held as persistent (those that take weak references)."""
-        ref = weakref.ref
-        found: dict[int, weakref.ref[Any]] = {}
-        for obj in objs:
-            try:
-                found[id(obj)] = ref(obj)
-            except TypeError:  # a slotted class without __weakref__: not remembered
-                continue
-        with self._lock:
-            self._detached.update(found)
-            if len(self._detached) > self._prune_at:
-                self._detached = {k: r for k, r in self._detached.items() if r() is not None}
-                self._prune_at = max(1024, 2 * len(self._detached))
-
-    def was_detached(self, obj: object) -> bool:
-        """Whether a closed session of the Database held ``obj`` as persistent."""
-        r = self._detached.get(id(obj))
-        return r is not None and r() is obj
 
     def add(self, tracker: Tracker) -> None:
         """Register the tracker of a session that opened."""
@@ -402,10 +378,6 @@ class Tracker:
         """
         self.closed = True
         self.open_trackers.discard(self)
-        persistent = [st.obj for cohort in self.unindexed for st in cohort if st.status == PERSISTENT]
-        persistent += [st.obj for st in self.by_id.values() if st.status == PERSISTENT]
-        if persistent:
-            self.open_trackers.remember_detached(persistent)
         for cohort in self.unindexed:
             cohort.clear()
         for k, st in self.by_id.items():

@@ -224,22 +224,34 @@ MERGE_HINT = (
 )
 
 
-def test_add_of_an_object_a_closed_session_loaded_points_at_merge(db, make_db, count):
+def test_add_of_an_object_a_closed_session_loaded_points_at_merge(db, count):
     ann = _detached(db)
-    plain_db = make_db(models.OwnerMapper, models.PugMapper)
-    with plain_db.session() as s:
-        s.add(models.Pug("Solo"))
-    with plain_db.session() as s:
-        solo = s.query(models.Pug).one()  # no relations: the Database remembers it
+    with db.session() as s:
+        rex = s.query(Pug).where(name="Rex").one()  # nothing loaded but itself: stand-ins tell it
     with db.session() as s, count(s, 0):
         with pytest.raises(errors.SessionError) as exc:
             s.add(ann)
         assert str(exc.value) == f"Owner with key 1 {MERGE_HINT}"
         with pytest.raises(errors.SessionError, match="^Pug with key 1 was loaded by another session"):
             s.add_all([ann.pugs[0]])
-    with plain_db.session() as s, count(s, 0):
         with pytest.raises(errors.SessionError, match="^Pug with key 1 was loaded by another session"):
-            s.add(solo)
+            s.add(rex)
+
+
+def test_add_of_a_detached_object_of_a_class_without_relations_is_refused_by_the_database(make_db, backend):
+    db = make_db(models.OwnerMapper, models.PugMapper)
+    with db.session() as s:
+        s.add(models.Pug("Solo"))
+    with db.session() as s:
+        solo = s.query(models.Pug).one()
+    solo.age = 4
+    with db.session() as s:
+        s.add(solo)  # nothing in the object tells it from a new one with a key
+        with pytest.raises(errors.IntegrityError):
+            s.flush()
+        s.rollback()
+        assert s.merge(solo) is not solo
+    assert backend.raw(f"SELECT name, age FROM {backend.q('pugs')}") == [("Solo", 4)]
 
 
 def test_add_of_an_expunged_object_points_at_merge_and_other_sessions_keep_their_error(db, count):
