@@ -167,12 +167,15 @@ class GraphLoader:
         return klass
 
     def _describe_ghost(self, obj: object) -> str:
-        """What an unloaded stand-in stands for, e.g. ``Pug.owner (an Owner with key 1)``."""
+        """What an unloaded stand-in stands for, e.g. ``Pug.owner (an Owner)``.
+
+        Without the key: unpickled markers share one class per description, so the number of
+        classes stays bounded by the relations, not the rows.
+        """
         st = self.s.tracker.states.get(id(obj))
         name = type(obj).__mro__[1].__name__
         ref = st.cohort if st is not None and isinstance(st.cohort, RelationInfo) else self.closed_refs.get(id(obj))
-        what = f"a {name} with key {st.key!r}" if st is not None else f"a {name}"
-        return f"{ref.name} ({what})" if ref is not None else f"a reference to {what}"
+        return f"{ref.name} (a {name})" if ref is not None else f"a reference to a {name}"
 
     def _load_ghost(self, obj: object) -> None:
         s = self.s
