@@ -305,3 +305,22 @@ def test_a_pickled_graph_with_has_one_and_many_to_many_merges_back(make_db, back
         backend,
         "SELECT b.title FROM {rel_user_favorites} f JOIN {rel_books} b ON b.id = f.book_id ORDER BY b.title",
     ) == [("Beta",), ("Gamma",)]
+
+
+def test_a_set_collection_merges_by_identity_of_its_members(make_db, backend, count):
+    from tests.rel_models import Post, PostMapper, Tag, TagMapper
+
+    db = make_db(PostMapper, TagMapper)
+    with db.session() as s:
+        s.add(Post("p", tags={Tag("a"), Tag("b")}))
+    with db.session() as s:
+        post = s.query(Post).include("tags").one()
+    (a,) = [x for x in post.tags if x.label == "a"]
+    post.tags.discard(a)
+    post.tags.add(Tag("c"))
+    with db.session() as s:
+        with count(s, 2):  # the post by key, then Post.tags (which finds b)
+            managed = s.merge(post)
+        assert isinstance(managed.tags, set) and managed is not post
+        assert sorted(x.label for x in managed.tags) == ["b", "c"]
+    assert rows(backend, "SELECT label, post_id FROM {rel_tags} ORDER BY label") == [("a", None), ("b", 1), ("c", 1)]
