@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import sys
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -101,9 +102,17 @@ def _relations(cls: type) -> dict[str, Relation]:
 
 
 def _target(decl: Relation) -> type | None:
+    """The target class of a declaration; a name is looked up in the declaring mapper's module,
+    then among the mapped classes. None when that is ambiguous: the path is then checked
+    against the objects found (a Database resolves names through its own mappers; this has none)."""
     if not isinstance(decl.target, str):
         return decl.target
-    return next((c for c in MAPPERS_BY_DOMAIN if getattr(c, "__name__", None) == decl.target), None)
+    module = sys.modules.get(decl.owner.__module__) if decl.owner is not None else None
+    found = getattr(module, decl.target, None)
+    if isinstance(found, type) and found in MAPPERS_BY_DOMAIN:
+        return found
+    named = [c for c in MAPPERS_BY_DOMAIN if getattr(c, "__name__", None) == decl.target]
+    return named[0] if len(named) == 1 else None
 
 
 def _check(cls: type, paths: _Paths, include: Iterable[str]) -> None:

@@ -93,3 +93,20 @@ def test_a_value_of_an_unsupported_type_names_the_field():
     crate.extra["x"] = object()
     with pytest.raises(errors.MapperError, match=r"^to_dict\(\) cannot convert Crate\.extra: a object is not one of"):
         to_dict(crate)
+
+
+def test_a_relation_named_by_a_string_resolves_in_its_mapper_module_despite_namesakes():
+    @dataclasses.dataclass
+    class Item:  # a namesake of this module's Item, mapped elsewhere
+        label: str
+        id: int | None = None
+
+    class OtherItemMapper(Mapper[Item]):
+        table = "td_other_items"
+        id = Column(t.Integer, primary_key=True)
+        label = Column(t.String(20))
+
+    out = to_dict([_crate()], include=("items", "items.crate"))
+    assert out[0]["items"][0]["name"] == "nail"
+    with pytest.raises(errors.QueryError, match="^ItemMapper has no relation 'box'"):
+        to_dict(_crate(), include="items.box")
