@@ -31,6 +31,7 @@ from .mapping import Mapper
 from .query import Page, Query
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne
 from .schema import Column, ForeignKey
+from .serialize import to_dict
 from .session import Session
 from .transaction import Transaction
 
@@ -72,6 +73,7 @@ __all__ = [
     "outer",
     "exists",
     "Page",
+    "to_dict",
 ]
 
 __version__ = "0.1.0"

@@ -163,8 +163,19 @@ class GraphLoader:
     def _ghost_class(self, m: ClassMapping[Any]) -> type:
         klass = self._ghost_classes.get(m)
         if klass is None:
-            klass = self._ghost_classes[m] = ghost_class(m.cls, self._load_ghost)
+            klass = self._ghost_classes[m] = ghost_class(m.cls, self._load_ghost, self._describe_ghost)
         return klass
+
+    def _describe_ghost(self, obj: object) -> str:
+        """What an unloaded stand-in stands for, e.g. ``Pug.owner (an Owner)``.
+
+        Without the key: unpickled markers share one class per description, so the number of
+        classes stays bounded by the relations, not the rows.
+        """
+        st = self.s.tracker.states.get(id(obj))
+        name = type(obj).__mro__[1].__name__
+        ref = st.cohort if st is not None and isinstance(st.cohort, RelationInfo) else self.closed_refs.get(id(obj))
+        return f"{ref.name} (a {name})" if ref is not None else f"a reference to a {name}"
 
     def _load_ghost(self, obj: object) -> None:
         s = self.s

@@ -51,7 +51,7 @@ _LIST_METHODS = (
     "__iter__", "__len__", "__getitem__", "__setitem__", "__delitem__", "__contains__",
     "__reversed__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__",
     "__iadd__", "__mul__", "__imul__", "__rmul__", "append", "extend", "insert", "remove",
-    "pop", "clear", "index", "count", "sort", "reverse", "copy", "__reduce_ex__",
+    "pop", "clear", "index", "count", "sort", "reverse", "copy",
 )
 _SET_METHODS = (
     "__iter__", "__len__", "__contains__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__",
@@ -59,7 +59,7 @@ _SET_METHODS = (
     "__rxor__", "__ior__", "__iand__", "__isub__", "__ixor__", "add", "discard", "remove",
     "pop", "clear", "update", "difference", "difference_update", "intersection",
     "intersection_update", "symmetric_difference", "symmetric_difference_update", "union",
-    "issubset", "issuperset", "isdisjoint", "copy", "__reduce_ex__",
+    "issubset", "issuperset", "isdisjoint", "copy",
 )
 
 
@@ -68,6 +68,31 @@ def _make(base: Any, methods: tuple[str, ...], doc: str) -> type:
     ns["__slots__"] = ("_loader", "_what", "owner_state", "relation")
     ns["__doc__"] = doc
     ns["__hash__"] = None
+
+    def __init__(self: Any, *args: Any) -> None:
+        # ``type(x)(items)`` builds a loaded collection that belongs to no session.
+        base.__init__(self, *args)
+        self._loader = None
+        self._what = ""
+        self.owner_state = None
+        self.relation = None
+
+    def __reduce_ex__(self: Any, protocol: Any) -> Any:
+        # Never loads: a pickle (or deep copy) holds what was loaded. A loaded collection
+        # becomes the plain list or set; an unloaded one a marker that refuses to be read.
+        if self._loader is None:
+            return (base, (base(base.__iter__(self)),))
+        return (_not_loaded_collection, (base, self._what))
+
+    def __copy__(self: Any) -> Any:
+        # ``copy.copy`` reads the collection (loading it, as any read does): the plain type.
+        if self._loader is not None:
+            self._loader(self)
+        return base(base.__iter__(self))
+
+    ns["__init__"] = __init__
+    ns["__reduce_ex__"] = __reduce_ex__
+    ns["__copy__"] = __copy__
 
     def __repr__(self: Any) -> str:
         if self._loader is not None:
@@ -84,6 +109,35 @@ LazyList: type[list[Any]] = _make(
 LazySet: type[set[Any]] = _make(
     set, _SET_METHODS, "A set that loads its members (and its cohort's) on first use."
 )
+
+
+class _Refuse:
+    """The loader of a relation that was not loaded when its object was pickled or copied."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __call__(self, _obj: Any) -> None:
+        msg = (
+            f"{self.what} was not loaded when its object was pickled or copied; load it first "
+            f"(.include() on the query or session.load()), or bring the object back with "
+            f"session.merge() and read it there"
+        )
+        raise RelationNotLoadedError(msg)
+
+    def __reduce__(self) -> Any:
+        return (_Refuse, (self.what,))
+
+
+def _not_loaded_collection(base: type, what: str) -> Any:
+    """Unpickling an unloaded collection: a marker that raises RelationNotLoadedError when used."""
+    klass: Any = LazySet if base is set else LazyList
+    obj = klass()
+    obj._loader = _Refuse(what)
+    obj._what = what
+    return obj
 
 
 def new_unloaded(collection: type, loader: Callable[[Any], None], what: str, owner_state: Any, relation: Any) -> Any:
@@ -135,7 +189,14 @@ def is_unloaded(value: Any) -> bool:
     return GHOST_HOOK in t.__dict__
 
 
-_PASSTHROUGH = frozenset({"__class__", "__dict__", "__weakref__", "__slots__", "__attrs_attrs__"})
+#: Name of the class attribute a ghost class uses to say what it stands for (for pickling).
+GHOST_DESCRIBE = "__mapper_ghost_describe__"
+
+# Read without loading: the reduce protocol (pickle and copy look these up on the instance).
+_PASSTHROUGH = frozenset({
+    "__class__", "__dict__", "__weakref__", "__slots__", "__attrs_attrs__",
+    "__reduce_ex__", "__reduce__", "__copy__", "__deepcopy__", GHOST_DESCRIBE,
+})
 
 
 def _ghost_getattribute(self: Any, name: str) -> Any:
@@ -159,9 +220,30 @@ def _ghost_repr(self: Any) -> str:
     return f"<{real.__name__} not loaded>"
 
 
-def ghost_class(cls: type, loader: Callable[[Any], None]) -> type:
+def _ghost_reduce_ex(self: Any, protocol: Any) -> Any:
+    # Never loads: an unloaded reference pickles (and deep-copies) as a marker.
+    real = type(self).__mro__[1]
+    describe = type(self).__dict__.get(GHOST_DESCRIBE)
+    what = describe(self) if describe is not None else f"a reference to a {real.__name__}"
+    return (_not_loaded_reference, (real, what))
+
+
+_REFUSING_GHOSTS: dict[tuple[type, str], type] = {}
+
+
+def _not_loaded_reference(cls: type, what: str) -> Any:
+    """Unpickling an unloaded reference: an instance of ``cls`` that raises
+    RelationNotLoadedError on any attribute read."""
+    klass = _REFUSING_GHOSTS.get((cls, what))
+    if klass is None:
+        klass = _REFUSING_GHOSTS[(cls, what)] = ghost_class(cls, _Refuse(what))
+    return object.__new__(klass)
+
+
+def ghost_class(cls: type, loader: Callable[[Any], None], describe: Callable[[Any], str] | None = None) -> type:
     """A subclass of ``cls`` whose instances load themselves on first attribute access.
 
+    ``describe(obj)`` names what a stand-in stands for when it is pickled (never loading it).
     Loading must set ``obj.__class__`` back to ``cls`` (``object.__setattr__``) and fill
     the attributes; the hook is looked up on the ghost class, so a loaded object is an
     ordinary instance of ``cls`` again.
@@ -172,7 +254,9 @@ def ghost_class(cls: type, loader: Callable[[Any], None]) -> type:
         "__repr__": _ghost_repr,
         "__eq__": _ghost_eq,
         "__hash__": cls.__hash__,
+        "__reduce_ex__": _ghost_reduce_ex,
         GHOST_HOOK: staticmethod(loader),
+        GHOST_DESCRIBE: staticmethod(describe) if describe is not None else None,
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
     }

@@ -48,6 +48,11 @@ MAPPER_HOOKS: frozenset[str] = frozenset(
 )
 
 
+#: Every Mapper subclass declared, by its domain class (what ``to_dict`` reads relations from;
+#: a Database resolves its own mappers through its Registry).
+MAPPERS_BY_DOMAIN: dict[Any, list[type[Mapper[Any]]]] = {}
+
+
 class Mapper(Generic[T]):
     """Base class of mappers: ``class PugMapper(Mapper[Pug])`` says how Pug is stored.
 
@@ -93,6 +98,7 @@ class Mapper(Generic[T]):
                     domain = args[0]
         if domain is not None:
             cls.__domain__ = domain
+            MAPPERS_BY_DOMAIN.setdefault(domain, []).append(cls)
 
     def on_load(self, obj: T) -> None:
         """Called with each object built from a row; override to fill derived state."""

@@ -20,6 +20,9 @@ from .engine import Budget, Connection, Row, row_class
 from .graph import resolve_paths
 from .loading import pause_gc, resume_gc
 from .mapping import ClassMapping
+from .merge import merge as merge_graph
+from .merge import refuse_detached
+from .replace import replace as replace_object
 from .query import Query
 from .sql import bind_named
 from .state import DELETED, DETACHED, GHOST, PERSISTENT, ObjectState
@@ -233,9 +236,12 @@ class Session:
         Raises:
             MapperError: the object's class is not mapped.
             SessionError: another open session of this Database manages the object.
+            SessionError: the object has a key and carries relations another session loaded
+                (that session closed, or it was expunged): ``merge()`` brings it back.
             DuplicateIdentityError: another managed object has the same primary key.
         """
         self._check()
+        refuse_detached(self._t, obj)
         self._t.add(obj, self._t.states)
 
     def add_all(self, objs: Iterable[Any]) -> None:
@@ -243,7 +249,46 @@ class Session:
         self._check()
         states = self._t.states
         for obj in objs:
+            refuse_detached(self._t, obj)
             self._t.add(obj, states)
+
+    def merge(self, obj: T) -> T:
+        """Bring an object edited outside this session back; returns this session's instance.
+
+        The managed instance of the same row is found by key (the identity map, then one
+        batched SELECT per class and level of the graph), the object's columns and loaded
+        relations are copied onto it, and the same happens along relations with "save" to the
+        objects they hold. An object without a key (or whose row is gone) is added as new.
+        Relations that were never loaded are left as they are. The changes are written at the
+        next flush, as edits made in the session would be. An object this session already
+        manages is returned as it is.
+
+        Raises:
+            MapperError: the object's class is not mapped.
+            SessionError: the object is a stand-in for a relation that was never loaded.
+            StaleDataError: its version column differs from the row's (it changed since).
+        """
+        self._check()
+        result: T = merge_graph(self._core, obj)
+        return result
+
+    def replace(self, old: T, new: T) -> T:
+        """Make ``new`` the managed object of ``old``'s row (immutable entities); returns ``new``.
+
+        For frozen attrs classes and frozen dataclasses: ``s.replace(old, attrs.evolve(old,
+        name="x"))``. The next flush UPDATEs the columns whose values differ from the row as
+        loaded (only those). The identity map, and every loaded collection and reference of
+        the objects this session holds, give ``new`` where they gave ``old``; ``old`` is no
+        longer managed. Relations that ``new`` carries over from ``old`` (``evolve`` passes
+        them on) stay loaded; a relation given another value is flushed as an edit.
+
+        Raises:
+            SessionError: ``old`` is not persistent in this session, ``new`` is of another
+                class, already managed, or has another primary key.
+        """
+        self._check()
+        replace_object(self._t, old, new)
+        return new
 
     def delete(self, obj: object) -> None:
         """Delete ``obj`` at the next flush (a pending object is simply dropped).
