@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -104,6 +105,17 @@ def load_database(target: str) -> tuple[Database, bool]:
     raise CommandError(msg)
 
 
+
+@contextmanager
+def opened_database(target: str) -> Iterator[Database]:
+    """The Database ``target`` names, closed afterwards if a factory made it for this command."""
+    db, made = load_database(target)
+    try:
+        yield db
+    finally:
+        if made:
+            db.close()
+
 def _mappings(db: Database, names: Sequence[str]) -> list[ClassMapping[Any]]:
     """The mappings named by domain class or mapper class (plain or qualified name); all if none."""
     every = db.registry.mappings
@@ -147,16 +159,12 @@ def _add_source(commands: Any) -> None:
 
 
 def _run_source(args: argparse.Namespace, out: TextIO) -> int:
-    db, made = load_database(args.database)
-    try:
+    with opened_database(args.database) as db:
         for m in _mappings(db, args.classes):
             for job, source in db.generated_source(m.cls).items():
                 if args.job and job not in args.job:
                     continue
                 out.write(f"# {m.name}.{job} ({m.cls.__qualname__})\n{source}\n\n")
-    finally:
-        if made:
-            db.close()
     return 0
 
 
@@ -182,14 +190,10 @@ def _add_ddl(commands: Any) -> None:
 
 
 def _run_ddl(args: argparse.Namespace, out: TextIO) -> int:
-    db, made = load_database(args.database)
-    try:
+    with opened_database(args.database) as db:
         dialect = offline_dialect(args.dialect or db.backend)
         for _table, sql in create_statements(dialect, db.registry.tables):
             out.write(f"{sql};\n\n")
-    finally:
-        if made:
-            db.close()
     return 0
 
 
@@ -213,12 +217,8 @@ def _add_check(commands: Any) -> None:
 
 
 def _run_check(args: argparse.Namespace, out: TextIO) -> int:
-    db, made = load_database(args.database)
-    try:
+    with opened_database(args.database) as db:
         found = db.check_schema()
-    finally:
-        if made:
-            db.close()
     if not found:
         out.write(f"{db.url}: the database matches the mappers\n")
         return 0
