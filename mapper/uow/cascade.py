@@ -245,9 +245,7 @@ def reconcile(
     r = _Reconciler(lookup)
     for adding, parent, info, child in ops:
         r.related_op(adding, parent, info, child)
-    for st in states:
-        if st.mapping.relations:
-            r.edits_of(st)
+    r.edits_of_all(states)
     return r.resolve()
 
 
@@ -284,23 +282,35 @@ class _Reconciler:
             c = self.claim(child, info.edge)
             (c.adds if adding else c.removes).append((parent, info))
 
-    def edits_of(self, st: ObjectState) -> None:
-        """The claims of one state's relations, each the way its kind says."""
-        obj = st.obj
-        pending = st.status == PENDING
-        for info in st.mapping.relations.values():
-            value = getattr(obj, info.key, None)
-            if info.kind.reference:
-                self._reference(st, info, value, pending)
-            elif value is None or not is_unloaded(value):
-                added, removed = _collection_edits(st, info, value)
-                if info.kind.children:
-                    self._children(obj, info, added, removed)
-                else:  # one junction row per (source, target) pair
-                    for x in added:
-                        self.pair(info, obj, x, True)
-                    for x in removed:
-                        self.pair(info, obj, x, False)
+    def edits_of_all(self, states: Iterable[ObjectState]) -> None:
+        """The claims of the states' relations, each the way its kind says.
+
+        One loop with the per-kind steps as calls: it runs for every object of a flush, and a
+        new object's empty reference (the common case of an insert) costs no call at all.
+        """
+        for st in states:
+            rels = st.mapping.relations
+            if not rels:
+                continue
+            obj = st.obj
+            pending = st.status == PENDING
+            for info in rels.values():
+                value = getattr(obj, info.key, None)
+                if info.kind.reference:
+                    if value is not None or not pending:  # a new object's None claims nothing
+                        self._reference(st, info, value, pending)
+                elif value is None or not is_unloaded(value):
+                    self._collection(st, info, value)
+
+    def _collection(self, st: ObjectState, info: RelationInfo, value: Any) -> None:
+        added, removed = _collection_edits(st, info, value)
+        if info.kind.children:
+            self._children(st.obj, info, added, removed)
+        else:  # one junction row per (source, target) pair
+            for x in added:
+                self.pair(info, st.obj, x, True)
+            for x in removed:
+                self.pair(info, st.obj, x, False)
 
     def _reference(self, st: ObjectState, info: RelationInfo, value: Any, pending: bool) -> None:
         """BelongsTo: a reference not its snapshot's object claims that parent."""
@@ -357,30 +367,30 @@ class _Reconciler:
     def resolve(self) -> RelationPlan:
         """Each child's claims on each edge into one link and one move, or a FlushError."""
         lookup = self.lookup
+        plan = self.plan
+        links, moves, in_parent, sole = plan.links, plan.moves, plan.in_parent, self._sole
         for (_, edge), c in self.claims.items():
             child_state = lookup(c.child)
             if child_state is None:
                 continue  # not managed: reported by the save cascade
-            if c.to_one is None and len(c.adds) == 1 and not c.removes and child_state.status == PENDING:
-                self._new_child(child_state, edge, c)
-            else:
+            if c.to_one is not None or len(c.adds) != 1 or c.removes or child_state.status != PENDING:
                 self._resolve(child_state, edge, c)
-        return self.plan
-
-    def _new_child(self, child_state: ObjectState, edge: Edge, c: _Claim) -> None:
-        """The common case, a new child found in one parent's collection: what ``_resolve``
-        decides for it (one link, one move, no old parent), without the lists it builds."""
-        plan = self.plan
-        new, info = c.adds[0]
-        link = Link(info.fk_cols, info.ref_cols, new, info)
-        known = plan.links.get(id(child_state))
-        if known is None:
-            plan.links[id(child_state)] = [link]
-        else:
-            known.append(link)
-        plan.moves.append(Move(child_state, edge, new, []))
-        if self._alone(child_state, info, edge):
-            plan.in_parent.add(id(child_state))
+                continue
+            # The common case, a new child found in one parent's collection, inline (it runs once
+            # per object of an insert): what _resolve decides for it (one link, one move, no old
+            # parent), without the lists it builds.
+            new, info = c.adds[0]
+            link = Link(info.fk_cols, info.ref_cols, new, info)
+            known = links.get(id(child_state))
+            if known is None:
+                links[id(child_state)] = [link]
+            else:
+                known.append(link)
+            moves.append(Move(child_state, edge, new, []))
+            alone = sole.get((id(child_state.mapping), id(info.source), edge))
+            if alone if alone is not None else self._alone(child_state, info, edge):
+                in_parent.add(id(child_state))
+        return plan
 
     def _resolve(self, child_state: ObjectState, edge: Edge, c: _Claim) -> None:
         plan = self.plan

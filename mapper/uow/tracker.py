@@ -39,22 +39,31 @@ class OpenTrackers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
+        #: At least the number of open sessions (a session dropped without close() stays counted
+        #: until it is collected, which only costs the slower check): read without the lock by
+        #: every add(), so that a lone session skips the check with one comparison.
+        self.count = 0
 
     def add(self, tracker: Tracker) -> None:
         """Register the tracker of a session that opened."""
         with self._lock:
-            self._trackers.add(tracker)
+            if tracker not in self._trackers:
+                self._trackers.add(tracker)
+                self.count += 1
 
     def discard(self, tracker: Tracker) -> None:
         """Forget the tracker of a session that closed."""
         with self._lock:
-            self._trackers.discard(tracker)
+            if tracker in self._trackers:
+                self._trackers.discard(tracker)
+                self.count -= 1
 
     def others(self, tracker: Tracker) -> list[Tracker]:
         """The open sessions' trackers besides ``tracker`` (empty at once in the common case)."""
-        if len(self._trackers) < 2:
+        if self.count < 2:
             return []
         with self._lock:
+            self.count = len(self._trackers)  # forget the sessions collected without close()
             return [t for t in self._trackers if t is not tracker]
 
 
@@ -201,14 +210,8 @@ class Tracker:
         hidden = (None,) * len(m.hidden_columns) if m.hidden_columns else None
         st = ObjectState(obj, m, None, None, hidden, PENDING)
         key = self.spec(m).key_of(st)
-        for elsewhere in self.open_trackers.others(self):
-            if elsewhere.manages(obj, m, key):
-                what = f"{m.cls.__name__} with key {key!r}" if key is not None else label(obj)
-                msg = (
-                    f"{what} is managed by another open session; use that session, or detach it "
-                    "there first (expunge() it, or close that session)"
-                )
-                raise errors.SessionError(msg)
+        if self.open_trackers.count > 1:
+            self._refuse_managed_elsewhere(obj, m, key)
         if key is not None:
             self._refuse_duplicate(m, key)
         k = id(obj)
@@ -217,6 +220,16 @@ class Tracker:
         self.tx_new[k] = st
         if key is not None:
             self.pending_keys[(m, key)] = st
+
+    def _refuse_managed_elsewhere(self, obj: object, m: ClassMapping[Any], key: Any) -> None:
+        for elsewhere in self.open_trackers.others(self):
+            if elsewhere.manages(obj, m, key):
+                what = f"{m.cls.__name__} with key {key!r}" if key is not None else label(obj)
+                msg = (
+                    f"{what} is managed by another open session; use that session, or detach it "
+                    "there first (expunge() it, or close that session)"
+                )
+                raise errors.SessionError(msg)
 
     def _refuse_duplicate(self, m: ClassMapping[Any], key: Any) -> None:
         other = self.identity.get(m, key)
