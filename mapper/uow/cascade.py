@@ -215,6 +215,7 @@ def reachable_unmanaged(
             value = getattr(obj, info.key, None)
             if value is None or is_unloaded(value):
                 continue
+            target_cls = info.target.cls
             for item in _members(value, info):
                 k = id(item)
                 if k in seen:
@@ -222,8 +223,9 @@ def reachable_unmanaged(
                 mst = managed.get(k)
                 if mst is not None and mst.obj is item and mst.status != DETACHED:
                     continue
-                _check_type(item, info, lambda o: mst if mst is not None and mst.obj is o else None)
-                seen.add(id(item))
+                if not isinstance(item, target_cls):  # the check inline: it runs once per new object
+                    _check_type(item, info, lambda o: mst if mst is not None and mst.obj is o else None)
+                seen.add(k)
                 out.append((item, info))
     return out
 
