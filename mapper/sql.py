@@ -556,6 +556,19 @@ class Compiler:
                 self._cache[ck] = self.dialect.update_arrays_sql(table.name, sets, keyc, ver)  # type: ignore[arg-type]
         return self._cache[ck]
 
+    def update_values(self, table: Table, set_columns: Sequence[str], keys: Sequence[str], version: str | None, n: int) -> str | None:
+        """The dialect's UPDATE of ``n`` rows bound as a table of values, or None (cached)."""
+        ck = ("updv", table.name, tuple(set_columns), tuple(keys), version, n)
+        if ck not in self._cache:
+            sets = [table.column(c) for c in set_columns]
+            keyc = [table.column(c) for c in keys]
+            ver = table.column(version) if version is not None else None
+            if any(c is None for c in [*sets, *keyc]) or (version is not None and ver is None):
+                self._cache[ck] = None
+            else:
+                self._cache[ck] = self.dialect.update_values_sql(table.name, sets, keyc, ver, n)  # type: ignore[arg-type]
+        return self._cache[ck]
+
     def update_row(self, table: str, set_columns: Sequence[str], keys: Sequence[str], version: str | None) -> str:
         """``UPDATE t SET a = ?, b = ? WHERE key = ? [AND version = ?]`` for executemany (cached)."""
         ck = ("upd", table, tuple(set_columns), tuple(keys), version)

@@ -244,6 +244,9 @@ class Dialect:
     max_params: int = 999
     #: Most rows in one row-value IN list, ``(a, b) IN ((?, ?), ...)``, whatever the parameter limit.
     max_row_values: ClassVar[int] = 1_000_000
+    #: Rows per UPDATE that binds its rows as a table of values (see ``update_values_sql``);
+    #: 0: none, changed rows go through one executemany.
+    update_values_rows: int = 0
     #: Rows per multi-row INSERT at most (keeps statements and packets reasonable).
     max_insert_rows: ClassVar[int] = 1000
     #: The driver understands executemany efficiently for INSERTs with no RETURNING.
@@ -541,6 +544,14 @@ class Dialect:
     def update_arrays_sql(self, table: str, set_columns: Sequence[Column], keys: Sequence[Column], version: Column | None) -> str | None:
         """An UPDATE of many rows by key that binds one array per column (set columns, keys,
         then the version), or None where there is none. Its row count is the rows matched."""
+        return None
+
+    def update_values_sql(
+        self, table: str, set_columns: Sequence[Column], keys: Sequence[Column], version: Column | None, n: int
+    ) -> str | None:
+        """An UPDATE of ``n`` rows by key that binds them as a table of values, one row after
+        another (each: the set values, the keys, then the old version), or None where there is
+        none. Its row count is the rows matched, so a stale row is found as with one UPDATE each."""
         return None
 
     def delete_arrays_sql(self, table: str, keys: Sequence[Column], version: Column | None) -> str | None:

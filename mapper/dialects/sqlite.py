@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -148,8 +149,28 @@ class SQLiteDialect(Dialect):
     def needs_keeper(self, url: URL) -> bool:
         return url.database in ("", ":memory:")
 
+    # UPDATE ... FROM (3.33+): one statement per chunk of changed rows. A thousand rows per
+    # statement measured fastest (larger VALUES tables got slower per row than executemany).
+    update_values_rows = 1000
+
+    def update_values_sql(
+        self, table: str, set_columns: Sequence[Column], keys: Sequence[Column], version: Column | None, n: int
+    ) -> str | None:
+        q = self.quote
+        width = len(set_columns) + len(keys) + (version is not None)
+        row = "(" + ", ".join("?" * width) + ")"
+        # VALUES names its columns column1, column2, ... in the order the rows bind them.
+        sets = ", ".join(f"{q(c.name)} = v.column{i + 1}" for i, c in enumerate(set_columns))
+        where = [f"t.{q(c.name)} = v.column{len(set_columns) + i + 1}" for i, c in enumerate(keys)]
+        if version is not None:
+            where.append(f"t.{q(version.name)} = v.column{width}")
+        values = ", ".join([row] * n)
+        return f"UPDATE {q(table)} AS t SET {sets} FROM (VALUES {values}) AS v WHERE " + " AND ".join(where)
+
     def initialize(self, raw: DBAPIConnection) -> None:
         self.server_version = sqlite3.sqlite_version_info
+        if self.server_version < (3, 33):
+            self.update_values_rows = 0
         if self.server_version < (3, 35):
             self.insert_returning = self.update_returning = self.delete_returning = False
         try:

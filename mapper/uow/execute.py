@@ -546,16 +546,40 @@ class UnitOfWork:
         vname = version.name if version is not None else None
         array_rows = self.dialect.array_dml_rows
         arrays_sql = self.compiler.update_arrays(table, set_names, key_names, vname) if array_rows and len(items) > 1 else None
+        values_rows = self.dialect.update_values_rows if arrays_sql is None and len(items) > 1 else 0
         if arrays_sql is not None:
             count = 0
             for i in range(0, len(items), array_rows):
                 arrays = [list(col) for col in zip(*[params for _, params in items[i : i + array_rows]])]
                 count += int(self.conn.execute(arrays_sql, arrays).rowcount)
+        elif values_rows and self.compiler.update_values(table, set_names, key_names, vname, 2) is not None:
+            count = self._update_values(table, set_names, key_names, vname, items, values_rows)
         else:
             sql = self.compiler.update_row(table.name, set_names, key_names, vname)
             count = self.conn.executemany(sql, [params for _, params in items])
         if count != len(items):
             raise errors.StaleDataError(stale_update(self, table, p, set_names, items, count))
+
+    def _update_values(
+        self,
+        table: Table,
+        set_names: tuple[str, ...],
+        key_names: list[str],
+        vname: str | None,
+        items: list[tuple[ObjectState, list[Any]]],
+        most: int,
+    ) -> int:
+        """The rows of one column set as UPDATEs that bind a table of values, a chunk each
+        (within the dialect's parameter limit); returns the rows matched."""
+        width = len(items[0][1])
+        per = max(1, min(most, self.dialect.max_params // width))
+        count = 0
+        for i in range(0, len(items), per):
+            chunk = items[i : i + per]
+            sql = self.compiler.update_values(table, set_names, key_names, vname, len(chunk))
+            assert sql is not None  # the caller checked that the dialect has the statement
+            count += int(self.conn.execute(sql, [v for _, params in chunk for v in params]).rowcount)
+        return count
 
     def _waits_here(self, st: ObjectState) -> bool:
         """Whether a link of ``st`` points at a new row of its own table not inserted yet."""

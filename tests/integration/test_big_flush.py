@@ -49,15 +49,16 @@ def _statements(backend, db, ncols):
 
     PostgreSQL binds one array per column, 20,000 rows a statement. SQLite and MariaDB cut
     row-value IN lists to the live parameter limit (250,000 parameters on this SQLite build,
-    MariaDB's packet size / 32): one statement here. An UPDATE there is one executemany
-    (PyMySQL sends it one row at a time; it counts once).
+    MariaDB's packet size / 32): one statement here. An UPDATE there (``ncols`` 0) binds its
+    rows as a table of values, 1,000 rows a statement (the parameter limits allow more).
     """
     d = db.engine.dialect
     if backend.name == "postgresql":
         assert d.array_dml_rows == 20_000
         return math.ceil(N / d.array_dml_rows)
     if ncols == 0:
-        return 1
+        assert d.update_values_rows == 1000 and d.max_params // 4 >= 1000
+        return math.ceil(N / d.update_values_rows)
     return math.ceil(N / min(d.max_params // ncols, d.max_row_values))
 
 

@@ -78,10 +78,19 @@ def test_executemany_reports_rows_and_every_bound_value(backend, make_db):
     (u,) = updates
     if backend.name == "postgresql":  # one UPDATE ... FROM unnest(...): one array per column
         assert u.executemany == 0 and u.param_count == 2
-    else:  # one executemany: (age, id) for each of three rows
-        assert u.executemany == 3 and u.param_count == 6
+    else:  # one UPDATE joined to the rows as a table of values: (age, id) for each of three rows
+        assert u.executemany == 0 and u.param_count == 6
     assert u.rows == 3
     assert backend.raw(f"SELECT age FROM {backend.q('pugs')} ORDER BY age") == [(11,), (12,), (13,)]
+    # One changed row is one plain UPDATE, sent as an executemany of one row.
+    events, sub = _seen(db)
+    with db.session() as s:
+        p = s.query(Pug).order_by("name").first()
+        p.age = 40
+        s.flush()
+    sub.remove()
+    (u,) = [e for e in events if e.sql.upper().startswith("UPDATE")]
+    assert (u.executemany, u.param_count, u.rows) == (1, 2, 1)
 
 
 def test_a_failed_statement_is_reported_with_its_error_before_it_raises(backend, make_db):
