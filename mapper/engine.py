@@ -20,7 +20,7 @@ from . import errors
 from ._typing import DBAPIConnection
 from .dialects import Dialect, URL, dialect_for, parse_url
 from .events import Budget, EchoLog, StatementCallback, StatementEvent, Subscription
-from .pool import PoolSettings, PoolStatus, QueuePool, close_quietly
+from .pool import PING_WINDOW, PoolSettings, PoolStatus, QueuePool, close_quietly
 from .sql import Compiler
 
 __all__ = ["Engine", "Connection", "QueuePool", "PoolStatus", "Row", "Budget"]
@@ -239,6 +239,7 @@ class Connection:
         "_sp_seq",
         "_lent",
         "_ended",
+        "_ended_at",
     )
 
     def __init__(self, engine: Engine, raw: DBAPIConnection) -> None:
@@ -258,8 +259,10 @@ class Connection:
         self._sp_seq = 0
         #: ``raw`` is the pool's, counted as lent (False after a replacement failed).
         self._lent = True
-        #: A transaction ended since ``raw`` was last checked: the next one checks it first.
+        #: A transaction ended since ``raw`` was last checked: the next one checks it first
+        #: (when it ended more than ``PING_WINDOW`` ago, at ``_ended_at``).
         self._ended = False
+        self._ended_at = 0.0
 
     # -- the choke point --------------------------------------------------------------------------
 
@@ -279,14 +282,24 @@ class Connection:
         if (
             self.broken
             or not self._lent
-            or (self._ended and self.engine.pre_ping and not self.dialect.ping(self.raw))
+            or (
+                self._ended
+                and self.engine.pre_ping
+                and time.monotonic() - self._ended_at >= PING_WINDOW
+                and not self.dialect.ping(self.raw)
+            )
         ):
             self._replace()
         self._ended = False
         try:
             self.dialect.begin(self.raw)
         except self._errors as exc:
-            self._raise(exc, "BEGIN", None)
+            if not (self.engine.pre_ping and self.dialect.is_disconnect(exc) and self._replace_until_live()):
+                self._raise(exc, "BEGIN", None)
+            try:
+                self.dialect.begin(self.raw)
+            except self._errors as again:
+                self._raise(again, "BEGIN", None)
         self.in_transaction = True
 
     def _replace(self) -> None:
@@ -307,6 +320,29 @@ class Connection:
         self.raw, self._cursor = raw, cursor
         self._lent = True
         self.broken = False
+
+    def _heal(self, exc: BaseException) -> bool:
+        """After a transaction's first statement (or its BEGIN) failed: whether the connection had died unseen
+        (within ``PING_WINDOW``, where ``pre_ping`` does not check) and was replaced by a live
+        one, in a new transaction, so that the statement can be sent again.
+
+        Nothing is lost by sending it again: the server dropped the dead connection's
+        transaction, and this statement was its first. Each replacement is checked, so a server
+        restart that killed every idle connection costs at most one round trip per connection.
+        """
+        if not (self.engine.pre_ping and self.dialect.is_disconnect(exc)) or not self._replace_until_live():
+            return False
+        self.in_transaction = False
+        self._begin()
+        return True
+
+    def _replace_until_live(self) -> bool:
+        """Replace the dead driver connection with a live one from the pool (each checked)."""
+        for _ in range(self.engine.pool.settings.size + 1):
+            self._replace()
+            if self.dialect.ping(self.raw):
+                return True
+        return False
 
     def _raise(self, exc: BaseException, sql: str | None, params: Any) -> None:
         dialect = self.dialect
@@ -330,14 +366,19 @@ class Connection:
         if self.closed:
             self._refuse_closed()
         self.count += 1
-        if not self.in_transaction:
+        fresh = not self.in_transaction
+        if fresh:
             self._begin()
-        cur = self._cursor
         try:
-            cur.execute(sql, params)
+            self._cursor.execute(sql, params)
         except self._errors as exc:
-            self._raise(exc, sql, params)
-        return cur
+            if not (fresh and self._heal(exc)):
+                self._raise(exc, sql, params)
+            try:
+                self._cursor.execute(sql, params)
+            except self._errors as again:
+                self._raise(again, sql, params)
+        return self._cursor
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Send a query and return all its rows as tuples."""
@@ -359,14 +400,36 @@ class Connection:
         if self.closed:
             self._refuse_closed()
         self.count += 1
-        if not self.in_transaction:
+        fresh = not self.in_transaction
+        if fresh:
             self._begin()
-        cur = self._cursor
         try:
-            cur.executemany(sql, seq)
+            self._cursor.executemany(sql, seq)
         except self._errors as exc:
-            self._raise(exc, sql, seq)
-        return int(cur.rowcount)
+            if not (fresh and self._heal(exc)):
+                self._raise(exc, sql, seq)
+            try:
+                self._cursor.executemany(sql, seq)
+            except self._errors as again:
+                self._raise(again, sql, seq)
+        return int(self._cursor.rowcount)
+
+    def _driver_call(self, sql: str, params: Any, control: bool, many_call: bool, fetch: bool, event: StatementEvent) -> Any:
+        """The driver call of a watched statement; the rows (``fetch``) or the cursor."""
+        cur = self._cursor
+        if control:
+            cur.execute(sql)
+        elif many_call:
+            cur.executemany(sql, params)
+        else:
+            cur.execute(sql, params)
+        if fetch:
+            rows = cur.fetchall()
+            result = rows if isinstance(rows, list) else list(rows)
+            event.rows = len(result)
+            return result
+        event.rows = int(cur.rowcount)
+        return cur
 
     def _watched(
         self, sql: str, params: Any, many: int, fetch: bool, control: bool = False, many_call: bool = False
@@ -388,24 +451,17 @@ class Connection:
                 for g in guards:
                     g.charge(event)
             self.count += 1
-        if not self.in_transaction:
+        fresh = not self.in_transaction
+        if fresh:
             self._begin()
-        cur = self._cursor
-        result: Any = cur
         started = time.perf_counter()
         try:
-            if control:
-                cur.execute(sql)
-            elif many_call:
-                cur.executemany(sql, params)
-            else:
-                cur.execute(sql, params)
-            if fetch:
-                rows = cur.fetchall()
-                result = rows if isinstance(rows, list) else list(rows)
-                event.rows = len(result)
-            else:
-                event.rows = int(cur.rowcount)
+            try:
+                result = self._driver_call(sql, params, control, many_call, fetch, event)
+            except self._errors as exc:
+                if not (fresh and not control and self._heal(exc)):
+                    raise
+                result = self._driver_call(sql, params, control, many_call, fetch, event)
         except self._errors as exc:
             event.duration = time.perf_counter() - started
             try:
@@ -440,6 +496,7 @@ class Connection:
             self._raise(exc, "COMMIT", None)
         self.in_transaction = False
         self._ended = True
+        self._ended_at = time.monotonic()
 
     def rollback(self) -> None:
         """Roll back the open transaction, if any.
@@ -451,6 +508,7 @@ class Connection:
             return
         self.in_transaction = False
         self._ended = True
+        self._ended_at = time.monotonic()
         if self.broken:
             return
         try:

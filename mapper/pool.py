@@ -46,6 +46,13 @@ class PoolStatus:
     expired: int
 
 
+#: Seconds a connection may have sat idle and still be lent (or reused by its session for the
+#: next transaction) without the ``pre_ping`` round trip, as HikariCP's 500 ms bypass window. One
+#: that died within it is found by its first statement, replaced, and that statement sent again
+#: (``Connection._heal``), so no session sees it either way.
+PING_WINDOW = 0.5
+
+
 @attrs.frozen
 class PoolSettings:
     """The pool's limits, checked once (``PoolSettings.check``).
@@ -157,6 +164,7 @@ class QueuePool:
         wait = self._timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         idle: DBAPIConnection | None = None
+        since = 0.0
         expired: list[DBAPIConnection] = []
         with self._cond:
             while True:
@@ -166,7 +174,7 @@ class QueuePool:
                 expired += self._expire_idle()
                 if self._idle:
                     self._out += 1
-                    idle = self._idle.pop()[0]
+                    idle, since = self._idle.pop()
                     break
                 if self._out < self._size:
                     self._out += 1
@@ -188,7 +196,7 @@ class QueuePool:
                 if self._too_old(idle):
                     self._forget(idle, expired=True)
                     close_quietly(idle)
-                elif self._check is None or self._check(idle):
+                elif self._check is None or time.monotonic() - since < PING_WINDOW or self._check(idle):
                     return idle
                 else:
                     self._forget(idle, expired=False)

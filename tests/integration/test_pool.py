@@ -224,3 +224,42 @@ def test_health_check_refuses_a_bad_timeout():
     with Database("sqlite:///:memory:") as db:
         with pytest.raises(errors.ConfigurationError, match=r"health_check\(timeout=-1\): give a number of seconds >= 0"):
             db.health_check(timeout=-1)
+
+
+def test_pre_ping_checks_only_connections_idle_longer_than_the_window(backend, make_db, monkeypatch):
+    """One round trip saved per session: a connection given back moments ago is lent (or used
+    for its session's next transaction) unchecked; one idle past PING_WINDOW is checked once."""
+    from mapper.pool import PING_WINDOW
+    from tests.models import Owner
+
+    pings: list[object] = []
+    probe = Database(backend.url, mappers=[OwnerMapper, PugMapper])
+    dialect_class = type(probe.engine.dialect)
+    probe.close()
+    real = dialect_class.ping
+
+    def counting(self: Any, raw: Any) -> bool:
+        pings.append(raw)
+        return real(self, raw)
+
+    monkeypatch.setattr(dialect_class, "ping", counting)
+    db = make_db(OwnerMapper, PugMapper)
+    with db.session() as s:
+        s.add(Owner("Tom"))
+    pings.clear()
+    for _ in range(5):  # a session per request, back to back
+        with db.session() as s:
+            assert [o.name for o in s.query(Owner).all()] == ["Tom"]
+        with db.session() as s:  # and a session's second transaction right after its first
+            s.query(Owner).all()
+            s.commit()
+            s.query(Owner).all()
+    assert pings == []
+    time.sleep(PING_WINDOW + 0.1)
+    with db.session() as s:
+        s.query(Owner).all()
+        s.commit()
+        time.sleep(PING_WINDOW + 0.1)
+        s.query(Owner).all()
+    assert len(pings) == 2
+    assert db.pool_status().discarded == 0
