@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import errors
+from .inheritance import scope_condition
 from .clauses import Scope, bool_or_none, column_of
 from .expressions import (
     And,
@@ -59,7 +60,8 @@ class Query(Generic[T]):
     def __init__(self, session: SessionSeam, mapping: ClassMapping[T]) -> None:
         self._session = session
         self._mapping = mapping
-        self._where: tuple[BoolExpr, ...] = ()
+        # A subclass of a single-table hierarchy sees its own rows (and its subclasses') only.
+        self._where: tuple[BoolExpr, ...] = scope_condition(mapping)
         self._order: tuple[Ordering, ...] = ()
         self._limit: int | None = None
         self._offset: int | None = None
@@ -176,7 +178,7 @@ class Query(Generic[T]):
             raise errors.QueryError(msg)
         counter[0] += 1
         alias = f"r{counter[0]}"
-        inner = self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)
+        inner = [*scope_condition(info.target), *self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)]
         where: BoolExpr | None = None if not inner else (inner[0] if len(inner) == 1 else And(tuple(inner)))
         table = info.target.table.name
         if info.kind.reference:

@@ -198,6 +198,13 @@ class Tracker:
         m = self.by_class.get(type(obj))
         if m is None:
             m = self.mapping_of(obj)
+        if m.hierarchy is not None and m.hierarchy.value is None:
+            msg = (
+                f"{m.cls.__name__} cannot be stored: {m.name} has no discriminator_value, so its "
+                f"rows must be of a subclass; add an instance of a mapped subclass, or give "
+                f"{m.name} a discriminator_value"
+            )
+            raise errors.MapperError(msg)
         hidden = (None,) * len(m.hidden_columns) if m.hidden_columns else None
         st = ObjectState(obj, m, None, None, hidden, PENDING)
         key = self.spec(m).key_of(st)
@@ -336,6 +343,8 @@ class Tracker:
             key = st.key
             if imap.get(key) is st:
                 del imap[key]
+                if st.mapping.ancestors:
+                    self.identity.discard(st)
             if st.status == GHOST:
                 pending = ghosts.get(st.mapping)
                 if pending is not None and pending.get(key) is st:
