@@ -127,6 +127,12 @@ class SessionCore:
 
     def fetch_by_key(self, m: ClassMapping[Any], key: Any, st: ObjectState | None) -> Any:
         """get() after the identity map missed: one SELECT by key (``st``: a stand-in or None)."""
+        h = m.hierarchy
+        if h is not None and h.parent is not None:
+            # Held as another branch of the hierarchy (a Cat asked for as a Dog): not one.
+            other = self.t.identity.get(h.root, key)
+            if other is not None and other.status != GHOST and other.mapping not in h.subtree:
+                return None
         imap = self.t.identity.for_mapping(m)
         # A SELECT by generated key reads one table, and deletes are answered by the identity
         # map: only new objects of this class can change its answer, so only they need a flush

@@ -40,7 +40,7 @@ class Hierarchy:
         columns: what a SELECT of this mapping returns: its own columns, then the columns
             only its subclasses have (by database name), so that each row can become any of them.
         getters: per mapping of the subtree, the function picking its own columns out of a
-            row of ``columns`` (None for this mapping itself: its row is the row's head).
+            row of ``columns`` (None when the row is exactly this mapping's own).
         position: where the discriminator sits in a row of ``columns``.
     """
 
@@ -379,7 +379,8 @@ def _finish(cm: ClassMapping[Any]) -> None:
     h.values = {sub.hierarchy.value: sub for sub in h.subtree if sub.hierarchy is not None and sub.hierarchy.value is not None}
     for sub in h.subtree:
         if sub is cm:
-            h.getters[sub] = None
+            # Its own columns are the head of the row.
+            h.getters[sub] = None if len(cols) == len(cm.columns) else itemgetter(slice(0, len(cm.columns)))
         else:
             h.getters[sub] = itemgetter(*[names[c.name] for c in sub.columns])
 

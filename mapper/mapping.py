@@ -90,6 +90,8 @@ class Mapper(Generic[T]):
         cls.__columns__ = columns
         cls.__relations__ = relations
         table = vars(cls).get("table")
+        if table is None and isinstance(getattr(cls, "discriminator", None), str):
+            table = getattr(cls, "table", None)  # a subclass mapper shares its base's table
         for col in columns.values():
             if col.owner is cls and isinstance(table, str):
                 col.table = table
