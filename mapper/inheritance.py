@@ -130,23 +130,25 @@ def discriminator_columns(mappings: Sequence[ClassMapping[Any]]) -> set[int]:
 
 
 def order_bases_first(mappers: list[Any]) -> list[Any]:
-    """The mapper list with each mapper after the mappers it subclasses (stable otherwise)."""
-    listed = set(m for m in mappers if isinstance(m, type))
+    """The mapper list with each mapper of a hierarchy after the listed mappers it subclasses
+    (the order is kept otherwise, repeats included, so the registry still reports them)."""
+    listed = {m for m in mappers if isinstance(m, type)}
     out: list[Any] = []
-    done: set[Any] = set()
-
-    def visit(m: Any) -> None:
-        if id(m) in done:
-            return
-        done.add(id(m))
+    pulled: set[Any] = set()  # bases placed ahead of where they are listed
+    placed: set[Any] = set()
+    for m in mappers:
+        if isinstance(m, type) and m in pulled:
+            pulled.discard(m)
+            continue
         if isinstance(m, type) and declares_discriminator(m):
             for base in reversed(m.__mro__[1:]):
-                if base in listed:
-                    visit(base)
+                if base in listed and base not in placed:
+                    out.append(base)
+                    placed.add(base)
+                    pulled.add(base)
         out.append(m)
-
-    for m in mappers:
-        visit(m)
+        if isinstance(m, type):
+            placed.add(m)
     return out
 
 
