@@ -243,6 +243,13 @@ def _attach(cm: ClassMapping[Any], parent: ClassMapping[Any]) -> None:
             f"{parent.cls.__name__}; derive the domain class from {parent.cls.__name__}"
         )
         raise ConfigurationError(msg)
+    if cm.table.name != parent.table.name:
+        msg = (
+            f"{cm.name}.table = {cm.table.name!r}, but {cm.name} extends {parent.name}, whose hierarchy "
+            f"is stored in {parent.table.name!r}: only single-table inheritance is supported (one "
+            f"table, told apart by {ph.column.key}); remove `table` from {cm.name}"
+        )
+        raise ConfigurationError(msg)
     value = vars(mc)["discriminator_value"]
     h = Hierarchy(cm, ph.root, ph.column, value)
     h.parent = parent
