@@ -675,7 +675,10 @@ class Query(Generic[T]):
                 query has conditions, an order or a window (write those in the SQL).
         """
         m = self._mapping
-        if self._where or self._order or self._limit is not None or self._offset or self._group or self._joins:
+        # A subclass's own discriminator condition is no condition of the user's: rows of other
+        # classes the SQL returns are left out as they are read.
+        conditions = self._where[len(scope_condition(m)):]
+        if conditions or self._order or self._limit is not None or self._offset or self._group or self._joins:
             msg = "from_sql() runs the SQL as given; put conditions, order and limits in the SQL, not on the query"
             raise errors.QueryError(msg)
         if not isinstance(sql, str):

@@ -364,3 +364,61 @@ def test_to_dict_pickle_and_merge_of_subclasses(db, count):
         assert type(managed) is Pug and managed is s.get(Animal, 3)
     with db.session() as s:
         assert s.get(Dog, 3).wrinkles == 11
+
+
+def test_stream_refresh_from_sql_and_values(db, backend, count):
+    _zoo(db)
+    with db.session() as s:
+        with count(s, 2):
+            streamed = [(type(a), a.name) for a in s.query(Animal).order_by("id").stream(batch_size=3)]
+        assert streamed == [(Animal, "Blob"), (Dog, "Rex"), (Pug, "Cody"), (Cat, "Tom")]
+    with db.session() as s:
+        cody = s.get(Pug, 3)
+        s.execute("UPDATE inh_animals SET wrinkles = 12, name = 'Cody III' WHERE id = 3")
+        s.refresh(cody)
+        assert (cody.name, cody.wrinkles, cody.breed) == ("Cody III", 12, "pug")
+        found = s.query(Dog).from_sql("SELECT * FROM inh_animals WHERE id >= :low ORDER BY id", {"low": 2})
+        assert found[1] is cody and [type(d) for d in found] == [Dog, Pug]
+        assert s.query(Dog).order_by("id").values("name") == [("Rex",), ("Cody III",)]
+        assert s.query(Pug).values(PugMapper.wrinkles) == [(12,)]
+
+
+@attrs.frozen
+class Vehicle:
+    name: str
+    id: int | None = None
+
+
+@attrs.frozen
+class Bike(Vehicle):
+    gears: int = 1
+
+
+class VehicleMapper(Mapper[Vehicle]):
+    table = "inh_vehicles"
+    discriminator = "kind"
+    discriminator_value = "vehicle"
+    id = Column(t.Integer, primary_key=True)
+    kind = Column(t.String(10), nullable=False)
+    name = Column(t.String(50), nullable=False)
+
+
+class BikeMapper(VehicleMapper, Mapper[Bike]):
+    discriminator_value = "bike"
+    gears = Column(t.Integer)
+
+
+def test_replace_of_a_frozen_subclass(make_db, backend, count):
+    db = make_db(VehicleMapper, BikeMapper)
+    with db.session() as s:
+        s.add_all([Vehicle("cart"), Bike("racer", gears=21)])
+    with db.session() as s:
+        racer = s.get(Vehicle, 2)
+        assert type(racer) is Bike
+        new = s.replace(racer, attrs.evolve(racer, gears=22))
+        assert s.get(Bike, 2) is new and s.get(Vehicle, 2) is new
+        with count(s, 1):
+            s.flush()
+    assert backend.raw("SELECT kind, name, gears FROM inh_vehicles ORDER BY id") == [
+        ("vehicle", "cart", None), ("bike", "racer", 22),
+    ]
