@@ -20,7 +20,7 @@ from .schema import Column
 if TYPE_CHECKING:
     from .mapping import ClassMapping, Registry
 
-__all__ = ["Hierarchy", "OPTIONS", "resolve", "order_bases_first", "shared_table_owner", "scope_condition"]
+__all__ = ["Hierarchy", "OPTIONS", "resolve", "order_bases_first", "shared_table_owner", "scope_condition", "load_group"]
 
 #: The class-level options of a mapper in a hierarchy.
 OPTIONS: frozenset[str] = frozenset({"discriminator", "discriminator_value"})
@@ -406,6 +406,18 @@ def _reference_slots(cm: ClassMapping[Any]) -> None:
     ]
     cm.ref_slots = {info.key: len(cm.attr_columns) + j for j, info in enumerate(refs)}
     cm.needs_wiring = any(not i.to_many and i.key not in cm.ref_slots for i in cm.relations.values())
+
+
+def load_group(cm: ClassMapping[Any], paths: Sequence[str]) -> ClassMapping[Any]:
+    """The mapping through which ``session.load()`` loads ``paths`` for objects of ``cm``: its
+    farthest ancestor that has the first relation of every path (so objects of several classes
+    of a hierarchy load together), else ``cm`` itself."""
+    found = cm
+    firsts = [p.split(".", 1)[0] for p in paths if isinstance(p, str)]
+    for a in cm.ancestors:
+        if all(f in a.relations for f in firsts):
+            found = a
+    return found
 
 
 def scope_condition(cm: ClassMapping[Any]) -> tuple[BoolExpr, ...]:

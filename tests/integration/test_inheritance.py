@@ -422,3 +422,27 @@ def test_replace_of_a_frozen_subclass(make_db, backend, count):
     assert backend.raw("SELECT kind, name, gears FROM inh_vehicles ORDER BY id") == [
         ("vehicle", "cart", None), ("bike", "racer", 22),
     ]
+
+
+def test_delete_cascade_through_the_hierarchy(db, backend, count):
+    _zoo(db)
+    with db.session() as s:
+        s.add(Keeper("Bob", animals=[Cat("Kit")]))
+    with db.session() as s:
+        s.query(Collar).delete()
+        ann = s.query(Keeper).where(name="Ann").one()
+        s.delete(ann)  # cascade="all": her animals, and with each its toys
+        s.flush()
+    assert backend.raw("SELECT kind, name FROM inh_animals ORDER BY id") == [("cat", "Kit")]
+    assert backend.raw("SELECT count(*) FROM inh_toys") == [(0,)]
+
+
+def test_load_on_objects_of_several_classes(db, count):
+    _zoo(db)
+    with db.session() as s:
+        animals = s.query(Animal).order_by("id").all()
+        with count(s, 1):
+            s.load(animals, "toys")
+        with count(s, 0):
+            assert [len(a.toys) for a in animals] == [1, 1, 2, 1]
+            assert animals[2].toys[1].animal is animals[2]
