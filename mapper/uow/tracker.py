@@ -226,7 +226,8 @@ class Tracker:
             self.pending_keys[(m, key)] = st
 
     def _refuse_duplicate(self, m: ClassMapping[Any], key: Any) -> None:
-        other = self.identity.get(m, key)
+        # In a single-table hierarchy the key is the whole table's: a Cat may not take a Dog's.
+        other = self.identity.get(m if m.hierarchy is None else m.hierarchy.root, key)
         if other is None:
             pend = self.pending_keys.get((m, key))
             if pend is not None and pend.status == PENDING and self.spec(m).key_of(pend) == key:

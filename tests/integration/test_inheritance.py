@@ -446,3 +446,18 @@ def test_load_on_objects_of_several_classes(db, count):
         with count(s, 0):
             assert [len(a.toys) for a in animals] == [1, 1, 2, 1]
             assert animals[2].toys[1].animal is animals[2]
+
+
+def test_bulk_rows_upsert_and_duplicate_keys(db, backend):
+    with db.session() as s:
+        assert s.insert_rows(Dog, [{"name": "A", "breed": "x"}, {"name": "B"}]) == 2
+        s.upsert(Pug("P", wrinkles=3, id=10))
+        s.upsert(Cat("Q", lives=5, id=11))
+    assert backend.raw("SELECT id, kind, name, breed, wrinkles, lives FROM inh_animals ORDER BY id") == [
+        (1, "dog", "A", "x", None, None), (2, "dog", "B", None, None, None),
+        (10, "pug", "P", None, 3, None), (11, "cat", "Q", None, None, 5),
+    ]
+    with db.session() as s:
+        s.get(Animal, 10)
+        with pytest.raises(errors.DuplicateIdentityError, match="Cat with key 10 is already in this session"):
+            s.add(Cat("dup", id=10))
