@@ -7,7 +7,7 @@ import pickle
 import attrs
 import pytest
 
-from mapper import BelongsTo, Column, HasMany, Mapper, errors, to_dict
+from mapper import BelongsTo, BelongsToMany, Column, HasMany, Mapper, errors, to_dict
 from mapper import types as t
 
 
@@ -461,3 +461,97 @@ def test_bulk_rows_upsert_and_duplicate_keys(db, backend):
         s.get(Animal, 10)
         with pytest.raises(errors.DuplicateIdentityError, match="Cat with key 10 is already in this session"):
             s.add(Cat("dup", id=10))
+
+
+@attrs.define
+class Depot:
+    name: str
+    machines: list[Machine] = attrs.Factory(list)
+    drills: list[Drill] = attrs.Factory(list)
+    id: int | None = None
+
+
+@attrs.define
+class Machine:
+    name: str
+    depot: Depot | None = None
+    id: int | None = None
+
+
+@attrs.define
+class Drill(Machine):
+    torque: int | None = None
+
+
+@attrs.define
+class Saw(Machine):
+    blade: int | None = None
+
+
+@attrs.define
+class Mechanic:
+    name: str
+    skills: list[Machine] = attrs.Factory(list)
+    id: int | None = None
+
+
+class DepotMapper(Mapper[Depot]):
+    table = "inh_depots"
+    id = Column(t.Integer, primary_key=True)
+    name = Column(t.String(50), nullable=False)
+    machines = HasMany(Machine, inverse="depot", order_by="id")
+    # The same foreign key, seen through a subclass: only the drills.
+    drills = HasMany(Drill, foreign_key="depot_id", cascade="save", order_by="id")
+
+
+class MachineMapper(Mapper[Machine]):
+    table = "inh_machines"
+    discriminator = "kind"
+    id = Column(t.Integer, primary_key=True)
+    kind = Column(t.String(10), nullable=False)
+    name = Column(t.String(50), nullable=False)
+    depot = BelongsTo(Depot, inverse="machines")
+
+
+class DrillMapper(MachineMapper, Mapper[Drill]):
+    discriminator_value = "drill"
+    torque = Column(t.Integer)
+
+
+class SawMapper(MachineMapper, Mapper[Saw]):
+    discriminator_value = "saw"
+    blade = Column(t.Integer)
+
+
+class MechanicMapper(Mapper[Mechanic]):
+    table = "inh_mechanics"
+    id = Column(t.Integer, primary_key=True)
+    name = Column(t.String(50), nullable=False)
+    skills = BelongsToMany(Machine, through="inh_skills", order_by="id")
+
+
+def test_subclass_collection_on_a_shared_key_and_links_to_the_base(make_db, backend, count):
+    db = make_db(DepotMapper, MachineMapper, DrillMapper, SawMapper, MechanicMapper)
+    with db.session() as s:
+        depot = Depot("East")
+        s.add(depot)
+        s.flush()
+        machines = [Drill("d1", torque=5, depot=depot), Saw("s1", blade=30, depot=depot), Drill("d2", depot=depot)]
+        s.add(Mechanic("Max", skills=machines))
+    with db.session() as s:
+        with count(s, 2):
+            east = s.query(Depot).include("drills").one()
+        # The saw's row has the same depot_id: it is read and left out, never built as a Drill.
+        assert [(type(d), d.name) for d in east.drills] == [(Drill, "d1"), (Drill, "d2")]
+        with count(s, 2):
+            assert s.related(east, "drills").count() == 2
+            assert s.related(east, "machines").count() == 3
+        with count(s, 1):
+            assert s.query(Depot).where(DepotMapper.drills.any(name="s1")).count() == 0
+        with count(s, 2):
+            max_ = s.query(Mechanic).include("skills").one()
+        # Rows are inserted class by class: the drills took the first keys.
+        assert [(type(m), m.name) for m in max_.skills] == [(Drill, "d1"), (Drill, "d2"), (Saw, "s1")]
+        s.delete(max_.skills[2])  # its junction rows go with it
+    assert backend.raw("SELECT count(*) FROM inh_skills") == [(2,)]
+    assert backend.raw("SELECT kind, name FROM inh_machines ORDER BY id") == [("drill", "d1"), ("drill", "d2")]
