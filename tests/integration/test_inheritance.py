@@ -555,3 +555,32 @@ def test_subclass_collection_on_a_shared_key_and_links_to_the_base(make_db, back
         s.delete(max_.skills[2])  # its junction rows go with it
     assert backend.raw("SELECT count(*) FROM inh_skills") == [(2,)]
     assert backend.raw("SELECT kind, name FROM inh_machines ORDER BY id") == [("drill", "d1"), ("drill", "d2")]
+
+
+def test_base_mapper_hooks_apply_to_subclasses(make_db):
+    seen: list[tuple[str, str]] = []
+
+    class BaseMapper(Mapper[Animal]):
+        table = "inh_hooked"
+        discriminator = "kind"
+        discriminator_value = "animal"
+        id = Column(t.Integer, primary_key=True)
+        kind = Column(t.String(10), nullable=False)
+        name = Column(t.String(50), nullable=False)
+
+        def on_load(self, obj: Animal) -> None:
+            seen.append(("load", type(obj).__name__))
+
+        def before_insert(self, obj: Animal) -> None:
+            seen.append(("insert", type(obj).__name__))
+
+    class SubMapper(BaseMapper, Mapper[Cat]):
+        discriminator_value = "cat"
+        lives = Column(t.Integer)
+
+    db = make_db(BaseMapper, SubMapper)
+    with db.session() as s:
+        s.add_all([Animal("Blob"), Cat("Tom", lives=2)])
+    with db.session() as s:
+        s.query(Animal).all()
+    assert sorted(seen) == [("insert", "Animal"), ("insert", "Cat"), ("load", "Animal"), ("load", "Cat")]
