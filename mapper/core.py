@@ -138,7 +138,7 @@ class SessionCore:
         # map: only new objects of this class can change its answer, so only they need a flush
         # (a full autoflush would compare every held object on each miss). A natural key may
         # have been edited on a held object, so those take the full autoflush.
-        if m.autoinc is None or (self.t.new and any(p.mapping is m for p in self.t.new.values())):
+        if m.autoinc is None or (self.t.new and any(p.mapping is m or m in p.mapping.ancestors for p in self.t.new.values())):
             conn = self.read()
             st = imap.get(key)  # the flush may have given a new object this key
             if st is not None and st.status != GHOST:

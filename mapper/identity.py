@@ -53,8 +53,11 @@ class IdentityMap:
 
     def discard(self, state: ObjectState) -> None:
         """Remove a state if it is the one registered under its key."""
-        for cm in (state.mapping, *state.mapping.ancestors):
-            m = self._maps.get(cm)
+        m = self._maps.get(state.mapping)
+        if m is not None and m.get(state.key) is state:
+            del m[state.key]
+        for a in state.mapping.ancestors:
+            m = self._maps.get(a)
             if m is not None and m.get(state.key) is state:
                 del m[state.key]
 

@@ -584,3 +584,11 @@ def test_base_mapper_hooks_apply_to_subclasses(make_db):
     with db.session() as s:
         s.query(Animal).all()
     assert sorted(seen) == [("insert", "Animal"), ("insert", "Cat"), ("load", "Animal"), ("load", "Cat")]
+
+
+def test_get_by_base_flushes_new_subclass_objects_first(db, count):
+    with db.session() as s:
+        rex = Dog("Rex")
+        s.add(rex)
+        with count(s, 1):  # the INSERT; the identity map answers
+            assert s.get(Animal, 1) is rex
