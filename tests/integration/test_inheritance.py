@@ -118,7 +118,23 @@ class CollarMapper(Mapper[Collar]):
     cat = BelongsTo(Cat)
 
 
-MAPPERS = (KeeperMapper, KennelMapper, AnimalMapper, DogMapper, PugMapper, CatMapper, PlaythingMapper, CollarMapper)
+@attrs.define
+class Leash:
+    length: int
+    dog: Dog | None = None
+    id: int | None = None
+
+
+class LeashMapper(Mapper[Leash]):
+    table = "inh_leashes"
+    id = Column(t.Integer, primary_key=True)
+    length = Column(t.Integer, nullable=False)
+    dog = BelongsTo(Dog)
+
+
+MAPPERS = (
+    KeeperMapper, KennelMapper, AnimalMapper, DogMapper, PugMapper, CatMapper, PlaythingMapper, CollarMapper, LeashMapper,
+)
 
 
 @pytest.fixture
@@ -592,3 +608,19 @@ def test_get_by_base_flushes_new_subclass_objects_first(db, count):
         s.add(rex)
         with count(s, 1):  # the INSERT; the identity map answers
             assert s.get(Animal, 1) is rex
+
+
+def test_reference_to_a_subclass(db, backend, count):
+    _zoo(db)
+    with db.session() as s:
+        rex, cody = s.get(Dog, 2), s.get(Dog, 3)
+        s.add_all([Leash(120, dog=rex), Leash(90, dog=cody)])
+    assert backend.raw("SELECT length, dog_id FROM inh_leashes ORDER BY id") == [(120, 2), (90, 3)]
+    with db.session() as s:
+        # Dog has a subclass (Pug): the dogs are read with the leashes, one query for all.
+        with count(s, 3):
+            leashes = s.query(Leash).order_by("id").include("dog.toys").all()
+        assert [(type(x.dog), x.dog.name) for x in leashes] == [(Dog, "Rex"), (Pug, "Cody")]
+        assert [t.name for t in leashes[1].dog.toys] == ["rope", "bone"]
+        with count(s, 1):
+            assert s.query(Leash).where(LeashMapper.dog.has(breed="pug")).count() == 1
