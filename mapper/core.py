@@ -238,6 +238,9 @@ class SessionCore:
                     loaded = self.t.loader(sub).load(
                         sub_rows, self.t.identity.for_mapping(sub), fresh, self._refs_of(sub), sts, self._lazy
                     )
+                    if idx is None:  # every row, in order
+                        objs, states = loaded, sts  # type: ignore[assignment]
+                        continue
                     for i, obj, st in zip(idx, loaded, sts):
                         objs[i] = obj
                         states[i] = st
@@ -258,6 +261,10 @@ class SessionCore:
         finally:
             if paused:
                 resume_gc()
+        if len(groups) == 1 and groups[0][1] is None:
+            if row_states is not None:
+                row_states += states  # type: ignore[arg-type]
+            return objs
         kept = [i for i, st in enumerate(states) if st is not None]
         if row_states is not None:
             row_states += [states[i] for i in kept]  # type: ignore[misc]

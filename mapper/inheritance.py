@@ -82,23 +82,20 @@ class Hierarchy:
         )
         raise ConfigurationError(msg)
 
-    def split(self, rows: Sequence[Sequence[Any]], key_of: Any) -> list[tuple[ClassMapping[Any], list[int], list[Any]]]:
+    def split(self, rows: Sequence[Sequence[Any]], key_of: Any) -> list[tuple[ClassMapping[Any], list[int] | None, list[Any]]]:
         """Rows grouped by the mapping they belong to: (mapping, row positions, its own columns),
-        in the order each mapping first appears; rows of another branch are left out."""
-        pos = self.position
-        groups: dict[Any, tuple[ClassMapping[Any], list[int], list[Any]]] = {}
-        for i, row in enumerate(rows):
-            value = row[pos]
-            g = groups.get(value)
-            if g is None:
-                m = self.mapping_for(value, key_of(row))
-                if m is None:
-                    continue
-                g = groups[value] = (m, [], [])
-            g[1].append(i)
-            g[2].append(row)
-        out = []
-        for m, idx, picked in groups.values():
+        in the order each mapping first appears; rows of another branch are left out. The
+        positions are None when one group holds every row, in order (the common case of a
+        subclass's query, read without a Python loop per row)."""
+        values = list(map(itemgetter(self.position), rows))
+        distinct = list(dict.fromkeys(values))
+        out: list[tuple[ClassMapping[Any], list[int] | None, list[Any]]] = []
+        for value in distinct:
+            idx = [i for i, v in enumerate(values) if v == value] if len(distinct) > 1 else None
+            m = self.mapping_for(value, key_of(rows[idx[0] if idx else 0]))
+            if m is None:
+                continue
+            picked = list(rows) if idx is None else [rows[i] for i in idx]
             get = self.getters[m]
             out.append((m, idx, picked if get is None else list(map(get, picked))))
         return out
