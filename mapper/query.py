@@ -93,7 +93,7 @@ class Query(Generic[T]):
 
     def _scope(self) -> Scope:
         """A scope to resolve names in; its joins are copies, so this query stays unchanged."""
-        joins = [Join(j.table, j.alias, j.on, j.outer_alias, j.inner) for j in self._joins]
+        joins = [Join(j.table, j.alias, j.on, j.outer_alias, j.inner, j.where) for j in self._joins]
         by_id = {id(old): new for old, new in zip(self._joins, joins)}
         paths = {k: (by_id[id(j)], m) for k, (j, m) in self._paths.items()}
         return Scope(self._mapping, tuple(joins), paths)

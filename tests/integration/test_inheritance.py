@@ -565,6 +565,12 @@ def test_subclass_collection_on_a_shared_key_and_links_to_the_base(make_db, back
         with count(s, 1):
             assert s.query(Depot).where(DepotMapper.drills.any(name="s1")).count() == 0
         with count(s, 2):
+            # A join to a subclass collection joins that subclass's rows only.
+            assert s.query(Depot).join("drills").order_by("drills.name").values("name", "drills.name") == [
+                ("East", "d1"), ("East", "d2"),
+            ]
+            assert s.query(Mechanic).join("skills").count() == 3
+        with count(s, 2):
             max_ = s.query(Mechanic).include("skills").one()
         # Rows are inserted class by class: the drills took the first keys.
         assert [(type(m), m.name) for m in max_.skills] == [(Drill, "d1"), (Drill, "d2"), (Saw, "s1")]
