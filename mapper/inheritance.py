@@ -20,7 +20,18 @@ from .schema import Column
 if TYPE_CHECKING:
     from .mapping import ClassMapping, Registry
 
-__all__ = ["Hierarchy", "OPTIONS", "resolve", "order_bases_first", "shared_table_owner", "scope_condition", "load_group"]
+__all__ = [
+    "Hierarchy",
+    "OPTIONS",
+    "resolve",
+    "order_bases_first",
+    "shared_table_owner",
+    "declares_discriminator",
+    "discriminator_columns",
+    "mapper_base",
+    "scope_condition",
+    "load_group",
+]
 
 #: The class-level options of a mapper in a hierarchy.
 OPTIONS: frozenset[str] = frozenset({"discriminator", "discriminator_value"})

@@ -62,6 +62,9 @@ class Mapper(Generic[T]):
     Class attributes:
         table: the database table name.
         timestamps: add ``created_at`` / ``updated_at`` (aware UTC datetimes set by the flush).
+        discriminator / discriminator_value: single-table inheritance; a base mapper names its
+            discriminator column, and each mapper of the hierarchy (``class DogMapper(AnimalMapper,
+            Mapper[Dog])``) the value its rows carry (see ``mapper.inheritance``).
 
     Columns are ``Column(...)`` attributes. A mapper instance is created per Database, so
     hook methods such as ``on_load(self, obj)`` may keep per-Database state.
