@@ -21,6 +21,7 @@ from typing import Any
 from mapper import Database, Session
 
 from .mappers import ALL_MAPPERS, CategoryMapper, EmployeeMapper
+from .model import Animal, Cat, Dog, Shelter
 from .model import (
     Book,
     Category,
@@ -220,6 +221,30 @@ def run(db: Database, step: Steps) -> None:
             after = s.query(Pug).count()
             out.append(f"deleted {tom.name} and his pugs {names}: pugs in the database {before} -> {after}")
             out.append(f"the deleted {tom.name}'s loaded pugs still list what went with him: [{_names(tom.pugs)}]")
+
+    # -- a class hierarchy in one table ----------------------------------------------------------
+    inheritance(db, step)
+
+
+def inheritance(db: Database, step: Steps) -> None:
+    """Dogs and cats in one table: each INSERT writes its class's discriminator, and reads
+    build each row with its own class."""
+    with db.session() as s, step("Take in dogs and cats (one table, told apart by its kind column)", s, "statements") as out:
+        s.add(Shelter("Harbour", animals=[Dog("Rex", breed="boxer"), Cat("Misty"), Dog("Bella", breed="pug")]))
+        s.flush()
+        rows = s.execute("SELECT kind, name FROM animals ORDER BY id")
+        out.append("rows of the animals table: " + ", ".join(f"{kind} {name}" for kind, name in rows))
+
+    with db.session() as s, step("Read the shelter's animals back as dogs and cats", s) as out:
+        harbour = s.query(Shelter).include("animals").one()
+        for animal in harbour.animals:
+            detail = f"breed {animal.breed}" if isinstance(animal, Dog) else f"indoor {animal.indoor}" if isinstance(animal, Cat) else "-"
+            out.append(f"{animal.name}: a {type(animal).__name__}, {detail}")
+        dogs = s.query(Dog).order_by("name").all()
+        out.append(f"query(Dog) filters by kind: {_names(dogs)}")
+        out.append(f"get(Animal, id) and get(Dog, id) give the same object: {s.get(Animal, dogs[0].id) is s.get(Dog, dogs[0].id)}")
+        misty = next(a for a in harbour.animals if isinstance(a, Cat))
+        out.append(f"a cat is no dog: get(Dog, {misty.id}) = {s.get(Dog, misty.id)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from .model import (
     User,
     UserBook,
 )
+from .model import Animal, Cat, Dog, Shelter
 
 __all__ = [
     "OwnerMapper",
@@ -40,6 +41,10 @@ __all__ = [
     "OrderMapper",
     "OrderItemMapper",
     "EmployeeMapper",
+    "ShelterMapper",
+    "AnimalMapper",
+    "DogMapper",
+    "CatMapper",
     "ALL_MAPPERS",
 ]
 
@@ -183,6 +188,37 @@ class EmployeeMapper(Mapper[Employee]):
     reports = HasMany(Employee, foreign_key="manager_id", inverse="manager", order_by="name")
 
 
+# -- shelters and their animals (single-table inheritance) --------------------------------------
+
+
+class ShelterMapper(Mapper[Shelter]):
+    table = "shelters"
+    id = Column(t.Integer, primary_key=True)
+    name = Column(t.String(100), nullable=False)
+    animals = HasMany(Animal, inverse="shelter", cascade="all", order_by="id")
+
+
+class AnimalMapper(Mapper[Animal]):
+    """Dogs and cats share the ``animals`` table; ``kind`` says which class each row is."""
+
+    table = "animals"
+    discriminator = "kind"
+    id = Column(t.Integer, primary_key=True)
+    kind = Column(t.String(10), nullable=False)
+    name = Column(t.String(100), nullable=False)
+    shelter = BelongsTo(Shelter, inverse="animals")
+
+
+class DogMapper(AnimalMapper, Mapper[Dog]):
+    discriminator_value = "dog"
+    breed = Column(t.String(50))
+
+
+class CatMapper(AnimalMapper, Mapper[Cat]):
+    discriminator_value = "cat"
+    indoor = Column(t.Boolean, nullable=False, default=True)
+
+
 ALL_MAPPERS: list[type[Mapper]] = [  # type: ignore[type-arg]
     OwnerMapper,
     PugMapper,
@@ -197,4 +233,8 @@ ALL_MAPPERS: list[type[Mapper]] = [  # type: ignore[type-arg]
     OrderMapper,
     OrderItemMapper,
     EmployeeMapper,
+    ShelterMapper,
+    AnimalMapper,
+    DogMapper,
+    CatMapper,
 ]

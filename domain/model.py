@@ -27,6 +27,10 @@ __all__ = [
     "Order",
     "OrderItem",
     "Employee",
+    "Shelter",
+    "Animal",
+    "Dog",
+    "Cat",
 ]
 
 
@@ -155,3 +159,30 @@ class Employee:
     manager: Employee | None = None
     reports: list[Employee] = attrs.Factory(list)
     id: int | None = None
+
+
+# -- a shelter's animals: dogs and cats (a class hierarchy in one table) --------------------------
+
+
+@attrs.define
+class Shelter:
+    name: str
+    animals: list[Animal] = attrs.Factory(list)
+    id: int | None = None
+
+
+@attrs.define
+class Animal:
+    name: str
+    shelter: Shelter | None = None
+    id: int | None = None
+
+
+@attrs.define
+class Dog(Animal):
+    breed: str | None = None
+
+
+@attrs.define
+class Cat(Animal):
+    indoor: bool = True

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from . import errors
 from .expressions import And, Compare, Literal
 from .graph import with_key
+from .inheritance import scope_condition
 from .lazy import is_unloaded, set_member
 from .mapping import RelationInfo
 from .sql import CountStar, Select
@@ -90,7 +91,10 @@ class CollectionAccessor(_Accessor, Generic[T]):
         info = self._info
         table = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]
         conn = self._s.connection
-        sql, params = conn.compiler.count(Select(table, [CountStar()], self._where_children(key)))
+        where = self._where_children(key)
+        if not info.kind.links and info.target.hierarchy is not None:
+            where = And((where, *scope_condition(info.target)))  # a collection of a subclass
+        sql, params = conn.compiler.count(Select(table, [CountStar()], where))
         return int(conn.fetchall(sql, params)[0][0])
 
     def has(self, obj: object) -> bool:

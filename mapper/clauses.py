@@ -111,13 +111,14 @@ class Scope:
         if info.kind.reference:
             j = Join(table, f"o{n}", list(zip(info.ref_cols, info.fk_cols)), outer_alias, inner)
         elif info.kind.children:
-            j = Join(table, f"o{n}", list(zip(info.fk_cols, info.ref_cols)), outer_alias, inner)
+            j = Join(table, f"o{n}", list(zip(info.fk_cols, info.ref_cols)), outer_alias, inner, _kind_of(info.target, f"o{n}"))
         else:
             # Many-to-many: the junction first, then the target through it.
             jtable = info.junction.name if info.junction is not None else info.holder.table.name  # type: ignore[union-attr]
             link = Join(jtable, f"o{n}", list(zip(info.fk_cols, info.ref_cols)), outer_alias, True)
             self.joins.append(link)
-            j = Join(table, f"o{n + 1}", list(zip(info.other_ref_cols, info.other_cols)), link.alias, True)
+            j = Join(table, f"o{n + 1}", list(zip(info.other_ref_cols, info.other_cols)), link.alias, True,
+                     _kind_of(info.target, f"o{n + 1}"))
         self.joins.append(j)
         return j
 
@@ -219,6 +220,16 @@ class Scope:
         for o in sub.outers:
             if isinstance(o.col, Column):
                 self.own(o.col, f"{what} (outer() in the subquery of {sub.source})")
+
+
+def _kind_of(target: ClassMapping[Any], alias: str) -> BoolExpr | None:
+    """The joined rows' discriminator condition when the target is a subclass in a shared table."""
+    h = target.hierarchy
+    if h is None or h.parent is None:
+        return None
+    col = AliasedColumn(h.root.by_key[h.column.key], alias)
+    values = list(h.values)
+    return col == values[0] if len(values) == 1 else col.in_(values)
 
 
 def column_of(m: ClassMapping[Any], name: Any, what: str) -> Column:

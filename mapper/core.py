@@ -127,12 +127,18 @@ class SessionCore:
 
     def fetch_by_key(self, m: ClassMapping[Any], key: Any, st: ObjectState | None) -> Any:
         """get() after the identity map missed: one SELECT by key (``st``: a stand-in or None)."""
+        h = m.hierarchy
+        if h is not None and h.parent is not None:
+            # Held as another branch of the hierarchy (a Cat asked for as a Dog): not one.
+            other = self.t.identity.get(h.root, key)
+            if other is not None and other.status != GHOST and other.mapping not in h.subtree:
+                return None
         imap = self.t.identity.for_mapping(m)
         # A SELECT by generated key reads one table, and deletes are answered by the identity
         # map: only new objects of this class can change its answer, so only they need a flush
         # (a full autoflush would compare every held object on each miss). A natural key may
         # have been edited on a held object, so those take the full autoflush.
-        if m.autoinc is None or (self.t.new and any(p.mapping is m for p in self.t.new.values())):
+        if m.autoinc is None or (self.t.new and any(p.mapping is m or m in p.mapping.ancestors for p in self.t.new.values())):
             conn = self.read()
             st = imap.get(key)  # the flush may have given a new object this key
             if st is not None and st.status != GHOST:
@@ -173,15 +179,22 @@ class SessionCore:
         self.t.let_go_all(self.graph.ghosts, self.graph.closed_refs)
         self._refs.clear()
 
-    def load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]], row_states: list[ObjectState] | None = None) -> list[T]:
-        """Objects for ``rows`` through the identity map; ``row_states`` receives the state of each."""
-        fresh: list[ObjectState] = []
-        loader = self.t.loader(m)
+    def _refs_of(self, m: ClassMapping[Any]) -> list[tuple[dict[Any, ObjectState], Callable[[Any], Any]]]:
         refs = self._refs.get(m)
         if refs is None:
             refs = self._refs[m] = [
-                (self.t.identity.for_mapping(info.target), self.graph.ghost_factory(info)) for info in loader.references
+                (self.t.identity.for_mapping(info.target), self.graph.ghost_factory(info))
+                for info in self.t.loader(m).references
             ]
+        return refs
+
+    def load_rows(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]], row_states: list[ObjectState] | None = None) -> list[T]:
+        """Objects for ``rows`` through the identity map; ``row_states`` receives the state of each."""
+        if m.hierarchy is not None:
+            return self._load_hierarchy(m, rows, row_states)
+        fresh: list[ObjectState] = []
+        loader = self.t.loader(m)
+        refs = self._refs_of(m)
         paused = pause_gc(len(rows), self)
         try:
             try:
@@ -199,6 +212,63 @@ class SessionCore:
             if paused:
                 resume_gc()
         return objs
+
+    def _load_hierarchy(self, m: ClassMapping[T], rows: Sequence[Sequence[Any]], row_states: list[ObjectState] | None) -> list[T]:
+        """``load_rows`` for a mapping of a single-table hierarchy: each row becomes an object of
+        the mapping its discriminator names, through that mapping's loader; rows of another
+        branch (a Cat read by key as a Dog) are left out. One cohort for the whole result, so a
+        lazy load serves every object of it, whatever its class.
+
+        Raises:
+            ConfigurationError: a row's discriminator value is mapped by no mapper.
+        """
+        h = m.hierarchy
+        assert h is not None
+        pk_at = [m.index[c.key] for c in m.pk]
+        key_of = (lambda row: row[pk_at[0]]) if len(pk_at) == 1 else (lambda row: tuple(row[i] for i in pk_at))
+        groups = h.split(rows, key_of)
+        fresh: list[ObjectState] = []
+        objs: list[Any] = [None] * len(rows)
+        states: list[ObjectState | None] = [None] * len(rows)
+        paused = pause_gc(len(rows), self)
+        try:
+            try:
+                for sub, idx, sub_rows in groups:
+                    sts: list[ObjectState] = []
+                    loaded = self.t.loader(sub).load(
+                        sub_rows, self.t.identity.for_mapping(sub), fresh, self._refs_of(sub), sts, self._lazy
+                    )
+                    if idx is None:  # every row, in order
+                        objs, states = loaded, sts  # type: ignore[assignment]
+                        continue
+                    for i, obj, st in zip(idx, loaded, sts):
+                        objs[i] = obj
+                        states[i] = st
+            finally:
+                if fresh:
+                    self.t.identity.add_to_ancestors(fresh)
+                    self.t.unindexed.append(fresh)
+                    for collected in self.t.collecting:
+                        collected.append(fresh)
+            if fresh:
+                by_mapping: dict[ClassMapping[Any], list[ObjectState]] = {}
+                for st in fresh:
+                    by_mapping.setdefault(st.mapping, []).append(st)
+                for sub, sts in by_mapping.items():
+                    self.graph.wire(sub, sts)
+                if self.t.wrote:
+                    self.t.loaded_after_write += fresh
+        finally:
+            if paused:
+                resume_gc()
+        if len(groups) == 1 and groups[0][1] is None:
+            if row_states is not None:
+                row_states += states  # type: ignore[arg-type]
+            return objs
+        kept = [i for i, st in enumerate(states) if st is not None]
+        if row_states is not None:
+            row_states += [states[i] for i in kept]  # type: ignore[misc]
+        return [objs[i] for i in kept]
 
     def release_unused(self, states: list[ObjectState]) -> list[ObjectState]:
         """Let go of the objects of a streamed batch that nothing outside the session references

@@ -104,8 +104,12 @@ class GraphLoader:
         for info in m.relations.values():
             key = info.key
             if info.kind.reference:
-                if len(info.fk_cols) == 1:
+                if key in m.ref_slots:
                     continue  # wired by the generated loader
+                if info.target.hierarchy is not None and info.target.hierarchy.polymorphic:
+                    # No stand-in can become whichever subclass the row holds: read the rows now.
+                    self._load_references([st for st in fresh if st.status == PERSISTENT], info)
+                    continue
                 tmap = self.s.tracker.identity.for_mapping(info.target)
                 make = self.ghost_factory(info)
                 for st in fresh:
@@ -137,7 +141,9 @@ class GraphLoader:
         """
         m = info.target
         klass = self._ghost_class(m)
-        imap = self.s.tracker.identity.for_mapping(m)
+        identity = self.s.tracker.identity
+        imap = identity.for_mapping(m)
+        ancestors = m.ancestors
         states = self.s.tracker.by_id  # written to only: no need to index pending loads
         pending = self.ghosts.setdefault(m, {})
         new = object.__new__
@@ -154,6 +160,9 @@ class GraphLoader:
             st.rels = NO_RELS
             st.cohort = info
             imap[key] = st
+            if ancestors:
+                for a in ancestors:
+                    identity.for_mapping(a)[key] = st
             states[id(obj)] = st
             pending[key] = st
             return obj

@@ -123,6 +123,10 @@ class Loader:
         #: Collections, given an unloaded LazyList / LazySet by the generated loader itself.
         self.collections: list[RelationInfo] = [info for info in mapping.relations.values() if info.to_many]
         self.load: LoadFn = self._generate()
+        if mapping.hierarchy is not None:
+            # A SELECT of a hierarchy's mapping also returns its subclasses' columns (after its
+            # own, so ``convert_row`` still reads its own from the head of a row).
+            self.columns = list(mapping.hierarchy.columns)
 
     def convert_row(self, row: Sequence[Any]) -> list[Any]:
         """Python values of one row (for refresh)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import attrs
 
+from . import inheritance
 from .errors import ConfigurationError, MapperError
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne, Relation, parse_cascade, LAZY
 from .schema import FK_ACTIONS, IDENTIFIER, Column, ForeignKeyConstraint, Index, Table, derived_name
@@ -23,6 +24,7 @@ from .validation import (
 )
 
 if TYPE_CHECKING:
+    from .inheritance import Hierarchy
     from .uow.tracker import MappingRuntime
 
 __all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault", "RelationInfo"]
@@ -31,6 +33,7 @@ T = TypeVar("T")
 
 #: Class-level names a Mapper may set besides columns (checked so typos are caught).
 MAPPER_OPTIONS: frozenset[str] = frozenset({"table", "timestamps", "lazy"})
+MAPPER_OPTIONS = MAPPER_OPTIONS | inheritance.OPTIONS
 #: Hook method names a Mapper may define.
 MAPPER_HOOKS: frozenset[str] = frozenset(
     {
@@ -59,6 +62,9 @@ class Mapper(Generic[T]):
     Class attributes:
         table: the database table name.
         timestamps: add ``created_at`` / ``updated_at`` (aware UTC datetimes set by the flush).
+        discriminator / discriminator_value: single-table inheritance; a base mapper names its
+            discriminator column, and each mapper of the hierarchy (``class DogMapper(AnimalMapper,
+            Mapper[Dog])``) the value its rows carry (see ``mapper.inheritance``).
 
     Columns are ``Column(...)`` attributes. A mapper instance is created per Database, so
     hook methods such as ``on_load(self, obj)`` may keep per-Database state.
@@ -87,6 +93,8 @@ class Mapper(Generic[T]):
         cls.__columns__ = columns
         cls.__relations__ = relations
         table = vars(cls).get("table")
+        if table is None and isinstance(getattr(cls, "discriminator", None), str):
+            table = getattr(cls, "table", None)  # a subclass mapper shares its base's table
         for col in columns.values():
             if col.owner is cls and isinstance(table, str):
                 col.table = table
@@ -247,6 +255,11 @@ class ClassMapping(Generic[T]):
         #: a HasOne (the generated loader sets everything else).
         self.needs_wiring = False
         self.lazy: str | None = getattr(mapper_class, "lazy", None)
+        #: Its place in a single-table hierarchy (see ``inheritance``), None outside one.
+        self.hierarchy: Hierarchy | None = None
+        #: The mappings of its mapper's base classes in that hierarchy, nearest first: the
+        #: identity map registers its objects under them too.
+        self.ancestors: tuple[ClassMapping[Any], ...] = ()
         if self.lazy is not None and self.lazy not in LAZY:
             msg = f"{mapper_class.__name__}.lazy = {self.lazy!r}; use one of {LAZY}"
             raise ConfigurationError(msg)
@@ -390,12 +403,13 @@ class Registry:
         self.tables: dict[str, Table] = {}
         #: Junction tables created for BelongsToMany relations through a table name.
         self.junctions: dict[str, Table] = {}
-        mapper_list = list(mappers)
+        mapper_list = inheritance.order_bases_first(list(mappers))
         for m in mapper_list:
             self._add(m)
         for cm in self.mappings:
             self._resolve_relations(cm)
         named = {id(c) for cm in self.mappings for i in cm.relations.values() for c in (*i.fk_cols, *i.other_cols)}
+        named |= inheritance.discriminator_columns(self.mappings)
         for cm in self.mappings:
             check_hidden_columns(self.mappings, cm, named)
         for cm in self.mappings:
@@ -411,6 +425,7 @@ class Registry:
             refs = [i for i in cm.relations.values() if i.kind.reference and len(i.fk_cols) == 1]
             cm.ref_slots = {info.key: len(cm.attr_columns) + j for j, info in enumerate(refs)}
             cm.needs_wiring = any(not i.to_many and i.key not in cm.ref_slots for i in cm.relations.values())
+        inheritance.resolve(self)
         for cm in self.mappings:
             check_unfilled_fields(cm, fields_without_default(cm.cls, _init_assignments))
 
@@ -454,7 +469,7 @@ class Registry:
         self.mappings.append(cm)
         self.by_class[cls] = cm
         self.by_mapper[mapper_class] = cm
-        self.tables[table] = cm.table
+        self.tables.setdefault(table, cm.table)  # a hierarchy's table is its base mapper's
 
     def _check_mapper(self, mapper_class: object) -> tuple[type[Mapper[Any]], type, str]:
         """The mapper class, its domain class and table, once they are known to be valid and unique."""
@@ -474,6 +489,12 @@ class Registry:
             raise ConfigurationError(msg)
         if cls in self.by_class:
             other = self.by_class[cls].name
+            if inheritance.declares_discriminator(mapper_class) and issubclass(mapper_class, self.by_class[cls].mapper_class):
+                msg = (
+                    f"{name} extends {other} but maps the same class {cls.__name__}; name its own "
+                    f"domain class: `class {name}({other}, Mapper[YourSubclass])`"
+                )
+                raise ConfigurationError(msg)
             msg = f"{cls.__name__} is mapped twice, by {other} and {name}; keep one mapper per class"
             raise ConfigurationError(msg)
         table = vars(mapper_class).get("table", getattr(mapper_class, "table", None))
@@ -488,6 +509,9 @@ class Registry:
             raise ConfigurationError(msg)
         if table in self.tables:
             other = next(cm.name for cm in self.mappings if cm.table.name == table)
+            owner = next(cm for cm in self.mappings if cm.table.name == table)
+            if inheritance.shared_table_owner(mapper_class, owner):
+                return mapper_class, cls, table
             msg = f"table {table!r} is mapped twice, by {other} and {name}; keep one mapper per table"
             raise ConfigurationError(msg)
         return mapper_class, cls, table

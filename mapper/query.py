@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import errors
+from .inheritance import scope_condition
 from .clauses import Scope, bool_or_none, column_of
 from .expressions import (
     And,
@@ -59,7 +60,8 @@ class Query(Generic[T]):
     def __init__(self, session: SessionSeam, mapping: ClassMapping[T]) -> None:
         self._session = session
         self._mapping = mapping
-        self._where: tuple[BoolExpr, ...] = ()
+        # A subclass of a single-table hierarchy sees its own rows (and its subclasses') only.
+        self._where: tuple[BoolExpr, ...] = scope_condition(mapping)
         self._order: tuple[Ordering, ...] = ()
         self._limit: int | None = None
         self._offset: int | None = None
@@ -91,7 +93,7 @@ class Query(Generic[T]):
 
     def _scope(self) -> Scope:
         """A scope to resolve names in; its joins are copies, so this query stays unchanged."""
-        joins = [Join(j.table, j.alias, j.on, j.outer_alias, j.inner) for j in self._joins]
+        joins = [Join(j.table, j.alias, j.on, j.outer_alias, j.inner, j.where) for j in self._joins]
         by_id = {id(old): new for old, new in zip(self._joins, joins)}
         paths = {k: (by_id[id(j)], m) for k, (j, m) in self._paths.items()}
         return Scope(self._mapping, tuple(joins), paths)
@@ -176,7 +178,7 @@ class Query(Generic[T]):
             raise errors.QueryError(msg)
         counter[0] += 1
         alias = f"r{counter[0]}"
-        inner = self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)
+        inner = [*scope_condition(info.target), *self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)]
         where: BoolExpr | None = None if not inner else (inner[0] if len(inner) == 1 else And(tuple(inner)))
         table = info.target.table.name
         if info.kind.reference:
@@ -673,7 +675,10 @@ class Query(Generic[T]):
                 query has conditions, an order or a window (write those in the SQL).
         """
         m = self._mapping
-        if self._where or self._order or self._limit is not None or self._offset or self._group or self._joins:
+        # A subclass's own discriminator condition is no condition of the user's: rows of other
+        # classes the SQL returns are left out as they are read.
+        conditions = self._where[len(scope_condition(m)):]
+        if conditions or self._order or self._limit is not None or self._offset or self._group or self._joins:
             msg = "from_sql() runs the SQL as given; put conditions, order and limits in the SQL, not on the query"
             raise errors.QueryError(msg)
         if not isinstance(sql, str):

@@ -18,6 +18,7 @@ from .accessors import CollectionAccessor, ReferenceAccessor
 from .core import SessionCore, key_arg
 from .engine import Budget, Connection, Row, row_class
 from .graph import resolve_paths
+from .inheritance import load_group
 from .loading import pause_gc, resume_gc
 from .mapping import ClassMapping
 from .merge import merge as merge_graph
@@ -446,7 +447,8 @@ class Session:
         states = [self._t.state_of(o, "load()") for o in items]
         by_mapping: dict[ClassMapping[Any], list[ObjectState]] = {}
         for st in states:
-            by_mapping.setdefault(st.mapping, []).append(st)
+            # Objects of one hierarchy load together, through the base that has the relations.
+            by_mapping.setdefault(load_group(st.mapping, paths), []).append(st)
         trees = [(sts, resolve_paths(m, paths)) for m, sts in by_mapping.items()]
         self._read()
         for sts, tree in trees:

@@ -87,19 +87,22 @@ class Join:
     """A join of a related table under an alias: ``on`` pairs are (joined col, outer col).
 
     LEFT JOIN for to-one paths (a missing parent keeps the row); ``inner`` for an explicit
-    ``query.join(path)``, which multiplies rows by design.
+    ``query.join(path)``, which multiplies rows by design. ``where`` is a further condition of
+    the ON clause on the joined rows (the discriminator of a subclass in a shared table).
     """
 
-    __slots__ = ("table", "alias", "on", "outer_alias", "inner")
+    __slots__ = ("table", "alias", "on", "outer_alias", "inner", "where")
 
     def __init__(
-        self, table: str, alias: str, on: Sequence[tuple[Column, Column]], outer_alias: str | None = None, inner: bool = False
+        self, table: str, alias: str, on: Sequence[tuple[Column, Column]], outer_alias: str | None = None, inner: bool = False,
+        where: BoolExpr | None = None,
     ) -> None:
         self.table = table
         self.alias = alias
         self.on = list(on)
         self.outer_alias = outer_alias
         self.inner = inner
+        self.where = where
 
 
 class Lock:
@@ -375,6 +378,8 @@ class Compiler:
                 + (f"{q(j.outer_alias)}.{q(oc.name)}" if j.outer_alias else self.column(oc))
                 for jc, oc in j.on
             )
+            if j.where is not None:
+                on += " AND " + self.condition(j.where, params)
             sql += f" {'JOIN' if j.inner else 'LEFT JOIN'} {q(j.table)} {q(j.alias)} ON {on}"
         if s.where is not None:
             sql += " WHERE " + self.condition(s.where, params)

@@ -626,7 +626,8 @@ def delete_edges(m: ClassMapping[Any], mappings: Iterable[ClassMapping[Any]]) ->
             e.owning = info
     for other in mappings:
         for info in other.relations.values():
-            if not info.kind.links or info.target is not m:
+            # A link to a base class of a hierarchy reaches its subclasses' rows too.
+            if not info.kind.links or (info.target is not m and info.target not in m.ancestors):
                 continue
             holder = info.holder if info.junction is None else None
             e = edge(info.junction or (info.holder.table if info.holder else None), info.other_cols, info.other_ref_cols, holder)

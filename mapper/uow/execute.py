@@ -308,6 +308,11 @@ class UnitOfWork:
         return _InsertRow(st, tuple(cols), values, tuple(returning))
 
     def _emit_inserts(self, table: Table, states: list[ObjectState]) -> None:
+        split = _per_mapping(states)
+        if split is not None:
+            for group in split:
+                self._emit_inserts(table, group)
+            return
         p = self.persister_for(states[0].mapping)
         hook = p.hooks.get("before_insert")
         if hook is not None:
@@ -505,6 +510,9 @@ class UnitOfWork:
         With ``defer_waiting``, a row whose new foreign key points at a row of this table that
         is not inserted yet is returned instead of written.
         """
+        split = _per_mapping(states)
+        if split is not None:
+            return [st for group in split for st in self._emit_updates(table, group, defer_waiting)]
         p = self.persister_for(states[0].mapping)
         spec = p.spec
         # Rows by their persister's group (a mask or the column names), in first-seen order.
@@ -599,6 +607,11 @@ class UnitOfWork:
     # -- deletes ----------------------------------------------------------------------------------
 
     def _emit_deletes(self, table: Table, states: list[ObjectState]) -> None:
+        split = _per_mapping(states)
+        if split is not None:
+            for group in split:
+                self._emit_deletes(table, group)
+            return
         p = self.persister_for(states[0].mapping)
         before = p.hooks.get("before_delete")
         if before is not None:
@@ -790,6 +803,8 @@ class UnitOfWork:
             st.status = PERSISTENT
             key = st.key = spec.key_of(st)
             imap[key] = st
+            if last.ancestors:
+                identity.add(st)
         # New snapshots for every written row, in one pass (see state.take_snapshots).
         take_all(self.inserted)
         take_all(self.updated)
@@ -809,6 +824,18 @@ class UnitOfWork:
             identity.discard(st)
         self.journal.entries.clear()
         return rekeyed
+
+
+def _per_mapping(states: list[ObjectState]) -> list[list[ObjectState]] | None:
+    """The states of a shared table (a single-table hierarchy) by mapping, each written by its
+    own persister; None when they are all of one mapping."""
+    first = states[0].mapping
+    if first.hierarchy is None or all(st.mapping is first for st in states):
+        return None
+    groups: dict[ClassMapping[Any], list[ObjectState]] = {}
+    for st in states:
+        groups.setdefault(st.mapping, []).append(st)
+    return list(groups.values())
 
 
 def _by_table(states: Iterable[ObjectState]) -> dict[str, list[ObjectState]]:

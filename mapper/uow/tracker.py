@@ -207,6 +207,13 @@ class Tracker:
         m = self.by_class.get(type(obj))
         if m is None:
             m = self.mapping_of(obj)
+        if m.hierarchy is not None and m.hierarchy.value is None:
+            msg = (
+                f"{m.cls.__name__} cannot be stored: {m.name} has no discriminator_value, so its "
+                f"rows must be of a subclass; add an instance of a mapped subclass, or give "
+                f"{m.name} a discriminator_value"
+            )
+            raise errors.MapperError(msg)
         hidden = (None,) * len(m.hidden_columns) if m.hidden_columns else None
         st = ObjectState(obj, m, None, None, hidden, PENDING)
         key = self.spec(m).key_of(st)
@@ -232,7 +239,8 @@ class Tracker:
                 raise errors.SessionError(msg)
 
     def _refuse_duplicate(self, m: ClassMapping[Any], key: Any) -> None:
-        other = self.identity.get(m, key)
+        # In a single-table hierarchy the key is the whole table's: a Cat may not take a Dog's.
+        other = self.identity.get(m if m.hierarchy is None else m.hierarchy.root, key)
         if other is None:
             pend = self.pending_keys.get((m, key))
             if pend is not None and pend.status == PENDING and self.spec(m).key_of(pend) == key:
@@ -349,6 +357,8 @@ class Tracker:
             key = st.key
             if imap.get(key) is st:
                 del imap[key]
+                if st.mapping.ancestors:
+                    self.identity.discard(st)
             if st.status == GHOST:
                 pending = ghosts.get(st.mapping)
                 if pending is not None and pending.get(key) is st:
