@@ -178,6 +178,10 @@ class MySQLDialect(Dialect):
             collation = "utf8mb4_bin"
         self.table_suffix = f" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={collation}"
 
+    def set_read_only(self, raw: DBAPIConnection, on: bool) -> None:
+        with raw.cursor() as cur:
+            cur.execute(f"SET SESSION TRANSACTION {'READ ONLY' if on else 'READ WRITE'}")
+
     def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
         if isolation_level is None:
             return
