@@ -151,7 +151,7 @@ def test_a_dead_replica_is_skipped_and_retried_after_a_doubling_backoff(backend,
     assert [route(), route(), route()] == [good] * 3  # skipped: nothing tried during the back-off
     assert db.replica_status()[0].failures == 1
     clock.now += 1.0
-    assert route() in (good,)
+    assert route() == good  # the dead one was due, tried again, and failed again
     assert route() == good
     assert (db.replica_status()[0].failures, db.replica_status()[0].retry_in) == (2, 2.0)
     clock.now += 2.0
@@ -218,3 +218,19 @@ def test_bad_session_routes_are_configuration_errors(tmp_path):
             db.session(pin_primary=True)
         with pytest.raises(errors.ConfigurationError, match="readonly=1"):
             db.session(readonly=1)
+
+
+def test_inside_a_test_transaction_readonly_sessions_share_it_and_still_refuse_writes(backend, make_db):
+    from mapper.testing import TestTransaction
+
+    db = make_db(OwnerMapper, replicas=[_variant(backend.url)])
+    with TestTransaction(db):
+        with db.session() as s:
+            s.add(Owner("Tom"))
+        with db.session(readonly=True) as s:  # the test's one connection: it sees Tom
+            assert [o.name for o in s.query(Owner).all()] == ["Tom"]
+            s.add(Owner("Ann"))
+            with pytest.raises(errors.ReadOnlySessionError):
+                s.flush()
+            s.rollback()
+    assert backend.raw(f"SELECT count(*) FROM {backend.q('owners')}") == [(0,)]
