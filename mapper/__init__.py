@@ -20,6 +20,7 @@ from .errors import (
     PoolTimeoutError,
     QueryBudgetExceeded,
     QueryError,
+    ReadOnlySessionError,
     RelationNotLoadedError,
     SessionClosedError,
     SessionError,
@@ -29,6 +30,7 @@ from .clauses import path
 from .functions import exists, func, outer
 from .mapping import Mapper
 from .query import Page, Query
+from .replicas import ReplicaStatus
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne
 from .schema import Column, ForeignKey
 from .serialize import to_dict
@@ -56,6 +58,7 @@ __all__ = [
     "SessionClosedError",
     "PendingRollbackError",
     "DuplicateIdentityError",
+    "ReadOnlySessionError",
     "NotFoundError",
     "MultipleResultsError",
     "QueryError",
@@ -68,6 +71,7 @@ __all__ = [
     "OperationalError",
     "PoolTimeoutError",
     "StatementEvent",
+    "ReplicaStatus",
     "func",
     "path",
     "outer",

@@ -12,6 +12,7 @@ from .engine import Engine
 from .health import Health, check_health
 from .lifecycle import Lifecycle, SessionHook
 from .pool import PoolStatus
+from .replicas import Replicas, ReplicaStatus
 from .events import StatementCallback, Subscription
 from .uow.persister import Persister
 from .loading import Loader
@@ -72,6 +73,12 @@ class Database:
             ``OperationalError``.
         pause_gc: pause Python's cyclic garbage collector while a query, or a load or flush
             of more than 1,000 rows, runs (default True); False never touches the collector.
+        replicas: URLs of read replicas of the same backend. Read-only sessions
+            (``session(readonly=True)``) read from them, round robin; every other session
+            uses the primary. Each replica has its own pool with the options above.
+        replica_backoff: seconds an unreachable replica is skipped after its first failure;
+            each further failure in a row doubles it (default 1).
+        replica_max_backoff: the longest an unreachable replica is skipped (default 30).
 
     Raises:
         ConfigurationError: a mapping is wrong, the URL names no known backend or a driver
@@ -96,6 +103,9 @@ class Database:
         connect_args: dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
         pause_gc: bool = True,
+        replicas: Iterable[str] = (),
+        replica_backoff: float = 1.0,
+        replica_max_backoff: float = 30.0,
     ) -> None:
         if lazy not in _LAZY:
             msg = f"Database(lazy={lazy!r}): use one of {_LAZY}"
@@ -107,19 +117,31 @@ class Database:
         #: Whether loads and flushes pause the cyclic GC (read by ``loading.pause_gc``).
         self.pause_gc = pause_gc
         self.registry = Registry(mappers)
-        self.engine = Engine(
-            url,
-            pool_size=pool_size,
-            pool_timeout=pool_timeout,
-            pool_min=pool_min,
-            pool_max_idle=pool_max_idle,
-            pool_max_lifetime=pool_max_lifetime,
-            pre_ping=pre_ping,
-            isolation_level=isolation_level,
-            echo=echo,
-            busy_timeout=busy_timeout,
-            connect_args=connect_args,
-            connect_timeout=connect_timeout,
+
+        def make_engine(url: str, echo: bool = False) -> Engine:
+            return Engine(
+                url,
+                pool_size=pool_size,
+                pool_timeout=pool_timeout,
+                pool_min=pool_min,
+                pool_max_idle=pool_max_idle,
+                pool_max_lifetime=pool_max_lifetime,
+                pre_ping=pre_ping,
+                isolation_level=isolation_level,
+                echo=echo,
+                busy_timeout=busy_timeout,
+                connect_args=connect_args,
+                connect_timeout=connect_timeout,
+            )
+
+        self.engine = make_engine(url, echo)
+        #: Where each session's connection comes from (the primary, or a replica).
+        self._router = Replicas(
+            self.engine,
+            list(replicas) if not isinstance(replicas, str) else replicas,
+            make_engine,
+            backoff=replica_backoff,
+            max_backoff=replica_max_backoff,
         )
         self._after_commit_hooks: list[Callable[[Session], None]] = []
         self._before_flush_hooks: list[Callable[[Session], None]] = []
@@ -263,17 +285,43 @@ class Database:
         """
         return self.engine.on_statement(callback)
 
-    def session(self, *, autoflush: bool = True, lazy: str | None = None) -> Session:
+    def session(
+        self, *, autoflush: bool = True, lazy: str | None = None, readonly: bool = False, pin_primary: bool = False
+    ) -> Session:
         """A new Session (use it as a context manager).
 
         Args:
             autoflush: flush pending changes before each query.
             lazy: overrides the Database's ``lazy`` setting for this session.
+            readonly: a session that only reads: it reads from a replica when the Database has
+                one that is up (else from the primary), its connection refuses writes at the
+                server, and a flush with anything to write raises ``ReadOnlySessionError``
+                before sending a statement. A replica may lag behind the primary.
+            pin_primary: a read-only session that reads from the primary (what it reads is
+                never behind a commit that came before it).
+
+        Raises:
+            ConfigurationError: a bad ``lazy``, a flag that is not a bool, or ``pin_primary``
+                without ``readonly`` (every other session uses the primary already).
         """
         if lazy is not None and lazy not in _LAZY:
             msg = f"session(lazy={lazy!r}): use one of {_LAZY}"
             raise errors.ConfigurationError(msg)
-        return Session(self, autoflush=autoflush, lazy=lazy)
+        for name, flag in (("readonly", readonly), ("pin_primary", pin_primary)):
+            if not isinstance(flag, bool):
+                msg = f"session({name}={flag!r}): use True or False"
+                raise errors.ConfigurationError(msg)
+        if pin_primary and not readonly:
+            msg = (
+                "session(pin_primary=True) pins a read-only session to the primary: add readonly=True "
+                "(a session that may write always uses the primary)"
+            )
+            raise errors.ConfigurationError(msg)
+        return Session(self, autoflush=autoflush, lazy=lazy, readonly=readonly, pin_primary=pin_primary)
+
+    def replica_status(self) -> list[ReplicaStatus]:
+        """Each replica's health (``ReplicaStatus``), in the order given; empty without replicas."""
+        return self._router.status()
 
     def transaction(
         self,
@@ -442,6 +490,7 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection. Sessions still open keep theirs until they close."""
         self.engine.close()
+        self._router.close()
 
     def __enter__(self) -> Database:
         return self

@@ -142,6 +142,11 @@ class Engine:
         self.pool: QueuePool = QueuePool(
             self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
+        #: ``"primary"`` or ``"replica"`` once the Database has replicas (``replicas.Replicas``
+        #: sets it), else None: the route its statement events and echo lines name.
+        self.route: str | None = None
+        #: The URL, password masked, as statement events name the server.
+        self.server = self.url.safe()
 
     def _create_raw(self) -> DBAPIConnection:
         """Open and prepare a new driver connection."""
@@ -182,11 +187,13 @@ class Engine:
         self.observers.append(callback)
         return Subscription(self.observers, callback)
 
-    def connect(self, owner: object | None = None) -> Connection:
+    def connect(self, owner: object | None = None, read_only: bool = False) -> Connection:
         """A Connection holding one pooled driver connection until closed.
 
         Args:
             owner: the session the connection serves, named by its statement events.
+            read_only: the server refuses writes on it until it goes back to the pool
+                (``Dialect.set_read_only``).
         """
         if self.pinned is not None:
             return self.pinned(owner)
@@ -197,6 +204,8 @@ class Engine:
             conn = Connection(self, raw)
             if owner is not None:
                 conn.owner = weakref.ref(owner)
+            if read_only:
+                conn.set_read_only()
             return conn
         except BaseException:
             # The pool counted the connection as lent: give it back, or its slot is lost.
@@ -240,6 +249,9 @@ class Connection:
         "_lent",
         "_ended",
         "_ended_at",
+        "route",
+        "server",
+        "read_only",
     )
 
     def __init__(self, engine: Engine, raw: DBAPIConnection) -> None:
@@ -263,6 +275,19 @@ class Connection:
         #: (when it ended more than ``PING_WINDOW`` ago, at ``_ended_at``).
         self._ended = False
         self._ended_at = 0.0
+        self.route = engine.route
+        self.server = engine.server
+        #: Writes are refused by the server (``set_read_only``), until the connection goes back.
+        self.read_only = False
+
+    def set_read_only(self) -> None:
+        """Make the server refuse writes on this connection (undone when it goes back to the pool)."""
+        try:
+            self.dialect.set_read_only(self.raw, True)
+        except self._errors as exc:
+            self.broken = True
+            self._raise(exc, "SET READ ONLY", None)
+        self.read_only = True
 
     # -- the choke point --------------------------------------------------------------------------
 
@@ -320,6 +345,8 @@ class Connection:
         self.raw, self._cursor = raw, cursor
         self._lent = True
         self.broken = False
+        if self.read_only:
+            self.set_read_only()
 
     def _heal(self, exc: BaseException) -> bool:
         """After a transaction's first statement (or its BEGIN) failed: whether the connection had died unseen
@@ -439,7 +466,7 @@ class Connection:
         Guards (budgets) see it first and may refuse it before anything is sent; observers see
         it afterwards with its time and row count, or with the error it raised.
         """
-        event = StatementEvent(sql, params, many, control, self.owner)
+        event = StatementEvent(sql, params, many, control, self.owner, self.route, self.server)
         if not control:
             if self.closed:
                 self._refuse_closed()
@@ -564,6 +591,12 @@ class Connection:
             if self.in_transaction and not self.broken:
                 try:
                     self.dialect.rollback(self.raw)
+                except Exception:  # noqa: BLE001
+                    self.broken = True
+            if self.read_only and not self.broken:
+                # Pooled connections serve writers too: give it back writable.
+                try:
+                    self.dialect.set_read_only(self.raw, False)
                 except Exception:  # noqa: BLE001
                     self.broken = True
             clean = True

@@ -28,6 +28,7 @@ __all__ = [
     "ProgrammingError",
     "NotSupportedError",
     "PoolTimeoutError",
+    "ReadOnlySessionError",
     "SchemaDriftError",
     "SchemaDriftWarning",
 ]
@@ -55,6 +56,10 @@ class PendingRollbackError(SessionError):
 
 class DuplicateIdentityError(SessionError):
     """Another managed object already has this primary key."""
+
+
+class ReadOnlySessionError(SessionError):
+    """A read-only session (``db.session(readonly=True)``) was asked to write; nothing was sent."""
 
 
 class NotFoundError(MapperError, LookupError):

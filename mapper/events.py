@@ -42,10 +42,14 @@ class StatementEvent:
             any other, but budgets do not count it.
         error: the ``DatabaseError`` the statement raised, or None.
         thread: ``threading.get_ident()`` of the thread that sent it.
+        route: ``"primary"`` or ``"replica"`` when the Database has replicas
+            (``Database(url, replicas=[...])``), else None.
+        server: the URL (password masked) of the server the statement went to.
     """
 
     __slots__ = (
         "sql", "params", "executemany", "duration", "rows", "control", "error", "thread", "_owner",
+        "route", "server",
     )
 
     def __init__(
@@ -55,6 +59,8 @@ class StatementEvent:
         executemany: int,
         control: bool,
         owner: weakref.ref[Any] | None,
+        route: str | None = None,
+        server: str = "",
     ) -> None:
         self.sql = sql
         self.params = params
@@ -65,6 +71,8 @@ class StatementEvent:
         self.error: errors.DatabaseError | None = None
         self.thread = threading.get_ident()
         self._owner = owner
+        self.route = route
+        self.server = server
 
     @property
     def session(self) -> Any:
@@ -155,7 +163,10 @@ class Subscription:
 
 
 class EchoLog:
-    """The SQL echo (``echo=True``): each statement, its parameters and its time on ``mapper.sql``."""
+    """The SQL echo (``echo=True``): each statement, its parameters and its time on ``mapper.sql``.
+
+    With replicas, each line ends with the route: ``[primary]`` or ``[replica <url>]``.
+    """
 
     __slots__ = ()
 
@@ -163,11 +174,13 @@ class EchoLog:
         if event.error is not None:
             return
         ms = event.duration * 1000
+        route = event.route
+        where = "" if route is None else (" [primary]" if route == "primary" else f" [replica {event.server}]")
         if event.executemany:
             many = event.executemany
             params: Sequence[Any] | None = event.params
             shown = list(params[:10]) if params is not None else []
             more = f" ... and {many - len(shown)} more" if many > len(shown) else ""
-            log.info("%s [executemany x%d] %r%s (%.3f ms)", event.sql, many, shown, more, ms)
+            log.info("%s [executemany x%d] %r%s (%.3f ms)%s", event.sql, many, shown, more, ms, where)
         else:
-            log.info("%s %r (%.3f ms)", event.sql, event.params, ms)
+            log.info("%s %r (%.3f ms)%s", event.sql, event.params, ms, where)

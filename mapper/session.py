@@ -66,8 +66,19 @@ class Session:
     for close(), which any thread may call.
     """
 
-    def __init__(self, db: Database, *, autoflush: bool = True, lazy: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        autoflush: bool = True,
+        lazy: str | None = None,
+        readonly: bool = False,
+        pin_primary: bool = False,
+    ) -> None:
         self._db = db
+        #: Reads only, from a replica unless ``pin_primary`` (``db.session(readonly=True)``).
+        self.readonly = readonly
+        self.pin_primary = pin_primary
         self.autoflush = autoflush
         self.lazy = lazy if lazy is not None else db.lazy
         self._conn: Connection | None = None
@@ -171,7 +182,7 @@ class Session:
                 self._check()
                 conn = self._conn
                 if conn is None:
-                    conn = self._db.engine.connect(self)
+                    conn = self._db._router.connect(self, self.readonly, self.pin_primary)
                     conn.budgets = self._budgets
                     self._conn = conn
         return conn
@@ -581,6 +592,8 @@ class Session:
             persistent = self._planner.dirty(plan)
             if not (t.new or t.deleted or persistent or ops or plan.junction_add or plan.junction_remove or plan.assoc_remove):
                 return
+            if self.readonly:
+                self._refuse_write(len(t.new), len(persistent), len(t.deleted))
             conn = self.connection
             t.wrote = True
             if not paused:
@@ -610,6 +623,14 @@ class Session:
         t.relation_ops.clear()
         if written is not None:
             self._flushed(written)
+
+    def _refuse_write(self, new: int, changed: int, deleted: int) -> None:
+        what = f"{new} new, {changed} changed and {deleted} deleted objects"
+        msg = (
+            f"this session is read-only (db.session(readonly=True)) and has {what} to write; "
+            "nothing was sent: write in a db.session() (or db.transaction()), which uses the primary"
+        )
+        raise errors.ReadOnlySessionError(msg)
 
     def _flushed(self, written: list[ObjectState]) -> None:
         """After a flush that wrote: the lifecycle hooks (``after_flush``)."""

@@ -205,3 +205,18 @@ def managed_states(session: Any) -> dict[int, Any]:
 def tracker(session: Any) -> Any:
     """The session's ``Tracker`` (its lists of pending, deleted and loaded states), for tests."""
     return session._t
+
+
+def scaleout_server(name: str, env: str, script: str) -> str:
+    """The URL in ``env`` of a server that one of the project's scripts starts (a standby, a cluster).
+
+    Unset, the test skips with the command that starts it; but when MAPPER_REQUIRE_BACKENDS
+    names ``name`` (CI's scale-out steps do), the test fails instead, so it cannot skip unseen.
+    """
+    url = os.environ.get(env, "")
+    if url:
+        return url
+    reason = f"{env} is not set: run the tests under `{script} run python -m pytest ...`"
+    if name in REQUIRED:
+        pytest.fail(f"MAPPER_REQUIRE_BACKENDS includes {name}, but {reason}")
+    pytest.skip(reason)

@@ -315,6 +315,10 @@ class Dialect:
         the mistake at the first connection instead.
         """
 
+    def set_read_only(self, raw: DBAPIConnection, on: bool) -> None:
+        """Make the server refuse (``on``) or allow writes on a connection with no open transaction."""
+        raise NotImplementedError
+
     def begin(self, raw: DBAPIConnection) -> None:
         """Start a transaction explicitly; drivers that begin implicitly do nothing."""
 

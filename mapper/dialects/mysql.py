@@ -60,7 +60,10 @@ class MySQLDialect(Dialect):
     ilike_operator = None
     no_limit = "18446744073709551615"
     default_values_sql = "() VALUES ()"
-    retryable_codes = frozenset({"1213", "1020", "40001"})
+    # Deadlocks (Galera's certification failures arrive as 1213 too), and TiDB's conflicts that
+    # its documentation says to answer by running the whole transaction again: 8002 (SELECT FOR
+    # UPDATE met a write conflict), 8005 and 9007 (write conflicts), 8022 (commit failed).
+    retryable_codes = frozenset({"1213", "1020", "40001", "8002", "8005", "8022", "9007"})
     backslash_escapes = True
     mysql_comments = True
     type_names: ClassVar[dict[str, str]] = {
@@ -196,6 +199,10 @@ class MySQLDialect(Dialect):
             on.append(f"t.{q(version.name)} = v.c{len(cols) - 1}")
         sets = ", ".join(f"t.{q(c.name)} = v.c{i}" for i, c in enumerate(set_columns))
         return f"UPDATE {q(table)} AS t JOIN ({rows}) AS v ON " + " AND ".join(on) + f" SET {sets}"
+
+    def set_read_only(self, raw: DBAPIConnection, on: bool) -> None:
+        with raw.cursor() as cur:
+            cur.execute(f"SET SESSION TRANSACTION {'READ ONLY' if on else 'READ WRITE'}")
 
     def on_connect(self, raw: DBAPIConnection, isolation_level: str | None) -> None:
         if isolation_level is None:

@@ -94,6 +94,10 @@ class PostgreSQLDialect(Dialect):
             return False
         return True
 
+    def set_read_only(self, raw: DBAPIConnection, on: bool) -> None:
+        # psycopg opens each transaction with BEGIN READ ONLY then: no round trip here.
+        raw.read_only = on  # type: ignore[attr-defined]
+
     def check_isolation_level(self, isolation_level: str) -> None:
         self.on_connect_check(isolation_level)
 

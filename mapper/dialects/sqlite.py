@@ -194,6 +194,9 @@ class SQLiteDialect(Dialect):
             raise errors.ConfigurationError(msg)
         self.begin_sql = f"BEGIN {mode}"
 
+    def set_read_only(self, raw: DBAPIConnection, on: bool) -> None:
+        raw.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")  # type: ignore[attr-defined]
+
     def begin(self, raw: DBAPIConnection) -> None:
         raw.execute(self.begin_sql)  # type: ignore[attr-defined]
 

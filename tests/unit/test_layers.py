@@ -31,6 +31,7 @@ RANK = {
     "pool": 1,
     "engine": 6,
     "health": 7,
+    "replicas": 7,
     "state": 6,
     "serialize": 6,
     "identity": 7,
