@@ -87,7 +87,16 @@ class FlushPlanner:
             plan.junction_add = [op for op in plan.junction_add if held(op.source) is not None and held(op.target) is not None]
             plan.junction_remove = [op for op in plan.junction_remove if held(op.source) is not None and held(op.target) is not None]
         refuse_null_links(plan, self.t.lookup)
+        self._sync_embedded()
         return plan, ops
+
+    def _sync_embedded(self) -> None:
+        """New objects' value objects (Embedded) into their hidden values, which the INSERTs
+        read (persistent ones are taken apart by the ``changed`` scan)."""
+        for st in self.t.new.values():
+            sync = self.t.spec(st.mapping).embedded
+            if sync is not None:
+                sync.sync((st,))
 
     def _doom(self, st: ObjectState) -> bool:
         """Mark a state deleted by a cascade; a new one is dropped instead, and remembered so that

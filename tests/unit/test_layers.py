@@ -25,6 +25,7 @@ RANK = {
     "relations": 4,
     "dialects": 4,
     "validation": 4,
+    "embedded": 4,
     "mapping": 5,
     "sql": 5,
     "pool": 1,
