@@ -142,7 +142,7 @@ class SessionCore:
         plan = self._get_plans.get(m)
         if plan is None:
             # The statement and the key conversion of get(), built once per session and class.
-            sql = conn.compiler.select_by_key(m.table, self.t.loader(m).columns, m.pk)
+            sql = conn.compiler.select_by_key(m.table, self.t.loader(m).columns, m.pk, m.soft_delete)
             plan = self._get_plans[m] = (sql, _key_params(conn.dialect, m.pk))
         rows = conn.fetchall(plan[0], plan[1](key))
         found = self.load_rows(m, rows)

@@ -12,6 +12,8 @@ import attrs
 
 from .embedded import Embedded, bind_embedded, check_embedded
 from .errors import ConfigurationError, MapperError
+from .expressions import BoolExpr
+from .scopes import resolve_scopes
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne, Relation, parse_cascade, LAZY
 from .schema import FK_ACTIONS, IDENTIFIER, Column, ForeignKeyConstraint, Index, Table, derived_name
 from .types import ColumnType, DateTime, Integer, BigInteger, SmallInteger
@@ -31,7 +33,7 @@ __all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault", "RelationInfo"]
 T = TypeVar("T")
 
 #: Class-level names a Mapper may set besides columns (checked so typos are caught).
-MAPPER_OPTIONS: frozenset[str] = frozenset({"table", "timestamps", "lazy"})
+MAPPER_OPTIONS: frozenset[str] = frozenset({"table", "timestamps", "lazy", "soft_delete", "default_scope"})
 #: Hook method names a Mapper may define.
 MAPPER_HOOKS: frozenset[str] = frozenset(
     {
@@ -60,6 +62,9 @@ class Mapper(Generic[T]):
     Class attributes:
         table: the database table name.
         timestamps: add ``created_at`` / ``updated_at`` (aware UTC datetimes set by the flush).
+        soft_delete: the name of a column (``"deleted_at"``) that ``session.delete()`` sets
+            instead of deleting the row; reads skip rows where it is set (see ``mapper.scopes``).
+        default_scope: a condition on the mapper's columns that every query of it adds.
 
     Columns are ``Column(...)`` attributes. A mapper instance is created per Database, so
     hook methods such as ``on_load(self, obj)`` may keep per-Database state.
@@ -67,6 +72,8 @@ class Mapper(Generic[T]):
 
     table: ClassVar[str]
     timestamps: ClassVar[bool] = False
+    soft_delete: ClassVar[str | None] = None
+    default_scope: ClassVar[BoolExpr | None] = None
     __columns__: ClassVar[dict[str, Column]] = {}
     __relations__: ClassVar[dict[str, Relation]] = {}
     __embedded__: ClassVar[dict[str, Embedded]] = {}
@@ -228,6 +235,9 @@ class ClassMapping(Generic[T]):
         self.by_key: dict[str, Column] = {}
         self.field_defaults: list[FieldDefault] = []
         self.domain_attributes: list[str] = []
+        #: The soft-delete column and the default scope (``mapper.scopes``), if declared.
+        self.soft_delete: Column | None = None
+        self.default_scope: BoolExpr | None = None
         #: Value objects stored in several (hidden) columns, by attribute name.
         self.embedded: dict[str, Embedded] = dict(getattr(mapper_class, "__embedded__", {}))
         self.direct_setattr = getattr(cls, "__setattr__", object.__setattr__) is object.__setattr__
@@ -444,6 +454,7 @@ class Registry:
             raise ConfigurationError(msg)
         cm.table.primary_key = list(cm.pk)
         cm.autoinc = cm.table.autoincrement_column
+        resolve_scopes(cm)
         for col in cm.columns:
             if col.unique:
                 cm.table.uniques.append((col.name,))

@@ -59,6 +59,9 @@ class ObjectState:
     crels: dict[str, Any] | None = None
     generated: bool = False
     deleted_flushed: bool = False
+    #: A delete removes the row even where the mapping soft-deletes (``delete(obj, hard=True)``,
+    #: or the cascade of a parent whose row goes).
+    hard_delete: bool = False
 
     def __init__(self, obj: Any, mapping: ClassMapping[Any], key: Any, snap: tuple[Any, ...] | None, hidden: tuple[Any, ...] | None, status: int) -> None:
         self.obj = obj
