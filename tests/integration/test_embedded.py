@@ -229,3 +229,14 @@ def test_the_ddl_command_prints_the_part_columns():
     out = io.StringIO()
     assert main(["ddl", "tests.integration.test_embedded:ddl_db", "--dialect", "postgresql"], out) == 0
     assert '"weight_amount" NUMERIC(8, 3) NOT NULL,\n  "weight_currency" VARCHAR(3) NOT NULL' in out.getvalue()
+
+
+def test_upsert_writes_the_parts(db, backend, count):
+    with db.session() as s:
+        with count(s, 1):
+            s.upsert(Item("tea", eur("6.00"), id=1))
+        tea = s.get(Item, 1)
+        assert tea.price == eur("6.00")
+        with count(s, 0):  # the row holds what the object holds
+            s.flush()
+    assert rows(backend, "SELECT name, price_amount, price_currency, discount_amount FROM {emb_items} WHERE id = 1") == [("tea", Decimal("6.00"), "EUR", None)]

@@ -203,3 +203,12 @@ def test_bad_options_are_configuration_errors(options, message):
     mapper_class = types.new_class("ThingMapper", (Mapper[Thing],), exec_body=body)
     with pytest.raises(errors.ConfigurationError, match=message):
         Database("sqlite://", mappers=[mapper_class])
+
+
+def test_query_delete_is_a_hard_delete_of_the_rows_the_query_shows(db, backend):
+    with db.session() as s:
+        s.delete(s.query(Post).where(title="one").one())
+        s.flush()
+        assert s.query(Post).where(PostMapper.title.in_(["one", "two", "draft"])).delete() == 1
+    # "one" is soft-deleted and "draft" outside the scope: only "two" goes
+    assert rows(backend, "SELECT title FROM {sd_posts} ORDER BY id") == [("one",), ("draft",), ("three",)]
