@@ -8,7 +8,7 @@ import logging
 import attrs
 import pytest
 
-from mapper import BelongsTo, Column, Database, HasMany, Mapper, errors
+from mapper import BelongsTo, BelongsToMany, Column, Database, HasMany, HasOne, Mapper, errors
 from mapper import types as t
 from tests.rel_models import rows
 
@@ -125,6 +125,10 @@ def test_a_soft_deleted_author_is_gone_from_queries_and_get(db):
         # a reference to it still loads: the child's row names it
         three = s.query(Post).with_deleted().where(title="three").one()
         assert three.author.name == "Bob"
+    with db.session() as s:
+        three = s.query(Post).with_deleted().where(title="three").one()  # its author is a stand-in
+        assert s.get(Author, 2) is None  # get() reads the row for the stand-in, and skips it
+        assert three.author.name == "Bob"
 
 
 def test_hard_delete_removes_the_rows_and_its_cascade_the_children_rows(db, backend, caplog):
@@ -212,3 +216,74 @@ def test_query_delete_is_a_hard_delete_of_the_rows_the_query_shows(db, backend):
         assert s.query(Post).where(PostMapper.title.in_(["one", "two", "draft"])).delete() == 1
     # "one" is soft-deleted and "draft" outside the scope: only "two" goes
     assert rows(backend, "SELECT title FROM {sd_posts} ORDER BY id") == [("one",), ("draft",), ("three",)]
+
+
+@attrs.define(eq=False)
+class Reader:
+    name: str
+    badges: list[Badge] = attrs.Factory(list)
+    card: Card | None = None
+    id: int | None = None
+
+
+@attrs.define(eq=False)
+class Badge:
+    label: str
+    id: int | None = None
+
+
+@attrs.define(eq=False)
+class Card:
+    number: str
+    reader: Reader | None = None
+    id: int | None = None
+
+
+class ReaderMapper(Mapper[Reader]):
+    table = "sd_readers"
+    id = Column(t.Integer, primary_key=True)
+    name = Column(t.String(50), nullable=False)
+    badges = BelongsToMany(Badge, through="sd_reader_badges", order_by="id")
+    card = HasOne("Card", inverse="reader", cascade="all")
+
+
+class BadgeMapper(Mapper[Badge]):
+    table = "sd_badges"
+    soft_delete = "deleted_at"
+    id = Column(t.Integer, primary_key=True)
+    label = Column(t.String(50), nullable=False)
+
+
+class CardMapper(Mapper[Card]):
+    table = "sd_cards"
+    soft_delete = "deleted_at"
+    id = Column(t.Integer, primary_key=True)
+    number = Column(t.String(10), nullable=False)
+    reader = BelongsTo(Reader, inverse="card")
+
+
+def test_many_to_many_targets_and_has_one_children_skip_soft_deleted_rows(make_db, backend, count):
+    db = make_db(ReaderMapper, BadgeMapper, CardMapper)
+    with db.session() as s:
+        s.add(Reader("Ann", badges=[Badge("gold"), Badge("silver")], card=Card("C1")))
+        s.add(Reader("Bob", badges=[Badge("bronze")]))
+    with db.session() as s:
+        s.delete(s.query(Badge).where(label="gold").one())
+        s.delete(s.query(Card).one())
+    assert rows(backend, "SELECT COUNT(*) FROM {sd_reader_badges}") == [(3,)]  # the links stay
+    with db.session() as s:
+        with count(s, 3):
+            ann = s.query(Reader).where(name="Ann").include("badges", "card").one()
+        assert [b.label for b in ann.badges] == ["silver"] and ann.card is None
+    with db.session() as s:
+        ann, bob = s.query(Reader).order_by("id").all()
+        with count(s, 1):  # one cohort load of both readers' badges
+            assert [b.label for b in ann.badges] == ["silver"]
+            assert [b.label for b in bob.badges] == ["bronze"]
+
+
+def test_removing_a_soft_deletable_orphan_soft_deletes_it(db, backend):
+    with db.session() as s:
+        ann = s.query(Author).where(name="Ann").include("posts").one()
+        ann.posts.pop(0)  # cascade="all" includes "orphan"
+    assert rows(backend, "SELECT title, author_id FROM {sd_posts} WHERE deleted_at IS NOT NULL") == [("one", 1)]
