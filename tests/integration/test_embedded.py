@@ -240,3 +240,16 @@ def test_upsert_writes_the_parts(db, backend, count):
         with count(s, 0):  # the row holds what the object holds
             s.flush()
     assert rows(backend, "SELECT name, price_amount, price_currency, discount_amount FROM {emb_items} WHERE id = 1") == [("tea", Decimal("6.00"), "EUR", None)]
+
+
+def test_dotted_names_reach_the_parts(db):
+    with db.session() as s:
+        assert [i.name for i in s.query(Item).order_by("price.currency", "-price.amount").all()] == ["cake", "tea", "jam"]
+        assert s.query(Item).order_by("price.amount").values("name", "price.amount") == [
+            ("tea", Decimal("3.50")), ("jam", Decimal("7.25")), ("cake", Decimal("12.00"))
+        ]
+        assert s.query(Shop).values("address.geo.lat") == [(53.8,)]
+        with pytest.raises(errors.QueryError, match=r"names a value object, not one of its columns; name a part, such as 'address.geo.lat'"):
+            s.query(Shop).values("address.geo")
+        with pytest.raises(errors.QueryError, match=r"'price.amout': ItemMapper.price has no part 'amout'"):
+            s.query(Item).order_by("price.amout").all()
