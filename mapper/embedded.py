@@ -389,6 +389,13 @@ def check_embedded(name: str, cls: type, embedded: dict[str, Embedded], attr_nam
         if key in relations:
             msg = f"{where} is both an Embedded and a relation; rename one"
             raise ConfigurationError(msg)
+        hint, _ = _unwrap_optional(_hints(cls).get(key))
+        if isinstance(hint, type) and not issubclass(e._value_class, hint):
+            msg = (
+                f"{where} stores a {e._value_class.__name__}, but {cls.__name__}.{key} is annotated "
+                f"{hint.__name__}; embed the class the attribute holds"
+            )
+            raise ConfigurationError(msg)
         for col in embedded_columns(e):
             if col.key in attr_names:
                 msg = (

@@ -34,8 +34,8 @@ class Label:
 
 
 @attrs.frozen
-class Tag:
-    label: str
+class TaggedMoney(Money):
+    label: str = ""
 
 
 @attrs.define
@@ -90,7 +90,12 @@ def test_an_attribute_the_domain_class_lacks_and_a_part_named_like_an_attribute(
     with pytest.raises(errors.ConfigurationError, match=r"BadMapper\.cost: Thing has no attribute 'cost' to hold the Money; add it to the class"):
         Database("sqlite://", mappers=[_mapper(price=Embedded(Money), cost=Embedded(Money))])
     with pytest.raises(errors.ConfigurationError, match=r"BadMapper\.price: its column 'label' has the name of the attribute Thing\.label"):
-        Database("sqlite://", mappers=[_mapper(price=Embedded(Tag, prefix=""))])
+        Database("sqlite://", mappers=[_mapper(price=Embedded(TaggedMoney, prefix=""))])
+
+
+def test_a_value_class_the_attribute_does_not_hold():
+    with pytest.raises(errors.ConfigurationError, match=r"BadMapper\.price stores a Label, but Thing\.price is annotated Money; embed the class the attribute holds"):
+        Database("sqlite://", mappers=[_mapper(price=Embedded(Label))])
 
 
 def test_a_type_that_cannot_be_inferred_asks_for_one():
@@ -132,3 +137,22 @@ def test_an_inherited_embedded_is_bound_to_each_mapper():
 
     assert AMapper.price is not Base.price
     assert AMapper.price.amount.table == "a_things" and AMapper.price.amount.type == t.Numeric(10, 2)
+
+
+def test_a_declared_soft_delete_column_is_used_as_declared():
+    @attrs.define
+    class Doc:
+        title: str
+        id: int | None = None
+
+    class DocMapper(Mapper[Doc]):
+        table = "docs"
+        soft_delete = "removed_at"
+        id = Column(t.Integer, primary_key=True)
+        title = Column(t.String(20), nullable=False)
+        removed_at = Column(t.DateTime(timezone=True), hidden=True, index=True)
+
+    db = Database("sqlite://", mappers=[DocMapper])
+    m = db.registry.mapping_for(Doc)
+    assert m.soft_delete is DocMapper.removed_at and m.hidden_columns == [DocMapper.removed_at]
+    db.close()
