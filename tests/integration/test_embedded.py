@@ -253,3 +253,36 @@ def test_dotted_names_reach_the_parts(db):
             s.query(Shop).values("address.geo")
         with pytest.raises(errors.QueryError, match=r"'price.amout': ItemMapper.price has no part 'amout'"):
             s.query(Item).order_by("price.amout").all()
+
+
+@attrs.define
+class Dims:  # a mutable value class: edits in place are changes too
+    width: int
+    height: int
+
+
+@attrs.define
+class Box:
+    dims: Dims
+    id: int | None = None
+
+
+class BoxMapper(Mapper[Box]):
+    table = "emb_boxes"
+    id = Column(t.Integer, primary_key=True)
+    dims = Embedded(Dims)
+
+
+def test_a_mutable_value_edited_in_place_is_written_and_rolled_back(make_db, backend, count):
+    db = make_db(BoxMapper)
+    with db.session() as s:
+        s.add(Box(Dims(2, 3)))
+    with db.session() as s:
+        box = s.query(Box).one()
+        box.dims.width = 5
+        with count(s, 1):
+            s.flush()
+        assert [tuple(r) for r in s.execute("SELECT dims_width, dims_height FROM emb_boxes")] == [(5, 3)]
+        s.rollback()
+        assert box.dims == Dims(2, 3)
+    assert rows(backend, "SELECT dims_width, dims_height FROM {emb_boxes}") == [(2, 3)]
