@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum as _enum
+import operator
 import types as _types
 import typing
 import uuid as _uuid
@@ -21,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from .codegen import compile_function
 from .errors import ConfigurationError, FlushError, QueryError
 from .expressions import And, BoolExpr, Not
 from .schema import IDENTIFIER, Column
@@ -150,6 +152,7 @@ class Embedded:
         #: Field name -> (__init__ keyword, Column or nested Embedded), in field order.
         self._parts: dict[str, tuple[str, Column | Embedded]] = {}
         self._width = 0
+        self._getter: Any = None
 
     # -- binding (at mapper class creation) --------------------------------------------------------
 
@@ -199,6 +202,9 @@ class Embedded:
             out.append(col)
             self._parts[name] = (kw, col)
         self._width = len(out)
+        flat = [name for name, (_, part) in self._parts.items() if isinstance(part, Column)]
+        # The common flat value of several fields is taken apart by one attrgetter call.
+        self._getter = operator.attrgetter(*flat) if len(flat) == len(self._parts) > 1 else None
         return out
 
     def _part_column(self, where: str, name: str, hint: Any, nullable: bool, spec: Any) -> Column:
@@ -319,6 +325,9 @@ def _split(e: Embedded, value: Any, out: list[Any], as_query: bool) -> None:
     if not isinstance(value, cls):
         msg = f"{where} holds {value!r}, not a {cls.__name__}"
         raise FlushError(msg)
+    if e._getter is not None:
+        out.extend(e._getter(value))
+        return
     for name, (_, part) in e._parts.items():
         v = getattr(value, name)
         if isinstance(part, Embedded):
@@ -413,20 +422,59 @@ class EmbeddedSync:
     put back by a rollback (the value object composed again).
     """
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "sync")
 
-    def __init__(self, embedded: dict[str, Embedded], hidden_columns: Sequence[Column]) -> None:
+    def __init__(self, embedded: dict[str, Embedded], hidden_columns: Sequence[Column], owner: str = "") -> None:
         pos = {c.key: i for i, c in enumerate(hidden_columns)}
         self.items = [(key, e, [pos[c.key] for c in embedded_columns(e)]) for key, e in embedded.items()]
+        #: ``sync(states)``: ``to_hidden`` for every new or persistent state (generated).
+        self.sync: Any = self._generate(owner)
+
+    def _generate(self, owner: str) -> Any:
+        """The flush's scan, one straight loop per mapping (it runs over every held object of
+        the class at each flush): a flat value of the declared class is read field by field and
+        compared with the hidden values in place; None, subclasses and nested values take the
+        general path (``decompose``), which also raises the errors."""
+        ns: dict[str, Any] = {"decompose": decompose, "to_hidden": self.to_hidden}
+        body: list[str] = []
+        tests: list[str] = []
+        for j, (key, e, positions) in enumerate(self.items):
+            ns[f"e{j}"], ns[f"C{j}"] = e, e._value_class
+            names = [f"a{j}_{i}" for i in range(len(positions))]
+            if e._getter is not None:
+                fields = list(e._parts)
+                body += [
+                    f"v = o.{key}",
+                    f"if type(v) is C{j}:",
+                    *(f"    {n} = v.{f}" for n, f in zip(names, fields)),
+                    "else:",
+                    f"    {', '.join(names)}, = decompose(e{j}, v)",
+                ]
+            else:
+                body.append(f"{', '.join(names)}, = decompose(e{j}, o.{key})")
+            tests += [f"({n} is not (w := h[{p}]) and {n} != w)" for n, p in zip(names, positions)]
+        src = "\n".join([
+            "def sync_embedded(states):",
+            "    for st in states:",
+            "        if st.status <= 1 and (h := st.hidden) is not None:",
+            "            o = st.obj",
+            *(f"            {line}" for line in body),
+            f"            if {' or '.join(tests)}:",
+            "                st.hidden = to_hidden(o, h)",
+        ])
+        return compile_function(src, ns, owner=owner or "Embedded", name="sync_embedded")
 
     def to_hidden(self, obj: Any, hidden: tuple[Any, ...]) -> tuple[Any, ...]:
         """``hidden`` with the parts of the object's value objects; the same tuple when equal."""
-        new = list(hidden)
+        new: list[Any] | None = None
         for key, e, positions in self.items:
             for p, v in zip(positions, decompose(e, getattr(obj, key))):
+                if new is None:
+                    if v == hidden[p]:
+                        continue
+                    new = list(hidden)
                 new[p] = v
-        out = tuple(new)
-        return hidden if out == hidden else out
+        return hidden if new is None or tuple(new) == hidden else tuple(new)
 
     def to_object(self, obj: Any, hidden: tuple[Any, ...], setattr_: Any) -> None:
         """Set each value object from ``hidden`` (unless the object holds an equal one)."""
@@ -434,12 +482,6 @@ class EmbeddedSync:
             value = compose(e, [hidden[p] for p in positions])
             if getattr(obj, key, _MISSING) != value:
                 setattr_(obj, key, value)
-
-    def sync(self, states: Any) -> None:
-        """``to_hidden`` for every new or persistent state (status 0 or 1) of the mapping."""
-        for st in states:
-            if st.status <= 1 and st.hidden is not None:
-                st.hidden = self.to_hidden(st.obj, st.hidden)
 
 
 _MISSING: Any = object()

@@ -160,7 +160,7 @@ class SnapshotSpec:
         self.changed: Callable[[Iterable[ObjectState]], list[ObjectState]] = self._generate_changed()
         #: The value objects of Embedded attributes, taken apart into the hidden values before
         #: ``changed`` compares them (None for a mapping without any).
-        self.embedded = EmbeddedSync(mapping.embedded, mapping.hidden_columns) if mapping.embedded else None
+        self.embedded = EmbeddedSync(mapping.embedded, mapping.hidden_columns, mapping.name) if mapping.embedded else None
         if self.embedded is not None:
             scan, sync = self.changed, self.embedded.sync
 
