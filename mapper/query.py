@@ -181,6 +181,8 @@ class Query(Generic[T]):
         counter[0] += 1
         alias = f"r{counter[0]}"
         inner = self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)
+        if not info.kind.reference and info.target.soft_delete is not None:
+            inner.append(IsNull(info.target.soft_delete, False))  # as its collection loads skip them
         where: BoolExpr | None = None if not inner else (inner[0] if len(inner) == 1 else And(tuple(inner)))
         table = info.target.table.name
         if info.kind.reference:

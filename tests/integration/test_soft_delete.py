@@ -287,3 +287,13 @@ def test_removing_a_soft_deletable_orphan_soft_deletes_it(db, backend):
         ann = s.query(Author).where(name="Ann").include("posts").one()
         ann.posts.pop(0)  # cascade="all" includes "orphan"
     assert rows(backend, "SELECT title, author_id FROM {sd_posts} WHERE deleted_at IS NOT NULL") == [("one", 1)]
+
+
+def test_any_skips_soft_deleted_members_and_has_follows_the_key(db):
+    with db.session() as s:
+        s.delete(s.query(Post).where(title="three").one())
+        s.delete(s.query(Author).where(name="Bob").one())
+    with db.session() as s:
+        assert [a.name for a in s.query(Author).with_deleted().where(AuthorMapper.posts.any(title="three")).all()] == []
+        assert [a.name for a in s.query(Author).where(AuthorMapper.posts.any(title="two")).all()] == ["Ann"]
+        assert [p.title for p in s.query(Post).with_deleted().where(PostMapper.author.has(name="Bob")).all()] == ["three"]
