@@ -65,6 +65,11 @@ def _is_value_class(cls: Any) -> bool:
 
 def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
     """``Optional[X]`` / ``X | None`` -> (X, True); anything else -> (hint, False)."""
+    if isinstance(hint, str):  # annotation text that did not resolve: read as written
+        text = hint.replace(" ", "")
+        if text.startswith("Optional[") or text.endswith("|None") or text.startswith("None|"):
+            return hint, True
+        return hint, False
     origin = typing.get_origin(hint)
     if origin is typing.Union or origin is _types.UnionType:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -76,8 +81,21 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
 def _hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
-    except Exception:  # forward references that do not resolve: no inference, columns= decides
-        return dict(getattr(cls, "__annotations__", {}))
+    except Exception:  # a name that does not resolve (a class local to a function): one by one
+        pass
+    import sys
+
+    module = vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {}
+    out: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for name, hint in vars(klass).get("__annotations__", {}).items():
+            if isinstance(hint, str):
+                try:
+                    hint = eval(hint, dict(module), {})  # noqa: S307 - the class's own annotation text
+                except Exception:
+                    pass  # left as text: no inference for it, columns= decides
+            out[name] = hint
+    return out
 
 
 def _init_names(cls: type, where: str) -> list[tuple[str, str]]:
@@ -168,7 +186,9 @@ class Embedded:
             msg = f"{where}: prefix takes a string such as 'price_', got {prefix!r}"
             raise ConfigurationError(msg)
         self._mapper_class, self._key, self._prefix = owner, key, outer_prefix + prefix
-        if self._nullable_arg is None:
+        if self._nullable_arg is not None:
+            self._nullable = bool(self._nullable_arg)
+        else:
             self._nullable = _optional_attribute(domain, key) if "." not in key else False
         fields = _init_names(cls, where)
         names = [n for n, _ in fields]

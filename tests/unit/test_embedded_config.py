@@ -156,3 +156,32 @@ def test_a_declared_soft_delete_column_is_used_as_declared():
     m = db.registry.mapping_for(Doc)
     assert m.soft_delete is DocMapper.removed_at and m.hidden_columns == [DocMapper.removed_at]
     db.close()
+
+
+def test_an_explicit_nested_embedded_takes_its_nullability_from_the_annotation():
+    from mapper.embedded import compose
+
+    @dataclasses.dataclass(frozen=True)
+    class Geo:
+        lat: float
+        lon: float
+
+    @attrs.frozen
+    class Place:
+        name: str
+        geo: Optional[Geo] = None
+
+    @attrs.define
+    class Site:
+        place: Place
+        id: int | None = None
+
+    class SiteMapper(Mapper[Site]):
+        table = "sites"
+        id = Column(t.Integer, primary_key=True)
+        place = Embedded(Place, columns={"geo": Embedded(Geo, prefix="g_")})
+
+    assert [c.key for c in SiteMapper.__columns__.values()][1:] == ["place_name", "place_g_lat", "place_g_lon"]
+    assert not SiteMapper.place.name.nullable and SiteMapper.place.geo.lat.nullable
+    assert compose(SiteMapper.place, ["x", None, None]) == Place("x", None)
+    assert compose(SiteMapper.place, ["x", 1.0, 2.0]) == Place("x", Geo(1.0, 2.0))
