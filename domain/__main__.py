@@ -1,8 +1,8 @@
 """The mapper demo: ``python -m domain`` (embedded SQLite) or ``python -m domain --db URL``.
 
 It builds the schema of the seed scenarios, creates all their data in one unit of work,
-reads it back with batched includes, uses relation accessors, updates a versioned row and
-deletes with a cascade, printing how many statements each step sent to the database.
+reads it back with batched includes, uses relation accessors, updates a versioned row, stores
+a value object (an order's shipping address) and deletes with a cascade, printing how many statements each step sent to the database.
 Against a server (``--db``) it drops its tables at the end.
 """
 
@@ -20,9 +20,10 @@ from typing import Any
 
 from mapper import Database, Session
 
-from .mappers import ALL_MAPPERS, CategoryMapper, EmployeeMapper
+from .mappers import ALL_MAPPERS, CategoryMapper, EmployeeMapper, OrderMapper
 from .model import Animal, Cat, Dog, Shelter
 from .model import (
+    Address,
     Book,
     Category,
     Comment,
@@ -211,6 +212,20 @@ def run(db: Database, step: Steps) -> None:
             s.flush()
             version = s.execute("SELECT version FROM orders WHERE id = :id", {"id": order.id})[0][0]
             out.append(f"order #{order.id} is {order.status}, version {version}")
+
+        with step("Give an order a shipping address (a value object stored in three columns)", s, "statements") as out:
+            order = s.query(Order).where(customer="bob").one()
+            order.shipping = Address("1 Pug Lane", "Leeds", "LS1 4AP")
+            s.flush()  # one UPDATE of ship_street, ship_city, ship_postcode (and the version)
+            out.append(f"order #{order.id} ships to {order.shipping.street}, {order.shipping.city}")
+            order.shipping = Address("1 Pug Lane", "Leeds", "LS1 4AP")  # an equal value
+            before = s.query_count
+            s.flush()
+            out.append(f"an equal address written again: {s.query_count - before} statements")
+            leeds = s.query(Order).where(OrderMapper.shipping.city == "Leeds").all()
+            out.append(f"orders shipping to Leeds: {[f'#{o.id} {o.customer}' for o in leeds]}")
+            unshipped = s.query(Order).where(OrderMapper.shipping == None).count()  # noqa: E711
+            out.append(f"orders without an address (all three columns NULL): {unshipped}")
 
         with step("Delete an owner; the cascade deletes the pugs", s, "statements") as out:
             tom = s.query(Owner).where(name="Tom").include("pugs").one()

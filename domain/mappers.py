@@ -7,10 +7,11 @@ the relation. ``ALL_MAPPERS`` lists every mapper, for ``Database(url, mappers=AL
 
 from __future__ import annotations
 
-from mapper import BelongsTo, BelongsToMany, Column, ForeignKey, HasMany, HasOne, Mapper
+from mapper import BelongsTo, BelongsToMany, Column, Embedded, ForeignKey, HasMany, HasOne, Mapper
 from mapper import types as t
 
 from .model import (
+    Address,
     Book,
     Category,
     Comment,
@@ -164,6 +165,9 @@ class OrderMapper(Mapper[Order]):
     # Optimistic lock: every UPDATE and DELETE of an order checks and bumps it (hidden column).
     version = Column(t.Integer, nullable=False, version=True, hidden=True)
     items = HasMany(OrderItem, foreign_key="order_id", inverse="order", cascade="all", order_by="id")
+    # A value object in three columns (ship_street, ship_city, ship_postcode), all NULL while
+    # the order has no address (Order.shipping is Optional).
+    shipping = Embedded(Address, prefix="ship_", columns={"street": t.String(100), "city": t.String(50), "postcode": t.String(10)})
 
 
 class OrderItemMapper(Mapper[OrderItem]):

@@ -26,6 +26,7 @@ __all__ = [
     "Product",
     "Order",
     "OrderItem",
+    "Address",
     "Employee",
     "Shelter",
     "Animal",
@@ -134,11 +135,21 @@ class Product:
 # -- orders, their items and the products they refer to (nested one-to-many / many-to-one) --------
 
 
+@attrs.frozen
+class Address:
+    """A value object: no identity of its own, equal when its fields are."""
+
+    street: str
+    city: str
+    postcode: str
+
+
 @attrs.define
 class Order:
     customer: str
     status: str = "open"
     items: list[OrderItem] = attrs.Factory(list)
+    shipping: Address | None = None
     id: int | None = None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import errors, types
 from .database import Database
+from .embedded import Embedded
 from .engine import Row
 from .events import StatementEvent
 from .errors import (
@@ -78,6 +79,7 @@ __all__ = [
     "exists",
     "Page",
     "to_dict",
+    "Embedded",
 ]
 
 __version__ = "0.1.0"

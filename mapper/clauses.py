@@ -28,6 +28,7 @@ from .expressions import (
     RelationFilter,
     ValueExpr,
 )
+from .embedded import Embedded
 from .functions import ExistsSubquery, Function, InSubquery, Name, Outer, Subquery, is_aggregate
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
@@ -129,6 +130,9 @@ class Scope:
         if not isinstance(name, str):
             msg = f"{what} takes attribute names or columns of {self.mapping.name}, got {name!r}"
             raise errors.QueryError(msg)
+        head, _, rest = name.partition(".")
+        if rest and head in self.mapping.embedded:
+            return embedded_part(self.mapping, name, what)
         rel_path, dot, attr = name.rpartition(".")
         if dot and not rel_path:
             msg = (
@@ -248,6 +252,27 @@ def column_of(m: ClassMapping[Any], name: Any, what: str) -> Column:
         )
         raise errors.QueryError(msg)
     return col
+
+
+def embedded_part(m: ClassMapping[Any], name: str, what: str) -> Column:
+    """The column of a part of an Embedded attribute named by a dotted name (``"price.amount"``)."""
+    head, *parts = name.split(".")
+    node: Any = m.embedded[head]
+    for part in parts:
+        if not isinstance(node, Embedded):
+            node = None
+            break
+        try:
+            node = getattr(node, part)
+        except AttributeError as exc:
+            raise errors.QueryError(f"{what} {name!r}: {exc}") from None
+    if isinstance(node, Embedded):
+        msg = f"{what} {name!r} names a value object, not one of its columns; name a part, such as {name + '.' + next(iter(node._parts))!r}"
+        raise errors.QueryError(msg)
+    if not isinstance(node, Column):
+        msg = f"{what} {name!r}: the path goes on past a column of {head!r}"
+        raise errors.QueryError(msg)
+    return node
 
 
 def bool_or_none(items: list[BoolExpr]) -> BoolExpr | None:

@@ -145,10 +145,12 @@ class SessionCore:
                 return None if st.status == DELETED else st.obj
         else:
             conn = self.connection
+        if st is not None and m.soft_delete is not None:
+            return self._fetch_stand_in(m, key, st, conn)
         plan = self._get_plans.get(m)
         if plan is None:
             # The statement and the key conversion of get(), built once per session and class.
-            sql = conn.compiler.select_by_key(m.table, self.t.loader(m).columns, m.pk)
+            sql = conn.compiler.select_by_key(m.table, self.t.loader(m).columns, m.pk, m.soft_delete)
             plan = self._get_plans[m] = (sql, _key_params(conn.dialect, m.pk))
         rows = conn.fetchall(plan[0], plan[1](key))
         found = self.load_rows(m, rows)
@@ -156,6 +158,19 @@ class SessionCore:
             # A reference to a row that does not exist: drop the stand-in.
             self.t.forget(st)
         return found[0] if found else None
+
+    def _fetch_stand_in(self, m: ClassMapping[Any], key: Any, st: ObjectState, conn: Connection) -> Any:
+        """get() of a soft-deletable row that a reference already stands in for: the row is read
+        whatever its soft-delete column holds (the reference needs it), and get() answers None
+        when it is soft-deleted."""
+        sql = conn.compiler.select_by_key(m.table, self.t.loader(m).columns, m.pk)
+        found = self.load_rows(m, conn.fetchall(sql, _key_params(conn.dialect, m.pk)(key)))
+        if not found:
+            self.t.forget(st)
+            return None
+        col = m.soft_delete
+        assert col is not None
+        return None if self.t.spec(m).get(st, col.key) is not None else found[0]
 
     def refresh(self, st: ObjectState) -> None:
         """Read a persistent state's row again; its unflushed changes are discarded.

@@ -227,15 +227,17 @@ class GraphLoader:
         keys: list[Any],
         order: Sequence[tuple[Column, bool]] = (),
         row_states: list[ObjectState] | None = None,
+        live: Column | None = None,
     ) -> list[Any]:
         """Objects of ``m`` whose ``cols`` match any of ``keys``, one query per chunk
-        (``row_states`` receives their states, in the same order)."""
+        (``row_states`` receives their states, in the same order; ``live``: the soft-delete
+        column, for loads that skip soft-deleted rows)."""
         s = self.s
         conn = s.connection
         loader = s.tracker.loader(m)
         out: list[Any] = []
         for chunk in self.chunks(keys, len(cols)):
-            sql = conn.compiler.select_by_keys(m.table, loader.columns, cols, len(chunk), order)
+            sql = conn.compiler.select_by_keys(m.table, loader.columns, cols, len(chunk), order, live=live)
             out += s.load_rows(m, conn.fetchall(sql, self.s.dialect.key_params(cols, chunk)), row_states)
         return out
 
@@ -313,7 +315,8 @@ class GraphLoader:
         by parent key as states (no lookup by object per child); also every child and its key."""
         tm = info.target
         child_states: list[ObjectState] = []
-        self.fetch(tm, info.fk_cols, keys, with_key(info.order, tm.pk), child_states)
+        # Collections skip soft-deleted children; references load their row whatever it holds.
+        self.fetch(tm, info.fk_cols, keys, with_key(info.order, tm.pk), child_states, live=tm.soft_delete)
         child_keys = self._keys_of(tm, info.fk_cols, child_states)
         groups: dict[Any, list[ObjectState]] = {}
         for k, cst in zip(child_keys, child_states):
@@ -381,7 +384,7 @@ class GraphLoader:
         procs = [conn.dialect.result_processor(c.type) for c in info.fk_cols]
         order = with_key(info.order, tm.pk)
         for chunk in self.chunks(keys, n):
-            sql = conn.compiler.select_through(junction, info.fk_cols, info.other_cols, tm.table, loader.columns, len(chunk), order)
+            sql = conn.compiler.select_through(junction, info.fk_cols, info.other_cols, tm.table, loader.columns, len(chunk), order, tm.soft_delete)
             rows = conn.fetchall(sql, self.s.dialect.key_params(info.fk_cols, chunk))
             sts: list[ObjectState] = []
             s.load_rows(tm, [r[n:] for r in rows], sts)

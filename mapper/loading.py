@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from .codegen import compile_function
 from .dialects.base import Dialect
+from .embedded import compose, embedded_columns
 from .lazy import new_unloaded
 from .mapping import ClassMapping, RelationInfo
 from .schema import Column
@@ -187,6 +188,12 @@ class Loader:
             else:
                 ns[f"d{j}"] = d.value
                 fill.append(store(d.name, f"d{j}"))
+        # Value objects (Embedded) composed from their columns.
+        for j, (key, e) in enumerate(m.embedded.items()):
+            ns[f"emb{j}"] = e
+            ns["compose"] = compose
+            parts = "".join(f"v{index[c.key]}, " for c in embedded_columns(e))
+            fill.append(store(key, f"compose(emb{j}, ({parts}))"))
         # References (BelongsTo on one column): the target from the identity map, or a
         # stand-in that loads with the other pending references on first touch.
         for r, info in enumerate(self.references):

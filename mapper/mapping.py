@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import attrs
 
 from . import inheritance
+from .embedded import Embedded, bind_embedded, check_embedded
 from .errors import ConfigurationError, MapperError
+from .expressions import BoolExpr
+from .scopes import resolve_scopes
 from .relations import BelongsTo, BelongsToMany, HasMany, HasOne, Relation, parse_cascade, LAZY
 from .schema import FK_ACTIONS, IDENTIFIER, Column, ForeignKeyConstraint, Index, Table, derived_name
 from .types import ColumnType, DateTime, Integer, BigInteger, SmallInteger
@@ -32,7 +35,7 @@ __all__ = ["Mapper", "ClassMapping", "Registry", "FieldDefault", "RelationInfo"]
 T = TypeVar("T")
 
 #: Class-level names a Mapper may set besides columns (checked so typos are caught).
-MAPPER_OPTIONS: frozenset[str] = frozenset({"table", "timestamps", "lazy"})
+MAPPER_OPTIONS: frozenset[str] = frozenset({"table", "timestamps", "lazy", "soft_delete", "default_scope"})
 MAPPER_OPTIONS = MAPPER_OPTIONS | inheritance.OPTIONS
 #: Hook method names a Mapper may define.
 MAPPER_HOOKS: frozenset[str] = frozenset(
@@ -65,6 +68,9 @@ class Mapper(Generic[T]):
         discriminator / discriminator_value: single-table inheritance; a base mapper names its
             discriminator column, and each mapper of the hierarchy (``class DogMapper(AnimalMapper,
             Mapper[Dog])``) the value its rows carry (see ``mapper.inheritance``).
+        soft_delete: the name of a column (``"deleted_at"``) that ``session.delete()`` sets
+            instead of deleting the row; reads skip rows where it is set (see ``mapper.scopes``).
+        default_scope: a condition on the mapper's columns that every query of it adds.
 
     Columns are ``Column(...)`` attributes. A mapper instance is created per Database, so
     hook methods such as ``on_load(self, obj)`` may keep per-Database state.
@@ -72,8 +78,11 @@ class Mapper(Generic[T]):
 
     table: ClassVar[str]
     timestamps: ClassVar[bool] = False
+    soft_delete: ClassVar[str | None] = None
+    default_scope: ClassVar[BoolExpr | None] = None
     __columns__: ClassVar[dict[str, Column]] = {}
     __relations__: ClassVar[dict[str, Relation]] = {}
+    __embedded__: ClassVar[dict[str, Embedded]] = {}
     __domain__: ClassVar[Any] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -107,6 +116,7 @@ class Mapper(Generic[T]):
         if domain is not None:
             cls.__domain__ = domain
             MAPPERS_BY_DOMAIN.setdefault(domain, []).append(cls)
+        cls.__embedded__ = bind_embedded(cls, columns, table if isinstance(table, str) else None)
 
     def on_load(self, obj: T) -> None:
         """Called with each object built from a row; override to fill derived state."""
@@ -233,6 +243,11 @@ class ClassMapping(Generic[T]):
         self.by_key: dict[str, Column] = {}
         self.field_defaults: list[FieldDefault] = []
         self.domain_attributes: list[str] = []
+        #: The soft-delete column and the default scope (``mapper.scopes``), if declared.
+        self.soft_delete: Column | None = None
+        self.default_scope: BoolExpr | None = None
+        #: Value objects stored in several (hidden) columns, by attribute name.
+        self.embedded: dict[str, Embedded] = dict(getattr(mapper_class, "__embedded__", {}))
         self.direct_setattr = getattr(cls, "__setattr__", object.__setattr__) is object.__setattr__
         self.plain_new = getattr(cls, "__new__", object.__new__) is object.__new__
         self.on_load: Callable[[Any], None] | None = None
@@ -438,6 +453,7 @@ class Registry:
         cm.domain_attributes = names
         attr_names = set(names)
         db_names: dict[str, str] = {}
+        check_embedded(cm.name, cm.cls, cm.embedded, attr_names, mapper_class.__relations__)
         for key, col in self._declared_columns(mapper_class, cm, table).items():
             if col.table != table:
                 # A column inherited from a mapper base class: bind a copy to this table.
@@ -453,13 +469,14 @@ class Registry:
             raise ConfigurationError(msg)
         cm.table.primary_key = list(cm.pk)
         cm.autoinc = cm.table.autoincrement_column
+        resolve_scopes(cm)
         for col in cm.columns:
             if col.unique:
                 cm.table.uniques.append((col.name,))
             # A key column of a composite key may have an index of its own (a lone key is one).
             if col.index and not col.unique and not (col.primary_key and len(cm.pk) == 1):
                 cm.table.indexes.append(Index(derived_name("ix", table, (col.name,)), table, (col.name,)))
-        mapped = set(cm.by_key) | set(mapper_class.__relations__)
+        mapped = set(cm.by_key) | set(mapper_class.__relations__) | set(cm.embedded)
         cm.field_defaults = [d for d in defaults if d.name not in mapped]
         if _hook_overridden(mapper_class, "on_load"):
             cm.on_load = cm.mapper.on_load
@@ -588,7 +605,7 @@ class Registry:
             for key, value in vars(klass).items():
                 if key.startswith("_") or key in MAPPER_OPTIONS or key in MAPPER_HOOKS:
                     continue
-                if isinstance(value, (Column, Relation)):
+                if isinstance(value, (Column, Relation, Embedded)):
                     continue
                 if isinstance(value, ColumnType) or (isinstance(value, type) and issubclass(value, ColumnType)):
                     msg = f"{name}.{key} is a bare type; wrap it in a column: `{key} = Column({getattr(value, '__name__', type(value).__name__)})`"

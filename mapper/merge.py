@@ -226,6 +226,10 @@ def _copy(s: SessionSeam, node: _Node, nodes: dict[int, _Node]) -> None:
             value = getattr(node.obj, col.key)
             if getattr(target, col.key) is not value:
                 setattr_(target, col.key, value)
+        for key in m.embedded:
+            value = getattr(node.obj, key)
+            if getattr(target, key) != value:
+                setattr_(target, key, value)
     for info, value in _loaded_relations(node):
         if info.to_many:
             _copy_collection(target, info, [_counterpart(v, nodes) for v in _members(info, value)], setattr_)

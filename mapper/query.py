@@ -26,6 +26,7 @@ from .expressions import (
 from .functions import Function, InSubquery, Outer, Subquery, is_aggregate, result_converter
 from .mapping import ClassMapping
 from .schema import Column
+from .scopes import UNSCOPED, WITH_DELETED, read_conditions
 from .sql import AliasedColumn, Exists, Join, Lock, Select, bind_named
 from .engine import row_class
 from .graph import PathTree, resolve_paths
@@ -54,7 +55,7 @@ class Query(Generic[T]):
 
     __slots__ = (
         "_session", "_mapping", "_where", "_order", "_limit", "_offset", "_include", "_joins",
-        "_paths", "_group", "_having", "_distinct", "_locking",
+        "_paths", "_group", "_having", "_distinct", "_locking", "_lifted",
     )
 
     def __init__(self, session: SessionSeam, mapping: ClassMapping[T]) -> None:
@@ -73,6 +74,8 @@ class Query(Generic[T]):
         self._having: tuple[BoolExpr, ...] = ()
         self._distinct = False
         self._locking: Lock | None = None
+        #: The mapper's read conditions this query lifts (``with_deleted()``, ``unscoped()``).
+        self._lifted: frozenset[str] = frozenset()
 
     def _copy(self) -> Query[T]:
         q: Query[T] = Query.__new__(Query)
@@ -89,6 +92,7 @@ class Query(Generic[T]):
         q._having = self._having
         q._distinct = self._distinct
         q._locking = self._locking
+        q._lifted = self._lifted
         return q
 
     def _scope(self) -> Scope:
@@ -179,6 +183,8 @@ class Query(Generic[T]):
         counter[0] += 1
         alias = f"r{counter[0]}"
         inner = [*scope_condition(info.target), *self._conditions(info.target, rf.conditions, rf.equals, f"{info.name} filter", counter)]
+        if not info.kind.reference and info.target.soft_delete is not None:
+            inner.append(IsNull(info.target.soft_delete, False))  # as its collection loads skip them
         where: BoolExpr | None = None if not inner else (inner[0] if len(inner) == 1 else And(tuple(inner)))
         table = info.target.table.name
         if info.kind.reference:
@@ -208,6 +214,19 @@ class Query(Generic[T]):
                 raise errors.QueryError(msg)
         q = self._with(scope)
         q._order = self._order + tuple(out)
+        return q
+
+    def with_deleted(self) -> Query[T]:
+        """Rows a soft delete marked as deleted too (the mapper's ``soft_delete`` filter lifted)."""
+        q = self._copy()
+        q._lifted = self._lifted | {WITH_DELETED}
+        return q
+
+    def unscoped(self) -> Query[T]:
+        """Rows outside the mapper's ``default_scope`` too (soft-deleted rows stay hidden unless
+        ``with_deleted()`` is also called)."""
+        q = self._copy()
+        q._lifted = self._lifted | {UNSCOPED}
         return q
 
     def include(self, *paths: str) -> Query[T]:
@@ -495,11 +514,12 @@ class Query(Generic[T]):
     # -- execution --------------------------------------------------------------------------------
 
     def _condition(self) -> BoolExpr | None:
-        if not self._where:
+        where = self._where + read_conditions(self._mapping, self._lifted)
+        if not where:
             return None
-        if len(self._where) == 1:
-            return self._where[0]
-        return And(self._where)
+        if len(where) == 1:
+            return where[0]
+        return And(where)
 
     def _select(self, columns: list[ValueExpr] | None = None, limit: int | None = None) -> Select:
         m = self._mapping

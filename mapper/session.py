@@ -302,14 +302,19 @@ class Session:
         replace_object(self._t, old, new)
         return new
 
-    def delete(self, obj: object) -> None:
+    def delete(self, obj: object, hard: bool = False) -> None:
         """Delete ``obj`` at the next flush (a pending object is simply dropped).
+
+        Where its mapper declares ``soft_delete``, the flush sets that column instead of deleting
+        the row (and the "delete" cascade soft-deletes the children that can be); ``hard=True``
+        deletes the row, and with it, along the cascade, its children's rows.
 
         Raises:
             SessionError: the object is not in this session.
         """
         self._check()
         st = self._t.state_of(obj, "delete()")
+        st.hard_delete = bool(hard)
         if st.status == GHOST:
             # A reference not loaded yet: load it, so its relations can cascade.
             self.get(st.mapping.cls, st.key)

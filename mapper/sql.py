@@ -447,17 +447,19 @@ class Compiler:
         n: int,
         order: Sequence[tuple[Column, bool]] = (),
         for_update: bool = False,
+        live: Column | None = None,
     ) -> str:
         """SELECT ``columns`` of the rows whose ``keys`` match ``n`` values, in ``order`` (cached);
-        ``for_update`` locks them and reads their latest committed values."""
+        ``for_update`` locks them and reads their latest committed values; ``live``: only rows
+        where that (soft-delete) column IS NULL."""
         one_array = self.dialect.array_in and len(keys) == 1
         ck = ("sk", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys), 0 if one_array else n,
-              tuple((c.name, d) for c, d in order), for_update)
+              tuple((c.name, d) for c, d in order), for_update, live.name if live is not None else None)
         sql = self._cache.get(ck)
         if sql is None:
             cols = ", ".join(self.column(c) for c in columns)
             cond, _ = self.key_condition(keys, n)
-            sql = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+            sql = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}{self._live(live)}"
             if order:
                 sql += " ORDER BY " + ", ".join(f"{self.column(c)}{' DESC' if d else ''}" for c, d in order)
             if for_update:
@@ -465,18 +467,22 @@ class Compiler:
             self._cache[ck] = sql
         return sql
 
-    def select_by_key(self, table: Table, columns: Sequence[Column], keys: Sequence[Column]) -> str:
+    def select_by_key(self, table: Table, columns: Sequence[Column], keys: Sequence[Column], live: Column | None = None) -> str:
         """SELECT ``columns`` of the row whose ``keys`` equal one value each (cached).
 
         ``key = ?`` with scalar parameters, never an array: the same statement every time,
-        which PostgreSQL prepares after a few runs, and the plainest plan."""
-        ck = ("sk1", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys))
+        which PostgreSQL prepares after a few runs, and the plainest plan. ``live``: only a row
+        where that (soft-delete) column IS NULL."""
+        ck = ("sk1", table.name, tuple(c.name for c in columns), tuple(k.name for k in keys), live.name if live is not None else None)
         sql = self._cache.get(ck)
         if sql is None:
             cols = ", ".join(self.column(c) for c in columns)
             cond = " AND ".join(f"{self.column(k)} = {self.marker}" for k in keys)
-            sql = self._cache[ck] = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+            sql = self._cache[ck] = f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}{self._live(live)}"
         return sql
+
+    def _live(self, live: Column | None) -> str:
+        return "" if live is None else f" AND {self.column(live)} IS NULL"
 
     def select_through(
         self,
@@ -487,10 +493,13 @@ class Compiler:
         columns: Sequence[Column],
         n: int,
         order: Sequence[tuple[Column, bool]] = (),
+        live: Column | None = None,
     ) -> str:
-        """Targets joined through a junction: ``SELECT j.local..., t.* ... WHERE j.local IN (n keys)``."""
+        """Targets joined through a junction: ``SELECT j.local..., t.* ... WHERE j.local IN (n keys)``
+        (``live``: only targets where that soft-delete column IS NULL)."""
         one_array = self.dialect.array_in and len(local) == 1
-        ck = ("st", junction, tuple(c.name for c in local), target.name, 0 if one_array else n, tuple((c.name, d) for c, d in order))
+        ck = ("st", junction, tuple(c.name for c in local), target.name, 0 if one_array else n, tuple((c.name, d) for c, d in order),
+              live.name if live is not None else None)
         sql = self._cache.get(ck)
         if sql is None:
             q = self.quote
@@ -507,7 +516,7 @@ class Compiler:
             else:
                 row = "(" + ", ".join([self.marker] * len(local)) + ")"
                 cond = "(" + ", ".join(f"{j}.{q(c.name)}" for c in local) + f") IN ({', '.join([row] * n)})"
-            sql = f"SELECT {head}, {cols} FROM {j} JOIN {q(target.name)} ON {on} WHERE {cond}"
+            sql = f"SELECT {head}, {cols} FROM {j} JOIN {q(target.name)} ON {on} WHERE {cond}{self._live(live)}"
             if order:
                 sql += " ORDER BY " + ", ".join(f"{self.column(c)}{' DESC' if d else ''}" for c, d in order)
             self._cache[ck] = sql

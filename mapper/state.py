@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from .codegen import compile_function
+from .embedded import EmbeddedSync
 from .mapping import ClassMapping
 
 __all__ = ["ObjectState", "SnapshotSpec", "NO_RELS", "compare_columns", "rel_values", "take_snapshots", "PENDING", "PERSISTENT", "DELETED", "DETACHED", "GHOST"]
@@ -58,6 +59,9 @@ class ObjectState:
     crels: dict[str, Any] | None = None
     generated: bool = False
     deleted_flushed: bool = False
+    #: A delete removes the row even where the mapping soft-deletes (``delete(obj, hard=True)``,
+    #: or the cascade of a parent whose row goes).
+    hard_delete: bool = False
 
     def __init__(self, obj: Any, mapping: ClassMapping[Any], key: Any, snap: tuple[Any, ...] | None, hidden: tuple[Any, ...] | None, status: int) -> None:
         self.obj = obj
@@ -154,6 +158,18 @@ class SnapshotSpec:
             self.take = getter
         self.setattr = setattr if mapping.direct_setattr else object.__setattr__
         self.changed: Callable[[Iterable[ObjectState]], list[ObjectState]] = self._generate_changed()
+        #: The value objects of Embedded attributes, taken apart into the hidden values before
+        #: ``changed`` compares them (None for a mapping without any).
+        self.embedded = EmbeddedSync(mapping.embedded, mapping.hidden_columns, mapping.name) if mapping.embedded else None
+        if self.embedded is not None:
+            scan, sync = self.changed, self.embedded.sync
+
+            def changed(states: Iterable[ObjectState]) -> list[ObjectState]:
+                states = list(states)
+                sync(states)
+                return scan(states)
+
+            self.changed = changed
         self.diff: Callable[[ObjectState], tuple[list[Any], list[Any]] | None] = self._generate_diff()
         self.relation_candidates: Callable[[Iterable[ObjectState]], list[ObjectState]] = self._generate_relation_candidates()
         #: Position of each attribute column in the snapshot, by mapper attribute name.

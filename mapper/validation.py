@@ -98,7 +98,7 @@ def check_unfilled_fields(cm: ClassMapping[Any], without_default: Iterable[str])
     """
     if cm.on_load is not None:
         return  # on_load is where such state is filled; the registry cannot see what it sets
-    mapped = {c.key for c in cm.attr_columns} | set(cm.relations)
+    mapped = {c.key for c in cm.attr_columns} | set(cm.relations) | set(cm.embedded)
     missing = [f for f in without_default if f not in mapped]
     if not missing:
         return

@@ -105,6 +105,11 @@ def _row_of(s: SessionSeam, m: ClassMapping[Any], obj: Any, st: ObjectState | No
                 )
                 raise errors.QueryError(msg)
             out[fk.key] = value
+    sync = spec.embedded
+    if sync is not None:
+        # Value objects (Embedded): their parts, from the object itself.
+        parts = sync.to_hidden(obj, tuple(out[c.key] for c in m.hidden_columns))
+        out.update(zip((c.key for c in m.hidden_columns), parts))
     return out
 
 

@@ -17,7 +17,9 @@ from ..dialects.base import Dialect
 from ..engine import Connection
 from ..identity import IdentityMap
 from ..mapping import ClassMapping
+from ..expressions import And, BoolExpr, IsNull, Or
 from ..schema import Column, Table
+from ..scopes import deleted_now, soft_deleting
 from ..sql import Compiler
 from ..state import DELETED, GHOST, PENDING, PERSISTENT, ObjectState, SnapshotSpec
 from .cascade import JunctionOp, Link, RelationPlan
@@ -113,7 +115,8 @@ class UnitOfWork:
             self._emit_post_updates()
             self._emit_junction(self.plan.junction_add, insert=True)
             self._emit_junction(self.plan.junction_remove + self.plan.assoc_remove, insert=False)
-            self._break_delete_cycles(deletes, order, ops)
+            # Soft-deleted rows stay: they let go of no key.
+            self._break_delete_cycles({k: kept for k, v in deletes.items() if (kept := [st for st in v if not soft_deleting(st)])}, order, ops)
             self._emit_child_first(order, deletes, ops, early)
         except BaseException:
             self.journal.undo()
@@ -617,13 +620,38 @@ class UnitOfWork:
         if before is not None:
             for st in states:
                 before(st.obj)
-        for level in self._delete_levels(table, states, p):
+        soft = [st for st in states if soft_deleting(st)]
+        if soft:
+            self._soft_delete(table, soft, p)
+        hard = [st for st in states if not soft_deleting(st)] if soft else states
+        for level in self._delete_levels(table, hard, p) if hard else ():
             self._delete_batch(table, level, p)
         self.deleted.extend(states)
         after = p.hooks.get("after_delete")
         if after is not None:
             for st in states:
                 after(st.obj)
+
+    def _soft_delete(self, table: Table, states: list[ObjectState], p: Persister) -> None:
+        """``UPDATE t SET deleted_at = now WHERE key IN (...) AND deleted_at IS NULL``: the rows
+        stay, marked (a row marked before keeps its first time); the objects hold the time too."""
+        m = p.mapping
+        col = m.soft_delete
+        assert col is not None
+        pk = list(m.pk)
+        now = deleted_now()
+        step = self.dialect.keys_per_statement(len(pk), len(states))
+        for i in range(0, len(states), step):
+            keys = [self.old_key(st, p.spec) for st in states[i : i + step]]
+            cond: BoolExpr = pk[0].in_(keys) if len(pk) == 1 else Or(tuple(And(tuple(c == v for c, v in zip(pk, k))) for k in keys))
+            sql, params = self.compiler.update_where(table.name, [(col, now)], And((cond, IsNull(col, False))))
+            self.conn.execute(sql, params)
+        pos = p.spec.hidden_position.get(col.key)
+        for st in states:
+            if pos is None:
+                p.spec.setattr(st.obj, col.key, now)
+            elif st.hidden is not None:
+                st.hidden = (*st.hidden[:pos], now, *st.hidden[pos + 1 :])
 
     def _break_delete_cycles(
         self, deletes: dict[str, list[ObjectState]], order: list[str], ops: dict[str, list[ParentOp]]

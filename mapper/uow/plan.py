@@ -17,6 +17,7 @@ from ..lazy import is_unloaded, set_member
 from ..mapping import ClassMapping, RelationInfo
 from ..relations import HasMany
 from ..schema import Column
+from ..scopes import soft_deleting
 from ..state import DELETED, PENDING, PERSISTENT, ObjectState
 from .cascade import (
     DeleteEdge,
@@ -87,7 +88,16 @@ class FlushPlanner:
             plan.junction_add = [op for op in plan.junction_add if held(op.source) is not None and held(op.target) is not None]
             plan.junction_remove = [op for op in plan.junction_remove if held(op.source) is not None and held(op.target) is not None]
         refuse_null_links(plan, self.t.lookup)
+        self._sync_embedded()
         return plan, ops
+
+    def _sync_embedded(self) -> None:
+        """New objects' value objects (Embedded) into their hidden values, which the INSERTs
+        read (persistent ones are taken apart by the ``changed`` scan)."""
+        for st in self.t.new.values():
+            sync = self.t.spec(st.mapping).embedded
+            if sync is not None:
+                sync.sync((st,))
 
     def _doom(self, st: ObjectState) -> bool:
         """Mark a state deleted by a cascade; a new one is dropped instead, and remembered so that
@@ -266,9 +276,13 @@ class FlushPlanner:
                 done.add(id(st))
             need: dict[Any, list[ObjectState]] = {}
             for st in batch:
+                soft = soft_deleting(st)
                 for info, members in delete_targets(st):
+                    if soft and info.target.soft_delete is None:
+                        continue  # the parent's row stays, and so do these (see docs/decisions.md)
                     if members is None:
-                        if info.fk_rule("on_delete") != "CASCADE":
+                        # A soft delete is an UPDATE: no ON DELETE rule reaches the children.
+                        if soft or info.fk_rule("on_delete") != "CASCADE":
                             need.setdefault(info, []).append(st)
                         continue
                     queue += self._doom_children(st, info, members, moved)
@@ -281,7 +295,7 @@ class FlushPlanner:
                     queue += self._doom_children(st, info, items, moved)
             by_mapping: dict[ClassMapping[Any], list[ObjectState]] = {}
             for st in batch:
-                if st.status == DELETED:
+                if st.status == DELETED and not soft_deleting(st):
                     by_mapping.setdefault(st.mapping, []).append(st)
             for m, parents in by_mapping.items():
                 for edge in self.t.edges(m):
@@ -295,7 +309,11 @@ class FlushPlanner:
             if moved.get((id(child), info.edge), st.obj) is not st.obj:
                 continue  # moved to another parent, or taken out of this one
             cst = self.t.lookup(child)
-            if cst is not None and self._doom(cst):
+            if cst is None:
+                continue
+            if not soft_deleting(st):
+                cst.hard_delete = True  # the parent's row goes: a row referencing it cannot stay
+            if self._doom(cst):
                 out.append(cst)
         return out
 
@@ -318,8 +336,9 @@ class FlushPlanner:
         if holder is not None:
             queued = self._detach_held(m, holder, set(keys), edge, plan, delete_mode or rule == "CASCADE")
             self._detach_moved_in(parents, edge, plan, queued, delete_mode or rule == "CASCADE")
-        if edge.owning is not None and not edge.link:
-            # Parents whose collection is loaded had every child handled above.
+        if edge.owning is not None and not edge.link and (holder is None or holder.soft_delete is None):
+            # Parents whose collection is loaded had every child handled above (a collection
+            # of soft-deletable children leaves out those soft-deleted: they need the write).
             owning = edge.owning.key
             keys = [k for k, st in zip(keys, parents) if st.rel(owning, _NOT_LOADED) is _NOT_LOADED]
         self._plan_unheld_children(edge, keys, ops, {m})

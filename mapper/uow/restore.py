@@ -155,6 +155,8 @@ class Restorer:
         st.snap = snap
         if hsnap is not None and st.hidden is not None:
             st.hidden = hsnap
+            if spec.embedded is not None:
+                spec.embedded.to_object(st.obj, hsnap, spec.setattr)
         st.hsnap = hsnap
 
     def restore_frame(self, frame: Frame) -> None:

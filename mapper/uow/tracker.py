@@ -327,6 +327,8 @@ class Tracker:
             spec.setattr(st.obj, c.key, by_key[c.key])
         if st.hidden is not None:
             st.hidden = tuple([by_key[c.key] for c in m.hidden_columns])
+            if spec.embedded is not None:
+                spec.embedded.to_object(st.obj, st.hidden, spec.setattr)
         st.retake(spec.take(st.obj))
         st.hsnap = st.hidden
 

@@ -26,6 +26,8 @@ RANK = {
     "dialects": 4,
     "validation": 4,
     "inheritance": 4,
+    "embedded": 4,
+    "scopes": 4,
     "mapping": 5,
     "sql": 5,
     "pool": 1,
