@@ -393,18 +393,7 @@ class Connection:
         if self.closed:
             self._refuse_closed()
         self.count += 1
-        fresh = not self.in_transaction
-        if fresh:
-            self._begin()
-        try:
-            self._cursor.execute(sql, params)
-        except self._errors as exc:
-            if not (fresh and self._heal(exc)):
-                self._raise(exc, sql, params)
-            try:
-                self._cursor.execute(sql, params)
-            except self._errors as again:
-                self._raise(again, sql, params)
+        self._first_or_only(sql, params, False)
         return self._cursor
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -427,19 +416,26 @@ class Connection:
         if self.closed:
             self._refuse_closed()
         self.count += 1
+        self._first_or_only(sql, seq, True)
+        return int(self._cursor.rowcount)
+
+    def _first_or_only(self, sql: str, params: Any, many: bool) -> None:
+        """Send an unwatched statement, beginning the transaction first if none is open; a
+        transaction's first statement is sent again once if ``_heal`` replaced a dead connection."""
         fresh = not self.in_transaction
         if fresh:
             self._begin()
-        try:
-            self._cursor.executemany(sql, seq)
-        except self._errors as exc:
-            if not (fresh and self._heal(exc)):
-                self._raise(exc, sql, seq)
+        for attempt in (1, 2):
+            cur = self._cursor
             try:
-                self._cursor.executemany(sql, seq)
-            except self._errors as again:
-                self._raise(again, sql, seq)
-        return int(self._cursor.rowcount)
+                if many:
+                    cur.executemany(sql, params)
+                else:
+                    cur.execute(sql, params)
+                return
+            except self._errors as exc:
+                if not (fresh and attempt == 1 and self._heal(exc)):
+                    self._raise(exc, sql, params)
 
     def _driver_call(self, sql: str, params: Any, control: bool, many_call: bool, fetch: bool, event: StatementEvent) -> Any:
         """The driver call of a watched statement; the rows (``fetch``) or the cursor."""

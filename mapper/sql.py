@@ -561,26 +561,16 @@ class Compiler:
         """The dialect's array-bound UPDATE of many rows by key, or None (cached)."""
         ck = ("upda", table.name, tuple(set_columns), tuple(keys), version)
         if ck not in self._cache:
-            sets = [table.column(n) for n in set_columns]
-            keyc = [table.column(n) for n in keys]
-            ver = table.column(version) if version is not None else None
-            if any(c is None for c in [*sets, *keyc]) or (version is not None and ver is None):
-                self._cache[ck] = None
-            else:
-                self._cache[ck] = self.dialect.update_arrays_sql(table.name, sets, keyc, ver)  # type: ignore[arg-type]
+            cols = _update_columns(table, set_columns, keys, version)
+            self._cache[ck] = None if cols is None else self.dialect.update_arrays_sql(table.name, *cols)
         return self._cache[ck]
 
     def update_values(self, table: Table, set_columns: Sequence[str], keys: Sequence[str], version: str | None, n: int) -> str | None:
         """The dialect's UPDATE of ``n`` rows bound as a table of values, or None (cached)."""
         ck = ("updv", table.name, tuple(set_columns), tuple(keys), version, n)
         if ck not in self._cache:
-            sets = [table.column(c) for c in set_columns]
-            keyc = [table.column(c) for c in keys]
-            ver = table.column(version) if version is not None else None
-            if any(c is None for c in [*sets, *keyc]) or (version is not None and ver is None):
-                self._cache[ck] = None
-            else:
-                self._cache[ck] = self.dialect.update_values_sql(table.name, sets, keyc, ver, n)  # type: ignore[arg-type]
+            cols = _update_columns(table, set_columns, keys, version)
+            self._cache[ck] = None if cols is None else self.dialect.update_values_sql(table.name, *cols, n)
         return self._cache[ck]
 
     def update_row(self, table: str, set_columns: Sequence[str], keys: Sequence[str], version: str | None) -> str:
@@ -828,3 +818,15 @@ def bind_named(
             out.append(ch)
         i += 1
     return "".join(out), values
+
+
+def _update_columns(
+    table: Table, set_columns: Sequence[str], keys: Sequence[str], version: str | None
+) -> tuple[list[Column], list[Column], Column | None] | None:
+    """The columns of a many-row UPDATE by name, or None when one is not the table's."""
+    sets = [table.column(n) for n in set_columns]
+    keyc = [table.column(n) for n in keys]
+    ver = table.column(version) if version is not None else None
+    if any(c is None for c in [*sets, *keyc]) or (version is not None and ver is None):
+        return None
+    return [c for c in sets if c is not None], [c for c in keyc if c is not None], ver
