@@ -277,8 +277,21 @@ class _Reconciler:
         return c
 
     def related_op(self, adding: bool, parent: object, info: RelationInfo, child: object) -> None:
-        """An edit of an unloaded collection, made through ``session.related()``."""
+        """An edit of an unloaded collection, made through ``session.related()``.
+
+        These edits were made one after another, so a later one on a pair replaces an earlier
+        opposite one (link then unlink leaves the pair unlinked), where the same pair added on
+        one side and removed on the other by loaded collections contradict each other.
+        """
         if info.kind.links:
+            key = _pair_key(info, parent, child)
+            previous = self.pairs.get(key)
+            if previous is not None and previous[0] != ("add" if adding else "remove"):
+                del self.pairs[key]
+                plan = self.plan
+                for ops in (plan.junction_add, plan.junction_remove, plan.assoc_add, plan.assoc_remove):
+                    if previous[1] in ops:
+                        ops.remove(previous[1])
             self.pair(info, parent, child, adding)
         else:
             c = self.claim(child, info.edge)

@@ -922,3 +922,28 @@ def test_association_object_created_then_unlinked_in_one_flush_is_dropped(backen
         assert member not in s
         assert s.related(n, "groups").count() == 0
     assert backend.raw(f"SELECT node_id, group_id, role FROM {backend.q('mg_members')}") == []
+
+
+@pytest.mark.parametrize("config", ["nullify", "all"])
+def test_pair_linked_then_unlinked_through_related_in_one_flush_ends_unlinked(backend, make_db, config):
+    """related() edits are made one after another: link then unlink of the same pair leaves it
+    unlinked, and unlink then link leaves it linked. (Was: a FlushError saying the two sides
+    contradict each other.)"""
+    db = make_db(*make_mappers(config))
+    with db.session() as s:
+        s.add(GNode("n"))
+        s.add(GGroup("g"))
+        s.add(GGroup("h"))
+    with db.session() as s:
+        n = s.query(GNode).one()
+        g, h = s.query(GGroup).order_by("name").all()
+        s.related(n, "groups").add(g)
+        s.related(n, "groups").remove(g)
+        s.related(n, "groups").remove(h)
+        s.related(n, "groups").add(h)
+        s.commit()
+        assert [x.name for x in s.related(n, "groups").all()] == ["h"]
+    rows = backend.raw(
+        f"SELECT g.name FROM {backend.q('mg_members')} m JOIN {backend.q('mg_groups')} g ON g.id = m.group_id"
+    )
+    assert rows == [("h",)]
