@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import errors, types
+from .aio import AsyncDatabase, AsyncQuery, AsyncSession, AsyncTransaction
 from .database import Database
 from .engine import Row
 from .events import StatementEvent
@@ -74,6 +75,10 @@ __all__ = [
     "exists",
     "Page",
     "to_dict",
+    "AsyncDatabase",
+    "AsyncSession",
+    "AsyncQuery",
+    "AsyncTransaction",
 ]
 
 __version__ = "0.1.0"

@@ -129,6 +129,9 @@ class Engine:
             "connect_args": dict(connect_args or {}),
             "memory_name": uuid.uuid4().hex,
         }
+        #: Opens a driver connection: the dialect's ``connect``, or an asyncio driver's bridge
+        #: (``aio_drivers``) when an AsyncDatabase owns the engine.
+        self.connector: Callable[[URL, dict[str, Any]], DBAPIConnection] = self.dialect.connect
         self._init_lock = threading.Lock()
         self._initialized = False
         if isolation_level is not None:
@@ -147,7 +150,7 @@ class Engine:
         """Open and prepare a new driver connection."""
         driver_errors = self.dialect.driver_errors()
         try:
-            raw = self.dialect.connect(self.url, self.options)
+            raw = self.connector(self.url, self.options)
         except ImportError as exc:
             msg = (
                 f"the driver for {self.url.scheme} is not installed ({exc.name}); "

@@ -65,7 +65,9 @@ class Session:
     for close(), which any thread may call.
     """
 
-    def __init__(self, db: Database, *, autoflush: bool = True, lazy: str | None = None) -> None:
+    def __init__(
+        self, db: Database, *, autoflush: bool = True, lazy: str | None = None, threads: tuple[int, int] | None = None
+    ) -> None:
         self._db = db
         self.autoflush = autoflush
         self.lazy = lazy if lazy is not None else db.lazy
@@ -75,6 +77,12 @@ class Session:
         #: The thread that first used the session (``threading.get_ident()``) and its name.
         self._owner: int | None = None
         self._owner_name = ""
+        #: A second thread that may use the session: an AsyncSession's worker, which runs the
+        #: session's I/O while the event loop's thread (the owner) awaits it.
+        self._companion: int | None = None
+        if threads is not None:
+            self._owner, self._companion = threads
+            self._owner_name = "the event loop"
         #: Guards claiming the session, taking its connection and closing it.
         self._lock = threading.RLock()
         self._budgets: list[Budget] = []
@@ -145,6 +153,8 @@ class Session:
         connections taken for one session) is refused before it starts.
         """
         me = threading.current_thread()
+        if me.ident == self._companion and me.ident is not None:
+            return
         with self._lock:
             if self._owner is None:
                 self._owner, self._owner_name = me.ident, me.name
