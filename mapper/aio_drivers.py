@@ -100,13 +100,13 @@ class Cursor:
     def execute(self, sql: str, params: Any = None) -> Cursor:
         """Send one statement and buffer its rows."""
         self._conn.bridge.check_statement()
-        self._conn.bridge.run(self._send(sql, params, False))
+        self._conn.run(self._send(sql, params, False))
         return self
 
     def executemany(self, sql: str, seq: Sequence[Any]) -> None:
         """Send one statement for many parameter rows."""
         self._conn.bridge.check_statement()
-        self._conn.bridge.run(self._send(sql, seq, True))
+        self._conn.run(self._send(sql, seq, True))
 
     def fetchall(self) -> list[Any]:
         """The rows of the last statement not fetched yet."""
@@ -144,13 +144,17 @@ class AsyncConnectionAdapter:
         """A DB-API cursor."""
         return Cursor(self)
 
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        """Run a coroutine of this connection on the loop (a driver may translate its errors)."""
+        return self.bridge.run(coro)
+
     def commit(self) -> None:
         """Commit on the loop."""
-        self.bridge.run(self.conn.commit())
+        self.run(self.conn.commit())
 
     def rollback(self) -> None:
         """Roll back on the loop."""
-        self.bridge.run(self.conn.rollback())
+        self.run(self.conn.rollback())
 
     def close(self) -> None:
         """Close on the loop (or at once, when the loop is gone)."""
@@ -163,7 +167,7 @@ class AsyncConnectionAdapter:
 
     def run_sql(self, sql: str) -> None:
         """Run one statement without parameters (the dialects' ``raw.execute(sql)``)."""
-        self.bridge.run(self._run_sql(sql))
+        self.run(self._run_sql(sql))
 
     async def _run_sql(self, sql: str) -> None:
         cur = await self.new_cursor()
@@ -237,10 +241,28 @@ class SQLiteAdapter(AsyncConnectionAdapter):
     async def new_cursor(self) -> Any:
         return await self.conn.cursor()
 
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        # aiosqlite reports a closed connection as ValueError; sqlite3, and so the dialect,
+        # as ProgrammingError ("Cannot operate on a closed database.").
+        import sqlite3
+
+        try:
+            return self.bridge.run(coro)
+        except ValueError as exc:
+            if "no active connection" not in str(exc):
+                raise
+            msg = "Cannot operate on a closed database."
+            raise sqlite3.ProgrammingError(msg) from exc
+
     @property
     def in_transaction(self) -> bool:
         """Whether a transaction is open."""
-        return bool(self.conn.in_transaction)
+        import sqlite3
+
+        try:
+            return bool(self.conn.in_transaction)
+        except ValueError as exc:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.") from exc
 
     def getlimit(self, category: int) -> int:
         """A run-time limit: the library's, read on a scratch connection (aiosqlite's
@@ -287,7 +309,24 @@ async def _open_mysql(url: URL, options: dict[str, Any]) -> Any:
         "connect_timeout": float(options.get("connect_timeout", 10.0)),
     }
     kwargs.update(options.get("connect_args", {}))
-    return await aiomysql.connect(**kwargs)
+    return await aiomysql.connect(cursorclass=_quiet_cursor(aiomysql), **kwargs)
+
+
+def _quiet_cursor(aiomysql: Any) -> type:
+    """aiomysql's cursor without its SHOW WARNINGS round trip and Python warnings after a
+    statement the server warned about: PyMySQL, the sync driver, does neither."""
+    global _QUIET  # noqa: PLW0603 - made once, on first use, so the driver loads lazily
+    if _QUIET is None:
+
+        class QuietCursor(aiomysql.Cursor):  # type: ignore[misc, name-defined]
+            async def _show_warnings(self, conn: Any) -> None:
+                return None
+
+        _QUIET = QuietCursor
+    return _QUIET
+
+
+_QUIET: type | None = None
 
 
 async def _open_sqlite(url: URL, options: dict[str, Any]) -> Any:
