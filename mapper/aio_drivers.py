@@ -318,7 +318,7 @@ def _quiet_cursor(aiomysql: Any) -> type:
     global _QUIET  # noqa: PLW0603 - made once, on first use, so the driver loads lazily
     if _QUIET is None:
 
-        class QuietCursor(aiomysql.Cursor):  # type: ignore[misc, name-defined]
+        class QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
             async def _show_warnings(self, conn: Any) -> None:
                 return None
 
