@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from . import errors
-from .aio_drivers import Bridge, open_connection
+from .aio_drivers import Bridge, PsycopgPool, open_connection
 from .database import Database
 from .engine import Row
 from .events import Budget
@@ -122,7 +122,15 @@ class AsyncDatabase:
         if bridge is None:
             bridge = self._bridge = Bridge(loop)
             backend = self.sync.backend
-            self.sync.engine.connector = lambda url, options: open_connection(backend, url, options, bridge)
+            engine = self.sync.engine
+            engine.connector = lambda url, options: open_connection(backend, url, options, bridge)
+            if backend == "postgresql":
+                # psycopg-pool's own async pool; it has opened nothing yet, nor has the old one.
+                old = engine.pool
+                engine.pool = PsycopgPool(
+                    bridge, engine.url, engine.options, old.settings, engine.isolation_level, engine.pre_ping  # type: ignore[attr-defined]
+                )
+                old.close()
         elif bridge.loop is not loop:
             msg = (
                 "this AsyncDatabase serves the event loop it was first used on; open one "

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import errors
+from .pool import PoolStatus
 
 if TYPE_CHECKING:
     from .dialects.base import URL
@@ -365,3 +366,134 @@ def open_connection(backend: str, url: URL, options: dict[str, Any], bridge: Bri
         msg = f"the asyncio driver for {backend} is not installed ({exc.name}); pip install 'mapper[{EXTRAS[backend]}]'"
         raise errors.ConfigurationError(msg) from exc
     return adapter(conn, bridge)
+
+
+_PG_LEVELS = {
+    "READ UNCOMMITTED": "READ_UNCOMMITTED",
+    "READ COMMITTED": "READ_COMMITTED",
+    "REPEATABLE READ": "REPEATABLE_READ",
+    "SERIALIZABLE": "SERIALIZABLE",
+}
+
+
+class PsycopgPool:
+    """psycopg-pool's ``AsyncConnectionPool`` as the engine's pool (the ``ConnectionPool``
+    protocol): the pool's own waiting, checks, idle and lifetime limits, on the event loop.
+
+    The Database's pool settings map onto it: ``pool_size`` is ``max_size``, ``pool_min``
+    ``min_size``, ``pool_timeout`` ``timeout``; ``pool_max_idle`` and ``pool_max_lifetime`` when
+    set (psycopg-pool's defaults, 10 minutes and an hour, otherwise); ``pre_ping`` is its
+    ``check_connection``. A connection given back broken is closed first, so the pool drops it.
+    """
+
+    def __init__(self, bridge: Bridge, url: URL, options: dict[str, Any], settings: Any, isolation_level: str | None, pre_ping: bool) -> None:
+        from psycopg import IsolationLevel
+        from psycopg_pool import AsyncConnectionPool
+
+        self.bridge = bridge
+        self.settings = settings
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if "connect_timeout" not in url.query:
+            kwargs["connect_timeout"] = math.ceil(options.get("connect_timeout", 10.0))
+        kwargs.update(options.get("connect_args", {}))
+        level = None
+        if isolation_level is not None:
+            level = getattr(IsolationLevel, _PG_LEVELS[isolation_level.upper().replace("_", " ")])
+
+        async def configure(conn: Any) -> None:
+            if level is not None:
+                await conn.set_isolation_level(level)
+
+        extra: dict[str, Any] = {}
+        if settings.max_idle is not None:
+            extra["max_idle"] = settings.max_idle
+        if settings.max_lifetime is not None:
+            extra["max_lifetime"] = settings.max_lifetime
+        self._pool = AsyncConnectionPool(
+            url.driver_url,
+            kwargs=kwargs,
+            min_size=settings.min,
+            max_size=settings.size,
+            timeout=settings.timeout,
+            open=False,
+            configure=configure,
+            check=AsyncConnectionPool.check_connection if pre_ping else None,
+            **extra,
+        )
+        self._opened = False
+        self._lock = threading.Lock()
+        self._out = 0
+        self._discarded = 0
+
+    def _open(self) -> None:
+        with self._lock:
+            if not self._opened:
+                self.bridge.run(self._pool.open(wait=False))
+                self._opened = True
+
+    def acquire(self, timeout: float | None = None) -> PsycopgAdapter:
+        """A connection from the pool, waited for on the loop."""
+        from psycopg_pool import PoolTimeout
+
+        self._open()
+        wait = self.settings.timeout if timeout is None else timeout
+        try:
+            conn = self.bridge.run(self._pool.getconn(wait))
+        except PoolTimeout:
+            raise errors.PoolTimeoutError.waited(wait, self.settings.size) from None
+        with self._lock:
+            self._out += 1
+        return PsycopgAdapter(conn, self.bridge)
+
+    def release(self, raw: Any, discard: bool = False) -> None:
+        """Give a connection back (closed first when ``discard``)."""
+        with self._lock:
+            self._out -= 1
+            if discard:
+                self._discarded += 1
+        self.bridge.run(self._putconn(raw.conn, discard))
+
+    async def _putconn(self, conn: Any, discard: bool) -> None:
+        if discard:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - a dead connection is closed all the same
+                pass
+        await self._pool.putconn(conn)
+
+    def status(self) -> PoolStatus:
+        """The pool's counts as ``PoolStatus``."""
+
+        stats = self._pool.get_stats()
+        size = int(stats.get("pool_size", 0))
+        idle = int(stats.get("pool_available", 0))
+        return PoolStatus(
+            size=size,
+            in_use=self._out,
+            idle=idle,
+            waiting=int(stats.get("requests_waiting", 0)),
+            min_size=self.settings.min,
+            max_size=self.settings.size,
+            discarded=self._discarded,
+            expired=0,
+        )
+
+    def close(self) -> None:
+        """Close the pool and its connections on the loop."""
+        if self._opened and not self.bridge.loop.is_closed():
+            self.bridge.run(self._pool.close())
+
+    @property
+    def checked_out(self) -> int:
+        """Connections lent right now."""
+        return self._out
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection."""
+        return int(self._pool.get_stats().get("requests_waiting", 0))
+
+    @property
+    def discarded(self) -> int:
+        """Connections given back broken so far."""
+        return self._discarded

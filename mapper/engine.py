@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import errors
-from ._typing import DBAPIConnection
+from ._typing import ConnectionPool, DBAPIConnection
 from .dialects import Dialect, URL, dialect_for, parse_url
 from .events import Budget, EchoLog, StatementCallback, StatementEvent, Subscription
 from .pool import PoolSettings, PoolStatus, QueuePool, close_quietly
@@ -142,7 +142,7 @@ class Engine:
         #: When set, ``connect()`` returns ``pinned(owner)`` instead of lending a pooled
         #: connection: ``mapper.testing.TestTransaction`` runs a test's sessions this way.
         self.pinned: Callable[[object | None], Connection] | None = None
-        self.pool: QueuePool = QueuePool(
+        self.pool: ConnectionPool = QueuePool(
             self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
 

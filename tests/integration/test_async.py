@@ -381,6 +381,9 @@ def test_pool_exhaustion_times_out_while_the_loop_keeps_serving(backend):
         await asyncio.gather(h, tick)
         assert ticked > 1  # the loop ran other tasks while one waited for the pool
         assert db.sync.pool_status().in_use == 0
+        # PostgreSQL's pool is psycopg-pool's AsyncConnectionPool; the others mapper's own.
+        expected = "PsycopgPool" if backend.name == "postgresql" else "QueuePool"
+        assert type(db.sync.engine.pool).__name__ == expected
 
     run(backend, "async", body, pool_size=1, pool_timeout=0.3)
 

@@ -59,7 +59,7 @@ RANK = {
     "session": 16,
     "transaction": 17,
     "database": 18,
-    "aio_drivers": 1,
+    "aio_drivers": 2,
     "aio": 18.5,
     "__init__": 19,
     "testing": 19,
