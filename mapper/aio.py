@@ -86,6 +86,13 @@ class Worker:
         self._jobs.put(_STOP)
 
 
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a call nobody awaits any more (its task was cancelled), so that
+    asyncio does not report it as never retrieved when the future is collected."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class AsyncDatabase:
     """A Database for asyncio code: the same mappers, engine and options, async sessions.
 
@@ -226,6 +233,7 @@ class AsyncSession:
             # The call goes on in the worker: its next statement is refused, so a flush stops
             # there and fails (memory restored), and the rollback on exit ends the transaction.
             self._bridge.refused.add(self._worker.ident)
+            fut.add_done_callback(_consume)
             raise
 
     async def __aenter__(self) -> AsyncSession:
@@ -246,6 +254,7 @@ class AsyncSession:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             self._bridge.refused.add(self._worker.ident)
+            fut.add_done_callback(_consume)
             await asyncio.wait([fut])
             raise
 
@@ -318,6 +327,10 @@ class AsyncSession:
 
     async def get(self, cls: type[T], pk: Any) -> T | None:
         """``Session.get``: the object with this key (identity map first), or None."""
+        if not self._stopped:
+            held = self.sync.held(cls, pk)
+            if held is not None:
+                return held  # held by the session: no statement, no trip to the worker
         return await self._call(self.sync.get, cls, pk)
 
     async def get_one(self, cls: type[T], pk: Any) -> T:

@@ -355,6 +355,21 @@ class Session:
                 return st.obj  # type: ignore[no-any-return]
         return self._get(cls, pk)
 
+    def held(self, cls: type[T], pk: Any) -> T | None:
+        """The persistent object with this one-column key if the session holds it, else None;
+        never sends a statement (what an AsyncSession's ``get`` answers without a trip to its
+        worker)."""
+        self._check()
+        if type(pk) is tuple or pk is None:
+            return None
+        m = self._by_class.get(cls)
+        if m is None:
+            m = self._mapping_for(cls)
+        if len(m.pk) != 1:
+            return None
+        st = self._t.identity.for_mapping(m).get(pk)
+        return st.obj if st is not None and st.status == PERSISTENT else None
+
     def _get(self, cls: type[T], pk: Any) -> T | None:
         if self._closed or self._pending_rollback is not None or self._owner != _get_ident():
             self._check()
