@@ -16,6 +16,7 @@ import functools
 import itertools
 import queue
 import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
@@ -124,7 +125,14 @@ class AsyncDatabase:
 
     def bridge(self) -> Bridge:
         """The bridge to the running loop, made on first use; another loop is refused."""
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            msg = (
+                "an AsyncDatabase is used from async code: call db.session() or db.transaction() "
+                "inside a coroutine (for sync code, use mapper.Database)"
+            )
+            raise errors.SessionError(msg) from None
         bridge = self._bridge
         if bridge is None:
             bridge = self._bridge = Bridge(loop)
@@ -219,6 +227,8 @@ class AsyncSession:
         )
         self._inflight: asyncio.Future[Any] | None = None
         self._stopped = False
+        # A session dropped without being closed still ends its thread when collected.
+        weakref.finalize(self, self._worker.stop)
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         """Run ``fn(*args)`` on the worker; a cancelled wait stops the session's statements."""

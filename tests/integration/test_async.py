@@ -439,6 +439,8 @@ def test_async_database_refuses_lazy_and_a_second_event_loop(backend):
     with pytest.raises(errors.ConfigurationError, match="never loads on touch"):
         AsyncDatabase(backend.url, PETS, lazy="select")
     db = AsyncDatabase(backend.url, PETS)
+    with pytest.raises(errors.SessionError, match="inside a coroutine"):
+        db.session()
 
     async def first() -> None:
         async with db.session() as s:
