@@ -22,7 +22,7 @@ from mapper import Column, Database, Mapper, errors
 from mapper import types as t
 from mapper.aio import AsyncDatabase
 from mapper.aio_drivers import TaskCancelled
-from tests.rel_models import PETS, Owner, Pug, Toy
+from tests.rel_models import LIBRARY, PETS, Book, Owner, Pug, Toy, User
 
 # -- the two faces ---------------------------------------------------------------------------------
 
@@ -254,6 +254,61 @@ def test_errors_are_the_sync_errors(backend, face):
                 await s.query(Owner).all()
             await s.rollback()
             assert [o.name for o in await s.query(Owner).all()] == ["o0"]
+
+    run(backend, face, body)
+
+
+@FACES
+def test_a_moved_child_and_a_removed_one_are_reconciled_into_foreign_keys(backend, face):
+    async def body(db: Any) -> None:
+        await seed(db, 2)
+        async with db.session() as s:
+            first, second = await s.query(Owner).order_by("id").include("pugs").all()
+            moved = first.pugs[0]
+            second.pugs.append(moved)  # one side edited: the inverse and the key follow
+            gone = second.pugs[0]
+            second.pugs.remove(gone)  # cascade "all" includes "orphan": the pug is deleted
+            await s.flush()
+            assert moved.owner is second
+        rows = backend.raw("SELECT p.name, o.name FROM rel_pugs p JOIN rel_owners o ON o.id = p.owner_id ORDER BY p.name")
+        assert rows == [("p0a", "o1"), ("p0b", "o0"), ("p1b", "o1")]
+        assert count(backend, "rel_toys") == 1  # p1a's toy went with it (cascade "all")
+
+    run(backend, face, body)
+
+
+@FACES
+def test_many_to_many_links_are_written_and_read_back(backend, face):
+    async def body(db: Any) -> None:
+        async with db.session() as s:
+            dune, emma = Book("Dune"), Book("Emma")
+            s.add_all([User("ann", favorites=[dune, emma]), User("bob", favorites=[dune])])
+        assert count(backend, "rel_user_favorites") == 3
+        async with db.session() as s:
+            users = await s.query(User).order_by("name").include("favorites").all()
+            assert [[b.title for b in u.favorites] for u in users] == [["Dune", "Emma"], ["Dune"]]
+            users[0].favorites.pop()  # ann drops Emma: one junction row goes
+        assert count(backend, "rel_user_favorites") == 2
+        async with db.session() as s:
+            books = await s.query(Book).order_by("title").all()
+            await s.load(books, "fans")
+            assert [[u.name for u in b.fans] for b in books] == [["ann", "bob"], []]
+
+    run(backend, face, body, mappers=LIBRARY)
+
+
+@FACES
+def test_writes_outside_the_flush_and_refresh(backend, face):
+    async def body(db: Any) -> None:
+        async with db.session() as s:
+            keys = await s.insert_rows(Owner, [{"name": "x"}, {"name": "y"}], returning=True)
+            assert len(keys) == 2
+            assert await s.update_rows(Owner, [{"id": keys[0], "name": "x2"}]) == 1
+            owner = await s.get(Owner, keys[1])
+            owner.name = "changed in memory"
+            await s.refresh(owner)
+            assert owner.name == "y"
+        assert sorted(r[0] for r in backend.raw("SELECT name FROM rel_owners")) == ["x2", "y"]
 
     run(backend, face, body)
 
