@@ -411,12 +411,6 @@ class AsyncSavepoint:
         return await self._s._finish(self._cm.__exit__, exc_type, exc, tb)
 
 
-_BUILDERS = frozenset(
-    {"where", "order_by", "include", "limit", "offset", "join", "group_by", "having", "distinct",
-     "for_update", "for_share", "after"}
-)
-
-
 class AsyncQuery(Generic[T]):
     """A Query whose results are awaited: build it with the Query methods (``where``,
     ``include``, ``order_by``...), then ``await q.all()``, ``first()``, ``one()``,
@@ -428,15 +422,60 @@ class AsyncQuery(Generic[T]):
         #: The sync Query this one describes.
         self.query = query
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.query, name)
-        if name in _BUILDERS:
-            @functools.wraps(attr)
-            def build(*args: Any, **kwargs: Any) -> AsyncQuery[T]:
-                return AsyncQuery(self._s, attr(*args, **kwargs))
+    def _with(self, query: Query[T]) -> AsyncQuery[T]:
+        return AsyncQuery(self._s, query)
 
-            return build
-        return attr
+    def where(self, *conditions: Any, **equals: Any) -> AsyncQuery[T]:
+        """``Query.where``."""
+        return self._with(self.query.where(*conditions, **equals))
+
+    def order_by(self, *items: Any) -> AsyncQuery[T]:
+        """``Query.order_by``."""
+        return self._with(self.query.order_by(*items))
+
+    def include(self, *paths: str) -> AsyncQuery[T]:
+        """``Query.include``: relation paths loaded with the results, one query per segment."""
+        return self._with(self.query.include(*paths))
+
+    def limit(self, n: int | None) -> AsyncQuery[T]:
+        """``Query.limit``."""
+        return self._with(self.query.limit(n))
+
+    def offset(self, n: int | None) -> AsyncQuery[T]:
+        """``Query.offset``."""
+        return self._with(self.query.offset(n))
+
+    def join(self, *paths: str) -> AsyncQuery[T]:
+        """``Query.join``."""
+        return self._with(self.query.join(*paths))
+
+    def group_by(self, *items: Any) -> AsyncQuery[T]:
+        """``Query.group_by``."""
+        return self._with(self.query.group_by(*items))
+
+    def having(self, *conditions: Any, **equals: Any) -> AsyncQuery[T]:
+        """``Query.having``."""
+        return self._with(self.query.having(*conditions, **equals))
+
+    def distinct(self, on: bool = True) -> AsyncQuery[T]:
+        """``Query.distinct``."""
+        return self._with(self.query.distinct(on))
+
+    def for_update(self, **options: Any) -> AsyncQuery[T]:
+        """``Query.for_update``: row locks (``nowait``, ``skip_locked``, ``of``)."""
+        return self._with(self.query.for_update(**options))
+
+    def for_share(self, **options: Any) -> AsyncQuery[T]:
+        """``Query.for_share``."""
+        return self._with(self.query.for_share(**options))
+
+    def after(self, last: Any) -> AsyncQuery[T]:
+        """``Query.after``: the keyset page after ``last``."""
+        return self._with(self.query.after(last))
+
+    def subquery(self, column: Any) -> Any:
+        """``Query.subquery``: this query as a subquery node of another (no I/O)."""
+        return self.query.subquery(column)
 
     def _run(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> Awaitable[R]:
         return self._s._call(functools.partial(fn, *args, **kwargs))
