@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from . import errors
 from .aio_drivers import Bridge, PsycopgPool, open_connection
@@ -27,6 +27,7 @@ from .database import Database
 from .engine import Row
 from .events import Budget
 from .query import Page, Query
+from .schema import Column
 from .session import Session
 from .transaction import Attempt, Transaction
 
@@ -34,6 +35,10 @@ __all__ = ["AsyncDatabase", "AsyncSession", "AsyncQuery", "AsyncTransaction", "A
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
 P = ParamSpec("P")
 
 _STOP = object()
@@ -504,8 +509,23 @@ class AsyncQuery(Generic[T]):
         """Whether any row matches."""
         return await self._run(self.query.exists)
 
+    @overload
+    async def values(self, c1: Column[A], /) -> list[tuple[A]]: ...
+
+    @overload
+    async def values(self, c1: Column[A], c2: Column[B], /) -> list[tuple[A, B]]: ...
+
+    @overload
+    async def values(self, c1: Column[A], c2: Column[B], c3: Column[C], /) -> list[tuple[A, B, C]]: ...
+
+    @overload
+    async def values(self, c1: Column[A], c2: Column[B], c3: Column[C], c4: Column[D], /) -> list[tuple[A, B, C, D]]: ...
+
+    @overload
+    async def values(self, *columns: Any, **labeled: Any) -> list[tuple[Any, ...]]: ...
+
     async def values(self, *columns: Any, **labeled: Any) -> list[tuple[Any, ...]]:
-        """Column values instead of objects (see ``Query.values``)."""
+        """Column values instead of objects (see ``Query.values``), typed as the sync ones."""
         return await self._run(self.query.values, *columns, **labeled)
 
     async def paginate(self, page: int, per_page: int) -> Page[T]:
