@@ -387,8 +387,12 @@ class PsycopgPool:
     """
 
     def __init__(self, bridge: Bridge, url: URL, options: dict[str, Any], settings: Any, isolation_level: str | None, pre_ping: bool) -> None:
-        from psycopg import IsolationLevel
-        from psycopg_pool import AsyncConnectionPool
+        try:
+            from psycopg import IsolationLevel
+            from psycopg_pool import AsyncConnectionPool
+        except ImportError as exc:
+            msg = f"the asyncio driver for postgresql is not installed ({exc.name}); pip install 'mapper[async-postgresql]'"
+            raise errors.ConfigurationError(msg) from exc
 
         self.bridge = bridge
         self.settings = settings
