@@ -140,10 +140,9 @@ class AsyncDatabase:
             raise errors.SessionError(msg) from None
         bridge = self._bridge
         if bridge is None:
-            bridge = self._bridge = Bridge(loop)
+            bridge = Bridge(loop)
             backend = self.sync.backend
             engine = self.sync.engine
-            engine.connector = lambda url, options: open_connection(backend, url, options, bridge)
             if backend == "postgresql":
                 # psycopg-pool's own async pool; it has opened nothing yet, nor has the old one.
                 old = engine.pool
@@ -151,6 +150,8 @@ class AsyncDatabase:
                     bridge, engine.url, engine.options, old.settings, engine.isolation_level, engine.pre_ping  # type: ignore[attr-defined]
                 )
                 old.close()
+            engine.connector = lambda url, options: open_connection(backend, url, options, bridge)
+            self._bridge = bridge
         elif bridge.loop is not loop:
             msg = (
                 "this AsyncDatabase serves the event loop it was first used on; open one "

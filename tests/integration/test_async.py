@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -508,3 +509,21 @@ def test_async_database_refuses_lazy_and_a_second_event_loop(backend):
 
     asyncio.run(first())
     asyncio.run(second())
+
+
+def test_a_missing_asyncio_driver_names_the_extra_to_install(backend, monkeypatch):
+    module = {"sqlite": "aiosqlite", "postgresql": "psycopg_pool", "mysql": "aiomysql"}[backend.name]
+    extra = {"sqlite": "async-sqlite", "postgresql": "async-postgresql", "mysql": "async-mysql"}[backend.name]
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+    db = AsyncDatabase(backend.url, PETS)
+
+    async def main() -> None:
+        try:
+            with pytest.raises(errors.ConfigurationError) as info:
+                async with db.session() as s:
+                    await s.execute("SELECT 1")
+            assert f"pip install 'mapper[{extra}]'" in str(info.value)
+        finally:
+            await db.close()
+
+    asyncio.run(main())
