@@ -22,7 +22,6 @@ import pytest
 from mapper import Column, Database, Mapper, errors
 from mapper import types as t
 from mapper.aio import AsyncDatabase
-from mapper.aio_drivers import TaskCancelled
 from tests.rel_models import LIBRARY, PETS, Book, Owner, Pug, Toy, User
 
 # -- the two faces ---------------------------------------------------------------------------------
@@ -402,10 +401,6 @@ def test_a_task_cancelled_in_a_flush_leaves_no_rows_and_returns_its_connection(b
             assert await s.query(Owner).count() == 0
 
     run(backend, "async", body)
-
-
-def test_cancelled_task_error_class_is_a_session_error():
-    assert issubclass(TaskCancelled, errors.SessionError)
 
 
 def test_pool_exhaustion_times_out_while_the_loop_keeps_serving(backend):
