@@ -25,7 +25,7 @@ from typing import Any
 from . import schema
 from .backends import Backend, default_sqlite, parse_backend
 from .report import BackendResult, Cell, Results, draw_chart, render_tables, write_json
-from .systems import SYSTEMS, available, load_system
+from .systems import ASYNC_SYSTEMS, SYSTEMS, available, load_system
 from .workloads import WORKLOADS, Admin, VerificationError, sizes_for
 
 ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W7q", "W8", "W9", "W10"]
@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"run only these workloads (repeatable): {', '.join(ORDER)}")
     p.add_argument("--system", action="append", default=[], metavar="S",
                    help=f"run only these systems (repeatable): {', '.join(SYSTEMS)}")
+    p.add_argument("--async", dest="use_async", action="store_true",
+                   help=f"also run the asyncio systems ({', '.join(ASYNC_SYSTEMS)}) beside the sync ones")
     p.add_argument("--quick", action="store_true", help="a tenth of the rows, 2 runs, no warm-up (smoke test)")
     p.add_argument("--repeat", type=int, default=None, help="timed runs per system (default 5; --quick: 2)")
     p.add_argument("--warmup", type=int, default=None, help="untimed (but checked) runs first (default 1; --quick: 0)")
@@ -81,12 +83,13 @@ def choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[Backend
     workloads.sort(key=ORDER.index)
 
     systems: list[str] = []
-    for s in args.system or SYSTEMS:
+    known = SYSTEMS + ASYNC_SYSTEMS
+    for s in args.system or (known if args.use_async else SYSTEMS):
         s = s.lower()
         if s in ("sqlalchemy",):
             s = "sqla"
-        if s not in SYSTEMS:
-            raise SystemExit(f"--system {s!r}: choose from {', '.join(SYSTEMS)}")
+        if s not in known:
+            raise SystemExit(f"--system {s!r}: choose from {', '.join(known)}")
         if s not in systems:
             systems.append(s)
     for s in list(systems):
@@ -96,7 +99,7 @@ def choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[Backend
                 raise SystemExit(f"--system {s}: {why}")
             log(f"note: skipping {s}: {why}")
             systems.remove(s)
-    systems.sort(key=SYSTEMS.index)
+    systems.sort(key=known.index)
 
     backends: list[Backend] = []
     extra = [parse_backend(u) for u in args.db]

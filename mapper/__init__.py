@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import errors, types
+from .aio import AsyncDatabase, AsyncQuery, AsyncSession, AsyncTransaction
 from .database import Database
 from .embedded import Embedded
 from .engine import Row
@@ -80,6 +81,10 @@ __all__ = [
     "Page",
     "to_dict",
     "Embedded",
+    "AsyncDatabase",
+    "AsyncSession",
+    "AsyncQuery",
+    "AsyncTransaction",
 ]
 
 __version__ = "0.1.0"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .pool import PoolStatus
 
 
 class DBAPIConnection(Protocol):
@@ -18,11 +21,14 @@ class DBAPIConnection(Protocol):
 
 
 class ConnectionPool(Protocol):
-    """A pool of DB-API connections (``pool.QueuePool``, the same for every backend)."""
+    """A pool of DB-API connections (``pool.QueuePool``, the same for every backend; psycopg-pool's
+    async pool behind ``aio_drivers.PsycopgPool`` for an AsyncDatabase on PostgreSQL)."""
 
-    def acquire(self) -> Any: ...
+    def acquire(self, timeout: float | None = None) -> Any: ...
 
     def release(self, raw: Any, discard: bool = False) -> None: ...
+
+    def status(self) -> PoolStatus: ...
 
     def close(self) -> None: ...
 

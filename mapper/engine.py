@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import errors
-from ._typing import DBAPIConnection
+from ._typing import ConnectionPool, DBAPIConnection
 from .dialects import Dialect, URL, dialect_for, parse_url
 from .events import Budget, EchoLog, StatementCallback, StatementEvent, Subscription
 from .pool import PING_WINDOW, PoolSettings, PoolStatus, QueuePool, close_quietly
@@ -129,6 +129,9 @@ class Engine:
             "connect_args": dict(connect_args or {}),
             "memory_name": uuid.uuid4().hex,
         }
+        #: Opens a driver connection: the dialect's ``connect``, or an asyncio driver's bridge
+        #: (``aio_drivers``) when an AsyncDatabase owns the engine.
+        self.connector: Callable[[URL, dict[str, Any]], DBAPIConnection] = self.dialect.connect
         self._init_lock = threading.Lock()
         self._initialized = False
         if isolation_level is not None:
@@ -139,7 +142,7 @@ class Engine:
         #: When set, ``connect()`` returns ``pinned(owner)`` instead of lending a pooled
         #: connection: ``mapper.testing.TestTransaction`` runs a test's sessions this way.
         self.pinned: Callable[[object | None], Connection] | None = None
-        self.pool: QueuePool = QueuePool(
+        self.pool: ConnectionPool = QueuePool(
             self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
         #: ``"primary"`` or ``"replica"`` once the Database has replicas (``replicas.Replicas``
@@ -152,7 +155,7 @@ class Engine:
         """Open and prepare a new driver connection."""
         driver_errors = self.dialect.driver_errors()
         try:
-            raw = self.dialect.connect(self.url, self.options)
+            raw = self.connector(self.url, self.options)
         except ImportError as exc:
             msg = (
                 f"the driver for {self.url.scheme} is not installed ({exc.name}); "
@@ -365,7 +368,7 @@ class Connection:
 
     def _replace_until_live(self) -> bool:
         """Replace the dead driver connection with a live one from the pool (each checked)."""
-        for _ in range(self.engine.pool.settings.size + 1):
+        for _ in range(self.engine.pool.status().max_size + 1):
             self._replace()
             if self.dialect.ping(self.raw):
                 return True

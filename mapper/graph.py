@@ -196,8 +196,10 @@ class GraphLoader:
                 raise not_loaded_error(f"{ref.name} (a {name})", ref.key, True)
             raise not_loaded_error(f"this {name} (a reference from another object)", "<relation>", True)
         info: RelationInfo = st.cohort
-        if (info.lazy or info.source.lazy or s.lazy) == "raise":
-            raise not_loaded_error(info.name, info.key, False)
+        if s.lazy == "async" or (info.lazy or info.source.lazy or s.lazy) == "raise":
+            # An async session never loads on touch, whatever the relation says: a load there
+            # would be a blocking call hidden in an attribute read.
+            raise not_loaded_error(info.name, info.key, False, awaited=s.lazy == "async")
         m = st.mapping
         pending = self.ghosts.get(m, {})
         keys = [k for k, g in pending.items() if g.status == GHOST]
@@ -436,8 +438,10 @@ class GraphLoader:
         info: RelationInfo = coll.relation
         if s.closed or s.tracker.states.get(id(st.obj)) is not st:
             raise not_loaded_error(info.name, info.key, True)
-        if (info.lazy or info.source.lazy or s.lazy) == "raise":
-            raise not_loaded_error(info.name, info.key, False)
+        if s.lazy == "async" or (info.lazy or info.source.lazy or s.lazy) == "raise":
+            # An async session never loads on touch, whatever the relation says: a load there
+            # would be a blocking call hidden in an attribute read.
+            raise not_loaded_error(info.name, info.key, False, awaited=s.lazy == "async")
         cohort = st.cohort if isinstance(st.cohort, list) else [st]
         targets = [
             c for c in cohort

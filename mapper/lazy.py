@@ -272,9 +272,15 @@ def _ghost_eq(self: Any, other: Any) -> Any:
     return self == other
 
 
-def not_loaded_error(what: str, path: str, closed: bool) -> RelationNotLoadedError:
-    """The error for touching an unloaded relation that may not load now."""
-    if closed:
+def not_loaded_error(what: str, path: str, closed: bool, *, awaited: bool = False) -> RelationNotLoadedError:
+    """The error for touching an unloaded relation that may not load now (``awaited``: the
+    session is an AsyncSession, which loads only when awaited)."""
+    if awaited:
+        msg = (
+            f"{what} is not loaded, and an async session never loads on touch; add "
+            f".include({path!r}) to the query or `await session.load(objects, {path!r})` first"
+        )
+    elif closed:
         msg = (
             f"{what} is not loaded and the session is closed; load it while the session is open "
             f"with .include({path!r}) on the query or session.load(objects, {path!r})"

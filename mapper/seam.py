@@ -27,7 +27,7 @@ class SessionSeam(Protocol):
     Attributes:
         tracker: the session's bookkeeping: states, identity map, pending lists.
         graph: the session's relation loader.
-        lazy: the session's ``lazy`` setting ("select" or "raise").
+        lazy: the session's ``lazy`` setting ("select", "raise", or "async": never on touch).
         pause_gc: the Database's option: whether loads may pause the cyclic collector.
     """
 

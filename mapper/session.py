@@ -74,6 +74,7 @@ class Session:
         lazy: str | None = None,
         readonly: bool = False,
         pin_primary: bool = False,
+        threads: tuple[int, int] | None = None,
     ) -> None:
         self._db = db
         #: Reads only, from a replica unless ``pin_primary`` (``db.session(readonly=True)``).
@@ -87,6 +88,12 @@ class Session:
         #: The thread that first used the session (``threading.get_ident()``) and its name.
         self._owner: int | None = None
         self._owner_name = ""
+        #: A second thread that may use the session: an AsyncSession's worker, which runs the
+        #: session's I/O while the event loop's thread (the owner) awaits it.
+        self._companion: int | None = None
+        if threads is not None:
+            self._owner, self._companion = threads
+            self._owner_name = "the event loop"
         #: Guards claiming the session, taking its connection and closing it.
         self._lock = threading.RLock()
         self._budgets: list[Budget] = []
@@ -157,6 +164,8 @@ class Session:
         connections taken for one session) is refused before it starts.
         """
         me = threading.current_thread()
+        if me.ident == self._companion and me.ident is not None:
+            return
         with self._lock:
             if self._owner is None:
                 self._owner, self._owner_name = me.ident, me.name
@@ -361,6 +370,21 @@ class Session:
             ):
                 return st.obj  # type: ignore[no-any-return]
         return self._get(cls, pk)
+
+    def held(self, cls: type[T], pk: Any) -> T | None:
+        """The persistent object with this one-column key if the session holds it, else None;
+        never sends a statement (what an AsyncSession's ``get`` answers without a trip to its
+        worker)."""
+        self._check()
+        if type(pk) is tuple or pk is None:
+            return None
+        m = self._by_class.get(cls)
+        if m is None:
+            m = self._mapping_for(cls)
+        if len(m.pk) != 1:
+            return None
+        st = self._t.identity.for_mapping(m).get(pk)
+        return st.obj if st is not None and st.status == PERSISTENT else None
 
     def _get(self, cls: type[T], pk: Any) -> T | None:
         if self._closed or self._pending_rollback is not None or self._owner != _get_ident():

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from .base import System
 
-__all__ = ["System", "SYSTEMS", "load_system"]
+__all__ = ["System", "SYSTEMS", "ASYNC_SYSTEMS", "load_system"]
 
 #: In the order runs alternate within a repetition.
 SYSTEMS = ["raw", "mapper", "sqla"]
+#: Added by ``--async``: the asyncio faces, beside the sync ones.
+ASYNC_SYSTEMS = ["mapper_async", "sqla_async"]
 
 
 def load_system(name: str) -> type[System]:
@@ -25,11 +27,21 @@ def load_system(name: str) -> type[System]:
         from .sqla_system import SqlaSystem
 
         return SqlaSystem
+    if name in ASYNC_SYSTEMS:
+        from .async_systems import MapperAsyncSystem, SqlaAsyncSystem
+
+        return MapperAsyncSystem if name == "mapper_async" else SqlaAsyncSystem
     raise KeyError(name)
 
 
 def available(name: str) -> tuple[bool, str]:
     """Whether the system's optional dependency is installed (only SQLAlchemy is optional)."""
+    if name == "sqla_async":
+        try:
+            import greenlet  # noqa: F401 - SQLAlchemy's asyncio layer runs on it
+        except ImportError:
+            return False, "SQLAlchemy's asyncio ORM needs greenlet (pip install -e '.[bench]')"
+        name = "sqla"
     if name != "sqla":
         return True, ""
     try:

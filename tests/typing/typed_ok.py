@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import attrs
 
-from mapper import Column, Database, Mapper, func
+from mapper import AsyncDatabase, Column, Database, Mapper, func
 from mapper import types as t
 from mapper.expressions import BoolExpr
 
@@ -49,3 +49,13 @@ def report(db: Database) -> tuple[list[str], list[int | None]]:
         ages: list[int | None] = [age for _, age in rows]
         assert s.query(Pug).values("name", n=func.count())
         return names, ages
+
+
+async def report_async(db: AsyncDatabase) -> tuple[list[str], list[Pug]]:
+    async with db.session() as s:
+        rows = await s.query(Pug).where(*conditions).values(PugMapper.name, PugMapper.age)
+        names: list[str] = [name for name, _ in rows]
+        pugs: list[Pug] = await s.query(Pug).order_by("name").limit(3).all()
+        one: Pug | None = await s.get(Pug, 1)
+        assert one is None or one in pugs
+        return names, pugs

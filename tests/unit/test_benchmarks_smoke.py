@@ -32,6 +32,22 @@ def test_quick_benchmark_runs_and_prints_the_table():
     assert "[sqlite] W1" in proc.stderr and "run 2/2" in proc.stderr
 
 
+def test_async_systems_run_beside_the_sync_ones_and_pass_their_checks():
+    cmd = [
+        sys.executable, "-m", "benchmarks", "--quick", "--async", "--repeat", "1",
+        "--workload", "W3", "--workload", "W9",
+        "--system", "raw", "--system", "mapper", "--system", "mapper_async", "--system", "sqla_async",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("workload"))
+    assert "mapper_async s (ratio)" in header and "sqla_async s (ratio)" in header
+    rows = [line for line in proc.stdout.splitlines() if line[:2] in ("W3", "W9")]
+    assert len(rows) == 2 and not any("FAILED" in line for line in rows)
+    # The async session sends what the sync one does: W3 two statements, W9 two (explicit load).
+    assert all(line.rstrip().endswith("2/2/2/3") or line.rstrip().endswith("2/2/2/2") for line in rows), rows
+
+
 def test_floor_measurement_runs_and_checks_every_system():
     cmd = [sys.executable, "-m", "benchmarks.floor", "--quick", "--repeat", "1"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
