@@ -67,12 +67,23 @@ class _Accessor:
 class CollectionAccessor(_Accessor, Generic[T]):
     """Accessors of a HasMany or BelongsToMany relation of one object."""
 
-    def all(self) -> list[T]:
-        """The related objects, read with one statement (identity-mapped; the collection stays as it is)."""
+    def all(self, cohort: bool = False) -> list[T]:
+        """The related objects, read with one statement (identity-mapped; the collection stays as it is).
+
+        Args:
+            cohort: when the collection is not loaded, load it instead, for every object of
+                this one's cohort (one statement, as the first touch of an unloaded collection
+                does in a sync session), and return its members; an async session's accessor
+                reads this way.
+        """
         key = self._parent_key()
         if key is None:
             return list(getattr(self._st.obj, self._info.key) or [])
         s, info = self._s, self._info
+        if cohort and is_unloaded(getattr(self._st.obj, info.key, None)):
+            s.read()
+            s.graph.load_cohort(self._st, info)
+            return list(getattr(self._st.obj, info.key))
         graph = s.graph
         pk = key[0] if len(key) == 1 else tuple(key)
         if info.kind.links:

@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from . import errors
+from .accessors import CollectionAccessor
 from .aio_drivers import Bridge, PsycopgPool, open_connection
 from .database import Database
 from .engine import Row
@@ -587,11 +588,22 @@ class AsyncStream(Generic[T]):
 
 class AsyncAccessor:
     """``AsyncSession.related(obj, name)``: the sync accessor's methods, each awaited
-    (``await s.related(owner, "pugs").all()``; a collection's loads cover the whole cohort)."""
+    (``await s.related(owner, "pugs").all()``; ``all()`` of an unloaded collection loads it for
+    the whole cohort)."""
 
     def __init__(self, session: AsyncSession, accessor: Any) -> None:
         self._s = session
         self._a = accessor
+
+    async def all(self) -> list[Any]:
+        """The related objects. An unloaded collection is loaded into its attribute for the
+        object's whole cohort (one statement), so the other objects of the same result need no
+        await for it; a loaded one is read with one statement, as the sync accessor reads it."""
+        method = self._a.all
+        if isinstance(self._a, CollectionAccessor):
+            method = functools.partial(method, cohort=True)
+        result: list[Any] = await self._s._call(method)
+        return result
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         method = getattr(self._a, name)

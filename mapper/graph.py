@@ -442,6 +442,11 @@ class GraphLoader:
             # An async session never loads on touch, whatever the relation says: a load there
             # would be a blocking call hidden in an attribute read.
             raise not_loaded_error(info.name, info.key, False, awaited=s.lazy == "async")
+        s.read()
+        self.load_cohort(st, info)
+
+    def load_cohort(self, st: ObjectState, info: RelationInfo) -> None:
+        """Load a collection for ``st`` and every object of its cohort that has not loaded it."""
         cohort = st.cohort if isinstance(st.cohort, list) else [st]
         targets = [
             c for c in cohort
@@ -449,8 +454,7 @@ class GraphLoader:
         ]
         if not any(c is st for c in targets):
             targets.append(st)
-        s.read()
-        with collector_paused(s):
+        with collector_paused(self.s):
             self.load(targets, info)
 
 

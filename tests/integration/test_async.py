@@ -335,6 +335,31 @@ def test_an_unloaded_relation_raises_at_once_naming_the_include(backend):
     run(backend, "async", body)
 
 
+def test_related_all_loads_the_collection_for_the_whole_cohort(backend):
+    async def body(db: AsyncDatabase) -> None:
+        await seed(db, 3)
+        async with db.session() as s:
+            owners = await s.query(Owner).order_by("id").all()
+            sent = s.query_count
+            pugs = await s.related(owners[0], "pugs").all()
+            assert [p.name for p in pugs] == ["p0a", "p0b"]
+            assert s.query_count == sent + 1
+            # The other owners of the result have their pugs now: reading them awaits nothing.
+            assert [[p.name for p in o.pugs] for o in owners] == [["p0a", "p0b"], ["p1a", "p1b"], ["p2a", "p2b"]]
+            assert owners[2].pugs[1].owner is owners[2]
+            # A loaded collection is read from the database with one statement, as in a sync session.
+            assert [p.name for p in await s.related(owners[1], "pugs").all()] == ["p1a", "p1b"]
+            assert s.query_count == sent + 2
+            # The next level the same way: toys not loaded still raise, then one query loads them all.
+            with pytest.raises(errors.RelationNotLoadedError):
+                len(pugs[0].toys)
+            assert [t.name for t in await s.related(pugs[0], "toys").all()] == ["t0"]
+            assert [[t.name for t in p.toys] for p in pugs] == [["t0"], []]
+            assert s.query_count == sent + 3
+
+    run(backend, "async", body)
+
+
 @attrs.define
 class Counter:
     n: int = 0
