@@ -125,6 +125,12 @@ class AsyncDatabase:
                 "with .include() or `await session.load(objects, path)`"
             )
             raise errors.ConfigurationError(msg)
+        if options.get("replicas"):
+            msg = (
+                "AsyncDatabase(replicas=...): async sessions read from the primary only; read from "
+                "replicas with a Database(url, replicas=[...]) and db.session(readonly=True)"
+            )
+            raise errors.ConfigurationError(msg)
         #: The sync Database this one drives: registry, engine, hooks, generated code.
         self.sync = Database(url, mappers, **options)
         self._bridge: Bridge | None = None

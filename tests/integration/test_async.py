@@ -335,6 +335,11 @@ def test_an_unloaded_relation_raises_at_once_naming_the_include(backend):
     run(backend, "async", body)
 
 
+def test_replicas_are_refused_by_an_async_database(backend):
+    with pytest.raises(errors.ConfigurationError, match=r"AsyncDatabase\(replicas=\.\.\.\): async sessions read from the primary only"):
+        AsyncDatabase(backend.url, PETS, replicas=[backend.url])
+
+
 def test_related_all_loads_the_collection_for_the_whole_cohort(backend):
     async def body(db: AsyncDatabase) -> None:
         await seed(db, 3)
