@@ -145,6 +145,8 @@ class Engine:
         self.pool: ConnectionPool = QueuePool(
             self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
+        #: Seconds after a transaction within which its session's next one skips ``pre_ping``.
+        self.ping_window = PING_WINDOW
         #: ``"primary"`` or ``"replica"`` once the Database has replicas (``replicas.Replicas``
         #: sets it), else None: the route its statement events and echo lines name.
         self.route: str | None = None
@@ -313,7 +315,7 @@ class Connection:
             or (
                 self._ended
                 and self.engine.pre_ping
-                and time.monotonic() - self._ended_at >= PING_WINDOW
+                and time.monotonic() - self._ended_at >= self.engine.ping_window
                 and not self.dialect.ping(self.raw)
             )
         ):

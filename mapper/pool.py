@@ -126,6 +126,8 @@ class QueuePool:
         check: Callable[[DBAPIConnection], bool] | None = None,
     ) -> None:
         self._creator = creator
+        #: Seconds an idle connection is lent without ``check`` (``PING_WINDOW``; 0 checks all).
+        self.ping_window = PING_WINDOW
         #: ``check(raw)``: False for an idle connection that died (the server restarted or
         #: killed it); it is closed and replaced before a session sees it.
         self._check = check
@@ -196,7 +198,7 @@ class QueuePool:
                 if self._too_old(idle):
                     self._forget(idle, expired=True)
                     close_quietly(idle)
-                elif self._check is None or time.monotonic() - since < PING_WINDOW or self._check(idle):
+                elif self._check is None or time.monotonic() - since < self.ping_window or self._check(idle):
                     return idle
                 else:
                     self._forget(idle, expired=False)

@@ -24,6 +24,7 @@ import attrs
 
 from . import errors
 from .engine import Connection, Engine
+from .pool import QueuePool
 
 __all__ = ["Replicas", "ReplicaStatus"]
 
@@ -112,6 +113,13 @@ class Replicas:
             # One list of observers: db.on_statement() callbacks and the echo see every route.
             engine.observers = primary.observers
             engine.route = "replica"
+            # A replica's connections are checked every time they are lent: a dead one must be
+            # found while the router can still send the session elsewhere (another replica, the
+            # primary), not at its first statement, where a replacement could only come from the
+            # same dead server.
+            engine.ping_window = 0.0
+            if isinstance(engine.pool, QueuePool):
+                engine.pool.ping_window = 0.0
             self._replicas.append(_Replica(engine))
         if self._replicas:
             primary.route = "primary"
