@@ -295,7 +295,14 @@ class _Reconciler:
             self.pair(info, parent, child, adding)
         else:
             c = self.claim(child, info.edge)
-            (c.adds if adding else c.removes).append((parent, info))
+            # A later edit with the same parent replaces an earlier opposite one: added then
+            # removed leaves the child out of that parent, removed then added leaves it in.
+            if adding:
+                c.removes = [e for e in c.removes if e[0] is not parent]
+                c.adds.append((parent, info))
+            else:
+                c.adds = [e for e in c.adds if e[0] is not parent]
+                c.removes.append((parent, info))
 
     def edits_of_all(self, states: Iterable[ObjectState]) -> None:
         """The claims of the states' relations, each the way its kind says.

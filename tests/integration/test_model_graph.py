@@ -947,3 +947,26 @@ def test_pair_linked_then_unlinked_through_related_in_one_flush_ends_unlinked(ba
         f"SELECT g.name FROM {backend.q('mg_members')} m JOIN {backend.q('mg_groups')} g ON g.id = m.group_id"
     )
     assert rows == [("h",)]
+
+
+@pytest.mark.parametrize("config", ["nullify", "all"])
+def test_child_added_then_removed_through_related_in_one_flush_ends_out(backend, make_db, config):
+    """related() edits of a collection count in order for children too: added to a parent and
+    then removed from it leaves the child out of it (an orphan where the cascade says so);
+    removed and added back leaves it in. (Was: the child ended in the parent it was removed from.)"""
+    db = make_db(*make_mappers(config))
+    with db.session() as s:
+        s.add(GNode("p", children=[GNode("kept")]))
+        s.add(GNode("c"))
+    with db.session() as s:
+        p, c, kept = (s.query(GNode).where(name=n).one() for n in ("p", "c", "kept"))
+        s.related(p, "children").add(c)
+        s.related(p, "children").remove(c)
+        s.related(p, "children").remove(kept)
+        s.related(p, "children").add(kept)
+        s.commit()
+    rows = backend.raw(
+        f"SELECT n.name, p.name FROM {backend.q('mg_nodes')} n LEFT JOIN {backend.q('mg_nodes')} p ON p.id = n.parent_id ORDER BY n.name"
+    )
+    # With "orphan" ("all"), the last edit took c out of its parent: it goes as an orphan.
+    assert rows == ([("kept", "p"), ("p", None)] if config == "all" else [("c", None), ("kept", "p"), ("p", None)])
