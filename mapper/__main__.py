@@ -149,14 +149,19 @@ def _add_source(commands: Any) -> None:
             "name them <mapper generated MAPPER.JOB>."
         ),
     )
-    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
-                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    _database_argument(p)
     p.add_argument("classes", nargs="*", metavar="CLASS",
                    help="domain or mapper classes to show, by name (default: every mapping)")
     p.add_argument("--job", action="append", choices=JOBS, metavar="JOB",
                    help=f"show only this job (repeatable): {', '.join(JOBS)}")
     p.set_defaults(run=_run_source)
 
+
+
+def _database_argument(parser: Any) -> None:
+    """The positional MODULE:ATTRIBUTE argument every command that opens a Database takes."""
+    parser.add_argument("database", metavar="MODULE:ATTRIBUTE",
+                        help="the Database, for example myapp.models:db (or a function that returns one)")
 
 def _run_source(args: argparse.Namespace, out: TextIO) -> int:
     with opened_database(args.database) as db:
@@ -182,8 +187,7 @@ def _add_ddl(commands: Any) -> None:
             "Nothing connects to a database."
         ),
     )
-    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
-                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    _database_argument(p)
     p.add_argument("--dialect", choices=DIALECT_NAMES, metavar="DIALECT",
                    help=f"the SQL dialect: {', '.join(DIALECT_NAMES)} (default: the Database's backend)")
     p.set_defaults(run=_run_ddl)
@@ -211,8 +215,7 @@ def _add_check(commands: Any) -> None:
             "when they match and 1 when they differ, for CI."
         ),
     )
-    p.add_argument("database", metavar="MODULE:ATTRIBUTE",
-                   help="the Database, for example myapp.models:db (or a function that returns one)")
+    _database_argument(p)
     p.set_defaults(run=_run_check)
 
 
@@ -254,8 +257,7 @@ def _add_migrations(commands: Any) -> None:
         ),
     )
     init.add_argument("directory", metavar="DIR", help="the new migrations directory, for example migrations")
-    init.add_argument("database", metavar="MODULE:ATTRIBUTE",
-                      help="the Database, for example myapp.models:db (or a function that returns one)")
+    _database_argument(init)
     init.add_argument("--ini", default="alembic.ini", metavar="PATH", help="where to write alembic.ini (default: ./alembic.ini)")
     init.set_defaults(run=_run_migrations_init)
 

@@ -145,13 +145,21 @@ class Engine:
         self.pool: ConnectionPool = QueuePool(
             self._create_raw, settings, keeper, self.dialect.ping if self.pre_ping else None
         )
-        #: Seconds after a transaction within which its session's next one skips ``pre_ping``.
+        #: Seconds after a transaction within which its session's next one skips ``pre_ping``
+        #: (the pool's own window is the same; ``set_ping_window`` changes both).
         self.ping_window = PING_WINDOW
         #: ``"primary"`` or ``"replica"`` once the Database has replicas (``replicas.Replicas``
         #: sets it), else None: the route its statement events and echo lines name.
         self.route: str | None = None
         #: The URL, password masked, as statement events name the server.
         self.server = self.url.safe()
+
+    def set_ping_window(self, seconds: float) -> None:
+        """How long an idle connection is lent, or reused for its session's next transaction,
+        without the ``pre_ping`` check (0: checked every time)."""
+        self.ping_window = seconds
+        if isinstance(self.pool, QueuePool):
+            self.pool.ping_window = seconds
 
     def _create_raw(self) -> DBAPIConnection:
         """Open and prepare a new driver connection."""

@@ -24,7 +24,6 @@ import attrs
 
 from . import errors
 from .engine import Connection, Engine
-from .pool import QueuePool
 
 __all__ = ["Replicas", "ReplicaStatus"]
 
@@ -117,9 +116,7 @@ class Replicas:
             # found while the router can still send the session elsewhere (another replica, the
             # primary), not at its first statement, where a replacement could only come from the
             # same dead server.
-            engine.ping_window = 0.0
-            if isinstance(engine.pool, QueuePool):
-                engine.pool.ping_window = 0.0
+            engine.set_ping_window(0.0)
             self._replicas.append(_Replica(engine))
         if self._replicas:
             primary.route = "primary"
