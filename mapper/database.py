@@ -177,8 +177,9 @@ class Database:
 
         The jobs are ``load`` (rows into objects), ``changed``, ``diff`` and
         ``relation_candidates`` (the snapshot scans of a flush), ``collect`` (an INSERT's
-        values) and ``update_row`` (an UPDATE's values; absent when a version or ``updated_at``
-        column sends every update down the general path). Tracebacks through these functions
+        values), ``update_row`` (an UPDATE's values; absent when a version or ``updated_at``
+        column sends every update down the general path) and, for a mapping with ``Embedded``
+        attributes, ``sync_embedded`` (the flush's scan of its value objects). Tracebacks through these functions
         show their lines under ``<mapper generated PugMapper.load>``-style names.
 
         Args:
@@ -199,6 +200,8 @@ class Database:
             "collect": persister.collect,
             "update_row": persister.update_row,
         }
+        if spec.embedded is not None:  # the flush's scan of the mapping's value objects
+            fns["sync_embedded"] = spec.embedded.sync
         # The general UPDATE path (a version, updated_at, a before_update hook) is plain Python.
         return {job: source_of(fn) for job, fn in fns.items() if getattr(fn, SOURCE_ATTRIBUTE, None) is not None}
 

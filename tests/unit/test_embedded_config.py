@@ -185,3 +185,18 @@ def test_an_explicit_nested_embedded_takes_its_nullability_from_the_annotation()
     assert not SiteMapper.place.name.nullable and SiteMapper.place.geo.lat.nullable
     assert compose(SiteMapper.place, ["x", None, None]) == Place("x", None)
     assert compose(SiteMapper.place, ["x", 1.0, 2.0]) == Place("x", Geo(1.0, 2.0))
+
+
+def test_the_flush_scan_of_value_objects_is_listed_with_the_generated_source():
+    class ThingMapper(Mapper[Thing]):
+        table = "things"
+        id = Column(t.Integer, primary_key=True)
+        price = Embedded(Money)
+
+    db = Database("sqlite://", mappers=[ThingMapper])
+    try:
+        source = db.generated_source(Thing)
+        assert list(source)[-1] == "sync_embedded"
+        assert source["sync_embedded"].startswith("def sync_embedded(states):")
+    finally:
+        db.close()
