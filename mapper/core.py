@@ -213,7 +213,7 @@ class SessionCore:
         paused = pause_gc(len(rows), self)
         try:
             try:
-                objs = loader.load(rows, self.t.identity.for_mapping(m), fresh, refs, [] if row_states is None else row_states, self._lazy)
+                objs = loader.load(rows, self.t.identity.for_mapping(m), fresh, refs, row_states, self._lazy)
             finally:
                 if fresh:
                     self.t.unindexed.append(fresh)

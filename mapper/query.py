@@ -555,12 +555,13 @@ class Query(Generic[T]):
         sql, params = conn.compiler.select(self._select())
         with collector_paused(s):
             rows = conn.fetchall(sql, params)
-            row_states: list[Any] = []
+            # Only includes need each row's state.
+            row_states: list[Any] | None = [] if self._include else None
             return self._finish(s.load_rows(self._mapping, rows, row_states), row_states)
 
-    def _finish(self, objs: list[T], row_states: list[Any]) -> list[T]:
+    def _finish(self, objs: list[T], row_states: list[Any] | None) -> list[T]:
         """Load the includes below the objects (``row_states``: their states, row by row)."""
-        if self._include and objs:
+        if self._include and objs and row_states is not None:
             states = list({id(st): st for st in row_states}.values())
             self._session.graph.load_tree(states, self._include)
         return objs
