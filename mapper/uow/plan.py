@@ -18,7 +18,7 @@ from ..mapping import ClassMapping, RelationInfo
 from ..relations import HasMany
 from ..schema import Column
 from ..scopes import soft_deleting
-from ..state import DELETED, PENDING, PERSISTENT, ObjectState
+from ..state import DELETED, DETACHED, PENDING, PERSISTENT, ObjectState
 from .cascade import (
     DeleteEdge,
     JunctionOp,
@@ -76,11 +76,11 @@ class FlushPlanner:
         plan.touched = related
         for st in plan.orphans:
             self._doom(st)
-        for op in self._unlinked(plan.assoc_add):
-            self._add_association(op, plan)
+        created = [(op, made) for op in self._unlinked(plan.assoc_add) if (made := self._add_association(op, plan)) is not None]
         for op in plan.assoc_remove:
             self._remove_association(op)
         ops = self._cascade_deletes(plan)
+        self._drop_dead_associations(created)
         if plan.junction_add or plan.junction_remove:
             # A new object the delete cascade dropped is never inserted: its pairs have no row.
             # (The save cascade above has added every other end, so none is unmanaged here.)
@@ -101,9 +101,15 @@ class FlushPlanner:
 
     def _doom(self, st: ObjectState) -> bool:
         """Mark a state deleted by a cascade; a new one is dropped instead, and remembered so that
-        it leaves the loaded collections of living objects after the flush (see ``dropped``)."""
+        it leaves the loaded collections of living objects after the flush (see ``dropped``).
+
+        Returns whether the state newly left the flush's writes (marked deleted, or dropped): its
+        own children are the cascade's next step either way.
+        """
         if st.status == PENDING:
             self.dropped.append(st)
+            self.t.mark_deleted(st)
+            return True
         return self.t.mark_deleted(st)
 
     def _save_cascade(self) -> list[ObjectState]:
@@ -194,15 +200,30 @@ class FlushPlanner:
                     linked.add(tuple(v if p is None else p(v) for p, v in zip(procs, row)))
         return linked
 
-    def _add_association(self, op: JunctionOp, plan: RelationPlan) -> None:
-        """A target added to a BelongsToMany through a class: create the association object."""
+    def _drop_dead_associations(self, created: list[tuple[JunctionOp, ObjectState]]) -> None:
+        """Association objects this flush created for a pair whose end it deletes are dropped.
+
+        Their row would reference a deleted row (and go with it, by ON DELETE CASCADE or the
+        flush's own delete), so the object would stay managed without a row and put the pair
+        back into the loaded collections. A soft-deleted end keeps its row, and the pair.
+        """
+        for op, st in created:
+            for end in (op.source, op.target):
+                est = self.t.lookup(end)
+                if est is not None and est.status == DELETED and not soft_deleting(est):
+                    self._doom(st)
+                    break
+
+    def _add_association(self, op: JunctionOp, plan: RelationPlan) -> ObjectState | None:
+        """A target added to a BelongsToMany through a class: create the association object
+        (returns its state; None when the user created it already)."""
         info = op.info
         am = info.through
         assert am is not None  # an association pair
         to_one = self._association_ends(op)
         for st in self.t.new.values():
             if st.mapping is am and to_one and all(getattr(st.obj, k, None) is v for k, v in to_one.items()):
-                return  # the user created this association object already
+                return None  # the user created this association object already
         klass: Any = am.cls
         obj = object.__new__(klass) if am.plain_new else klass.__new__(klass)
         spec = self.t.spec(am)
@@ -228,6 +249,7 @@ class FlushPlanner:
                     coll = getattr(op.source, r.key, None)
                     if coll is not None and not is_unloaded(coll):
                         set_member(coll, obj, True)
+        return st
 
     def _remove_association(self, op: JunctionOp) -> None:
         """A target removed from a BelongsToMany through a class: delete the held association objects."""
@@ -264,7 +286,8 @@ class FlushPlanner:
         """Delete or detach the children of deleted parents: loaded, held, or only in the database."""
         ops: list[ParentOp] = []
         done: set[int] = set()
-        queue = list(self.t.deleted.values())
+        # New objects dropped so far (orphans never inserted) have children of their own too.
+        queue = [*self.t.deleted.values(), *self.dropped]
         # A child this flush moves to another parent, or takes out of its parent (by either
         # side), is no longer that parent's: the old parent's delete cascade does not take it,
         # whatever its collection (loaded now, or loaded by this cascade) still shows.
@@ -300,7 +323,28 @@ class FlushPlanner:
             for m, parents in by_mapping.items():
                 for edge in self.t.edges(m):
                     queue += self._detach_children(m, parents, edge, plan, ops)
+            for m, parents in self._dropped_by_mapping(batch).items():
+                for edge in self.t.edges(m):
+                    queue += self._detach_from_dropped(parents, edge, plan)
         return ops
+
+    def _dropped_by_mapping(self, batch: list[ObjectState]) -> dict[ClassMapping[Any], list[ObjectState]]:
+        """The new objects of ``batch`` the cascade dropped, by mapping."""
+        dropped = {id(st) for st in self.dropped}
+        out: dict[ClassMapping[Any], list[ObjectState]] = {}
+        for st in batch:
+            if st.status == DETACHED and id(st) in dropped:
+                out.setdefault(st.mapping, []).append(st)
+        return out
+
+    def _detach_from_dropped(self, parents: list[ObjectState], edge: DeleteEdge, plan: RelationPlan) -> list[ObjectState]:
+        """New objects this flush links to a new parent it drops: the parent never gets a row,
+        so they go as its children would (deleted with the "delete" cascade or ON DELETE
+        CASCADE, else detached)."""
+        queued: list[ObjectState] = []
+        if edge.holder is not None:
+            self._detach_moved_in(parents, edge, plan, queued, edge.deletes or edge.rule == "CASCADE")
+        return queued
 
     def _doom_children(self, st: ObjectState, info: RelationInfo, members: list[Any], moved: dict[Any, Any]) -> list[ObjectState]:
         """Mark the members of a deleted parent's "delete" relation deleted; returns those newly marked."""

@@ -970,3 +970,69 @@ def test_child_added_then_removed_through_related_in_one_flush_ends_out(backend,
     )
     # With "orphan" ("all"), the last edit took c out of its parent: it goes as an orphan.
     assert rows == ([("kept", "p"), ("p", None)] if config == "all" else [("c", None), ("kept", "p"), ("p", None)])
+
+
+@pytest.mark.parametrize("end", ["group", "node"])
+def test_pair_added_to_a_group_deleted_in_the_same_flush_leaves_nothing_behind(backend, make_db, end):
+    """A group appended to a node's groups (a BelongsToMany through an association class) and
+    deleted, or its node deleted, in the same flush: no association row, no association object
+    left managed, and the pair gone from the loaded collections. (Was: the association object
+    made for the pair stayed in the session without a row, and put the deleted group back into
+    ``node.groups``; found by ``test_graph_against_a_model``.)"""
+    db = make_db(*make_mappers("all"))
+    with db.session() as s:
+        n, g, kept = GNode("n"), GGroup("g"), GGroup("kept")
+        s.add_all([n, g, kept])
+        s.flush()
+        n.groups.append(kept)
+        n.groups.append(g)
+        s.delete(g if end == "group" else n)
+        s.flush()
+        if end == "group":
+            assert n.groups == [kept]
+        # What the session holds of the members is what the table has.
+        assert [(m.node.name, m.group.name) for m in s.query(GMember).all()] == ([("n", "kept")] if end == "group" else [])
+        s.commit()
+    rows = backend.raw(
+        f"SELECT n.name, g.name FROM {backend.q('mg_members')} m JOIN {backend.q('mg_groups')} g ON g.id = m.group_id "
+        f"JOIN {backend.q('mg_nodes')} n ON n.id = m.node_id"
+    )
+    assert rows == ([("n", "kept")] if end == "group" else [])
+    assert backend.raw(f"SELECT name FROM {backend.q('mg_groups')} ORDER BY name") == (
+        [("kept",)] if end == "group" else [("g",), ("kept",)]
+    )
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("how", ["delete", "take out"])
+def test_new_grandchildren_of_a_parent_deleted_in_the_same_flush(backend, make_db, config, how):
+    """New nodes hung by reference below a node that this flush deletes (or drops as an orphan):
+    with the "delete" cascade the new child is dropped and so is the new grandchild below it;
+    without, the child is detached and keeps its own child. (Was: the grandchild kept a link
+    to the dropped child, and the flush failed with "is not in the session"; found by
+    ``test_graph_against_a_model``.)"""
+    db = make_db(*make_mappers(config))
+    with db.session() as s:
+        p = GNode("p")
+        c = GNode("c", parent=p)
+        s.add_all([p, c])
+        s.flush()
+        if how == "delete":
+            s.delete(c)
+        else:
+            c.parent = None  # an orphan where the cascade says "orphan" ("all")
+        g1 = GNode("g1", parent=c)
+        g2 = GNode("g2", parent=g1)
+        s.add_all([g1, g2])
+        s.commit()
+        gone = config != "nullify" and (how == "delete" or config == "all")
+        assert (g1 in s, g2 in s) == ((False, False) if gone else (True, True))
+    rows = backend.raw(
+        f"SELECT n.name, p.name FROM {backend.q('mg_nodes')} n LEFT JOIN {backend.q('mg_nodes')} p ON p.id = n.parent_id ORDER BY n.name"
+    )
+    if gone:
+        assert rows == [("p", None)]
+    elif how == "delete":  # c deleted, its new child detached
+        assert rows == [("g1", None), ("g2", "g1"), ("p", None)]
+    else:  # c taken out and kept (no "orphan")
+        assert rows == [("c", None), ("g1", "c"), ("g2", "g1"), ("p", None)]
