@@ -89,7 +89,7 @@ class CollectionAccessor(_Accessor, Generic[T]):
         if info.kind.links:
             groups: dict[Any, list[Any]] = {}
             graph.fetch_through(info, [pk], groups, [])
-            return [cst.obj for cst in groups.get(pk, [])]
+            return list(groups.get(pk, []))
         order = with_key(info.order, info.target.pk)
         return graph.fetch(info.target, info.fk_cols, [pk], order)
 

@@ -12,7 +12,7 @@ from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .lazy import GHOST_HOOK, fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
+from .lazy import GHOST_HOOK, LazyList, LazySet, fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
 from .loading import collector_paused
 from .mapping import ClassMapping, RelationInfo
 from .relations import HasOne
@@ -312,49 +312,61 @@ class GraphLoader:
                     parents[pk] = st
         return parents
 
-    def _fetch_children(self, info: RelationInfo, keys: list[Any]) -> tuple[dict[Any, list[ObjectState]], list[ObjectState], list[Any]]:
+    def _fetch_children(self, info: RelationInfo, keys: list[Any]) -> tuple[dict[Any, list[Any]], list[ObjectState], list[Any]]:
         """HasMany, HasOne: the children of these parent keys, in the relation's order, grouped
-        by parent key as states (no lookup by object per child); also every child and its key."""
+        by parent key as objects (no lookup by object per child); also every child's state and
+        key."""
         tm = info.target
         child_states: list[ObjectState] = []
         # Collections skip soft-deleted children; references load their row whatever it holds.
-        self.fetch(tm, info.fk_cols, keys, with_key(info.order, tm.pk), child_states, live=tm.soft_delete)
+        objs = self.fetch(tm, info.fk_cols, keys, with_key(info.order, tm.pk), child_states, live=tm.soft_delete)
         child_keys = self._keys_of(tm, info.fk_cols, child_states)
-        groups: dict[Any, list[ObjectState]] = {}
-        for k, cst in zip(child_keys, child_states):
+        groups: dict[Any, list[Any]] = {}
+        for k, child in zip(child_keys, objs):
             g = groups.get(k)
             if g is None:
-                groups[k] = [cst]
+                groups[k] = [child]
             else:
-                g.append(cst)
+                g.append(child)
         return groups, child_states, child_keys
 
-    def _fetch_linked(self, info: RelationInfo, keys: list[Any]) -> tuple[dict[Any, list[ObjectState]], list[ObjectState]]:
-        """BelongsToMany: the targets of these source keys, grouped by source key."""
-        groups: dict[Any, list[ObjectState]] = {}
+    def _fetch_linked(self, info: RelationInfo, keys: list[Any]) -> tuple[dict[Any, list[Any]], list[ObjectState]]:
+        """BelongsToMany: the targets of these source keys, grouped by source key as objects."""
+        groups: dict[Any, list[Any]] = {}
         child_states: list[ObjectState] = []
         self.fetch_through(info, keys, groups, child_states)
         return groups, child_states
 
-    def _fill(self, parents: dict[Any, ObjectState], groups: dict[Any, list[ObjectState]], info: RelationInfo) -> None:
+    def _fill(self, parents: dict[Any, ObjectState], groups: dict[Any, list[Any]], info: RelationInfo) -> None:
         """Give each parent its members (an unloaded collection is filled in place) and their snapshot."""
         s = self.s
         setattr_ = s.tracker.spec(info.source).setattr
         key = info.key
         wrote = s.tracker.wrote
-        one = info.kind is HasOne
-        for pk, st in parents.items():
-            found = list(map(_obj, groups.get(pk, ())))
-            if wrote:
-                # Rows written in this transaction may be among them: rollback must not keep them.
-                s.tracker.keep_committed_rels(st)
-            if one:
+        if info.kind is HasOne:
+            for pk, st in parents.items():
+                found = groups.get(pk)
+                if wrote:
+                    # Rows written in this transaction may be among them: rollback must not keep them.
+                    s.tracker.keep_committed_rels(st)
                 value = found[0] if found else None
                 setattr_(st.obj, key, value)
                 st.rels[key] = value
-                continue
-            current = getattr(st.obj, key, None)
-            if current is not None and is_unloaded(current):
+            return
+        lazy_type: Any = LazySet if info.collection is set else LazyList
+        extend: Callable[[Any, list[Any]], None] = set.update if info.collection is set else list.extend
+        empty: list[Any] = []
+        for pk, st in parents.items():
+            found = groups.get(pk, empty)
+            if wrote:
+                s.tracker.keep_committed_rels(st)
+            current: Any = getattr(st.obj, key, None)
+            # The usual case inline: the unloaded collection the loader gave the parent (what
+            # lazy.fill does).
+            if type(current) is lazy_type and current._loader is not None:
+                current._loader = None
+                extend(current, found)
+            elif current is not None and is_unloaded(current):
                 fill(current, found)
             else:
                 setattr_(st.obj, key, info.collection(found))
@@ -374,9 +386,9 @@ class GraphLoader:
                 inv_set(cst.obj, inv_key, parent_obj)
                 cst.rels[inv_key] = parent_obj
 
-    def fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[ObjectState]], row_states: list[ObjectState]) -> None:
+    def fetch_through(self, info: RelationInfo, keys: list[Any], groups: dict[Any, list[Any]], row_states: list[ObjectState]) -> None:
         """Targets of a BelongsToMany for these source keys, joined through the junction:
-        ``groups`` receives their states by source key, ``row_states`` every row's state."""
+        ``groups`` receives the objects by source key, ``row_states`` every row's state."""
         s = self.s
         conn = s.connection
         tm = info.target
@@ -392,7 +404,7 @@ class GraphLoader:
             s.load_rows(tm, [r[n:] for r in rows], sts)
             for row, cst in zip(rows, sts):
                 vals = [v if p is None else p(v) for p, v in zip(procs, row[:n])]
-                groups.setdefault(vals[0] if n == 1 else tuple(vals), []).append(cst)
+                groups.setdefault(vals[0] if n == 1 else tuple(vals), []).append(cst.obj)
             row_states += sts
 
     # -- includes and lazy loads ----------------------------------------------------------------
