@@ -169,7 +169,7 @@ class Engine:
         except ImportError as exc:
             msg = (
                 f"the driver for {self.url.scheme} is not installed ({exc.name}); "
-                f"pip install 'mapper[{self.dialect.install_extra}]'"
+                f"pip install 'mapper-uow[{self.dialect.install_extra}]'"
             )
             raise errors.ConfigurationError(msg) from exc
         except driver_errors as exc:
