@@ -7,6 +7,7 @@ driver does differently: how it connects, its exception classes and its ping.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -19,7 +20,7 @@ from .base import Dialect, Processor, URL, utc_naive_bind
 
 __all__ = ["MySQLDialect", "MySQLClientDialect"]
 
-# Vendor codes PyMySQL files under a class other backends would not use for the same fault.
+# Vendor codes a MySQL driver files under a class other backends would not use for the same fault.
 _CODE_CLASSES: dict[int, type[errors.DatabaseError]] = {
     1054: errors.ProgrammingError,  # unknown column
     1064: errors.ProgrammingError,  # syntax error
@@ -34,6 +35,11 @@ _CODE_CLASSES: dict[int, type[errors.DatabaseError]] = {
     1292: errors.DataError,  # incorrect date/time value
     1366: errors.DataError,  # incorrect value for column
     1406: errors.DataError,  # data too long
+    # Where PyMySQL and mysqlclient file a code under different classes, the class for both.
+    1166: errors.ProgrammingError,  # incorrect column name
+    1367: errors.DataError,  # illegal value for the type
+    1169: errors.IntegrityError,  # unique constraint (MyISAM's duplicate key)
+    2014: errors.OperationalError,  # commands out of sync
 }
 
 _LEVELS = frozenset({"READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"})
@@ -298,6 +304,18 @@ class MySQLDialect(Dialect):
         ]
 
 
+@functools.cache
+def _mysqlclient_cursor() -> Any:
+    """mysqlclient's cursor, with PyMySQL's statement size for an executemany INSERT.
+
+    Both drivers send an executemany INSERT as multi-row INSERTs of at most ``max_stmt_length``
+    characters; mysqlclient's 64 KiB would send sixteen times the statements of PyMySQL's 1 MB.
+    """
+    from MySQLdb.cursors import Cursor
+
+    return type("Cursor", (Cursor,), {"max_stmt_length": 1024000, "__module__": __name__})
+
+
 class MySQLClientDialect(MySQLDialect):
     """MySQL 8 / MariaDB 10.5+ via mysqlclient (``MySQLdb``, on the C client library).
 
@@ -327,6 +345,10 @@ class MySQLClientDialect(MySQLDialect):
             # mysqlclient turns multi-statement text on by default; PyMySQL does not. Off, so
             # that "a; b" is one (failing) statement on either driver, never two.
             "multi_statements": False,
+            # Bytes as _binary'...' literals, binary as PyMySQL's X'...' are: a plain '...' would
+            # be read as utf8mb4 text where no column type says otherwise (a derived table).
+            "binary_prefix": True,
+            "cursorclass": _mysqlclient_cursor(),
             # The C library bounds the TCP connect and the handshake with it, in whole seconds
             # (0 would mean no limit): round up. Reads after that have no limit unless asked.
             "connect_timeout": max(1, math.ceil(min(float(options.get("connect_timeout", 10.0)), 31536000.0))),
