@@ -309,7 +309,7 @@ def _mysqlclient_cursor() -> Any:
     """mysqlclient's cursor, with PyMySQL's statement size for an executemany INSERT.
 
     Both drivers send an executemany INSERT as multi-row INSERTs of at most ``max_stmt_length``
-    characters; mysqlclient's 64 KiB would send sixteen times the statements of PyMySQL's 1 MB.
+    characters; mysqlclient's 64 KiB would send about ten times the statements of PyMySQL's 1 MB.
     """
     from MySQLdb.cursors import Cursor
 
@@ -323,7 +323,8 @@ class MySQLClientDialect(MySQLDialect):
     name for it). The SQL, the type conversions and the error classification are the MySQL
     dialect's: both drivers paste ``%s`` parameters into the text client-side, return TIME as
     timedelta, DECIMAL as Decimal and JSON as text, and put the vendor code first in an
-    exception's args. What differs is the connect call, the exception classes and ping.
+    exception's args. What differs is the connect call, the exception classes and ping; where
+    mysqlclient's defaults differ from PyMySQL's, ``connect`` sets it up like PyMySQL.
     """
 
     install_extra = "mysqlclient"

@@ -102,3 +102,16 @@ def test_async_database_refuses_a_mysqlclient_url(scheme):
         f"AsyncDatabase does not take a {scheme}:// URL: mysqlclient has no asyncio interface, and "
         "async sessions talk to MySQL/MariaDB through aiomysql; use mysql:// (pip install 'mapper-uow[async-mysql]')"
     )
+
+
+def test_the_benchmark_runs_a_mysqlclient_url_on_mysqlclient_in_every_system():
+    from benchmarks.backends import parse_backend
+
+    fast = parse_backend("mariadb+mysqlclient://root@127.0.0.1:3306/test")
+    assert (fast.kind, fast.driver, fast.url) == ("mysql", "mysqlclient", "mysql+mysqlclient://root@127.0.0.1:3306/test")
+    assert fast.sqlalchemy_url == "mysql+mysqldb://root@127.0.0.1:3306/test?charset=utf8mb4"
+    plain = parse_backend("mysql+pymysql://root@127.0.0.1:3306/test")
+    assert (plain.driver, plain.url) == ("", "mysql://root@127.0.0.1:3306/test")
+    assert plain.sqlalchemy_url == "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+    fast.is_mariadb = plain.is_mariadb = True  # as probe() finds on MariaDB
+    assert (fast.name, plain.name) == ("mariadb+mysqlclient", "mariadb")  # two columns, not one
