@@ -1,6 +1,7 @@
 """The three backends as the benchmark sees them: URLs, raw DB-API connections, SQL helpers.
 
-A :class:`Backend` knows how to open a plain driver connection (sqlite3, psycopg, PyMySQL) for
+A :class:`Backend` knows how to open a plain driver connection (sqlite3, psycopg, PyMySQL, or
+mysqlclient for a ``mysql+mysqlclient://`` URL) for
 the raw system and for the harness (seeding and verification use their own connection), the
 placeholder style, the parameter limit, and how to spell an ``IN`` list and a multi-row
 ``INSERT ... RETURNING`` on that backend.
@@ -17,15 +18,21 @@ from urllib.parse import unquote, urlsplit
 
 from . import schema
 
-__all__ = ["Backend", "default_sqlite", "parse_backend"]
+__all__ = ["Backend", "default_sqlite", "parse_backend", "MYSQLCLIENT_SCHEMES"]
+
+#: The URL schemes that run a MySQL backend on mysqlclient (MySQLdb) instead of PyMySQL.
+MYSQLCLIENT_SCHEMES = ("mysql+mysqlclient", "mariadb+mysqlclient", "mysql+mysqldb", "mariadb+mysqldb")
 
 
 class Backend:
     """One database to run the workloads on."""
 
-    def __init__(self, kind: str, url: str, *, tmpdir: str | None = None) -> None:
+    def __init__(self, kind: str, url: str, *, tmpdir: str | None = None, driver: str = "") -> None:
         self.kind = kind  # "sqlite", "postgresql" or "mysql"
         self.url = url
+        #: "mysqlclient" for a MySQL backend on mysqlclient (raw: MySQLdb, mapper: its URL,
+        #: SQLAlchemy: mysql+mysqldb); empty for every backend on its default driver.
+        self.driver = driver
         self._tmpdir = tmpdir
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
@@ -45,7 +52,7 @@ class Backend:
     @property
     def name(self) -> str:
         if self.kind == "mysql":
-            return "mariadb" if self.is_mariadb else "mysql"
+            return ("mariadb" if self.is_mariadb else "mysql") + (f"+{self.driver}" if self.driver else "")
         return self.kind
 
     @property
@@ -57,7 +64,7 @@ class Backend:
     @property
     def label(self) -> str:
         names = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB" if self.is_mariadb else "MySQL"}
-        return f"{names[self.kind]} {self.version}".strip()
+        return f"{names[self.kind]} {self.version}".strip() + (f" ({self.driver})" if self.driver else "")
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -65,7 +72,8 @@ class Backend:
             return "sqlite:///" + self.database
         if self.kind == "postgresql":
             return "postgresql+psycopg://" + self.url.split("://", 1)[1]
-        return "mysql+pymysql://" + self.url.split("://", 1)[1] + ("&" if "?" in self.url else "?") + "charset=utf8mb4"
+        driver = "mysqldb" if self.driver == "mysqlclient" else "pymysql"
+        return f"mysql+{driver}://" + self.url.split("://", 1)[1] + ("&" if "?" in self.url else "?") + "charset=utf8mb4"
 
     # -- raw connections ---------------------------------------------------------------------------
 
@@ -83,6 +91,13 @@ class Backend:
             import psycopg
 
             return psycopg.connect(self.url, autocommit=False)
+        if self.driver == "mysqlclient":
+            import MySQLdb
+
+            return MySQLdb.connect(
+                host=self.host, port=self.port or 3306, user=self.user or "root", password=self.password,
+                database=self.database, charset="utf8mb4", autocommit=False,
+            )
         import pymysql
 
         kwargs: dict[str, Any] = {
@@ -181,9 +196,11 @@ def parse_backend(url: str) -> Backend:
         return Backend("sqlite", url)
     if base in ("postgresql", "postgres"):
         return Backend("postgresql", "postgresql://" + url.split("://", 1)[1])
+    if scheme in MYSQLCLIENT_SCHEMES:
+        return Backend("mysql", "mysql+mysqlclient://" + url.split("://", 1)[1], driver="mysqlclient")
     if base in ("mysql", "mariadb"):
         return Backend("mysql", "mysql://" + url.split("://", 1)[1])
-    raise SystemExit(f"--db {url!r}: use a sqlite:///, postgresql:// or mysql:// URL")
+    raise SystemExit(f"--db {url!r}: use a sqlite:///, postgresql://, mysql:// or mysql+mysqlclient:// URL")
 
 
 def clear_tables(backend: Backend, conn: Any) -> None:

@@ -25,6 +25,7 @@ from . import errors
 from .accessors import CollectionAccessor
 from .aio_drivers import Bridge, PsycopgPool, open_connection
 from .database import Database
+from .dialects import MYSQLCLIENT_SCHEMES, parse_url
 from .engine import Row
 from .events import Budget
 from .query import Page, Query
@@ -115,7 +116,8 @@ class AsyncDatabase:
     ``async with AsyncDatabase(...) as db:``) closes its connections on that loop.
 
     Raises:
-        ConfigurationError: as :class:`mapper.Database`, or ``lazy`` was given.
+        ConfigurationError: as :class:`mapper.Database`, or ``lazy`` was given, or the URL
+            names mysqlclient (``mysql+mysqlclient://``), which has no asyncio interface.
     """
 
     def __init__(self, url: str, mappers: Iterable[type[Any]] = (), **options: Any) -> None:
@@ -129,6 +131,14 @@ class AsyncDatabase:
             msg = (
                 "AsyncDatabase(replicas=...): async sessions read from the primary only; read from "
                 "replicas with a Database(url, replicas=[...]) and db.session(readonly=True)"
+            )
+            raise errors.ConfigurationError(msg)
+        scheme = parse_url(url).scheme
+        if scheme in MYSQLCLIENT_SCHEMES:
+            msg = (
+                f"AsyncDatabase does not take a {scheme}:// URL: mysqlclient has no asyncio interface, "
+                "and async sessions talk to MySQL/MariaDB through aiomysql; use mysql:// "
+                "(pip install 'mapper-uow[async-mysql]')"
             )
             raise errors.ConfigurationError(msg)
         #: The sync Database this one drives: registry, engine, hooks, generated code.

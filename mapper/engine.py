@@ -163,15 +163,14 @@ class Engine:
 
     def _create_raw(self) -> DBAPIConnection:
         """Open and prepare a new driver connection."""
-        driver_errors = self.dialect.driver_errors()
+        try:
+            driver_errors = self.dialect.driver_errors()  # the first import from the driver
+        except ImportError as exc:
+            raise self._not_installed(exc) from exc
         try:
             raw = self.connector(self.url, self.options)
         except ImportError as exc:
-            msg = (
-                f"the driver for {self.url.scheme} is not installed ({exc.name}); "
-                f"pip install 'mapper[{self.dialect.install_extra}]'"
-            )
-            raise errors.ConfigurationError(msg) from exc
+            raise self._not_installed(exc) from exc
         except driver_errors as exc:
             klass = self.dialect.error_class(exc)
             msg = f"cannot connect to {self.url.safe()}: {self.url.mask(str(exc))}"
@@ -183,6 +182,14 @@ class Engine:
             close_quietly(raw)
             raise
         return raw
+
+    def _not_installed(self, exc: ImportError) -> errors.ConfigurationError:
+        """The error for a driver that cannot be imported, naming the extra that installs it."""
+        msg = (
+            f"the driver for {self.url.scheme} is not installed ({exc.name}); "
+            f"pip install 'mapper-uow[{self.dialect.install_extra}]'"
+        )
+        return errors.ConfigurationError(msg)
 
     def _initialize(self, raw: DBAPIConnection) -> None:
         if self._initialized:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .dialects.mysql import MySQLDialect
 from .drift import normalize_default, normalize_type
 from .schema import Column, Table, derived_name
 from .types import ColumnType, DateTime, Numeric
@@ -213,10 +214,13 @@ def metadata(db: Database, *, mysql_collation: str | None = None) -> MetaData:
 
 
 def sqlalchemy_url(db: Database) -> str:
-    """The SQLAlchemy URL of ``db``, naming the driver mapper uses (psycopg, PyMySQL)."""
+    """The SQLAlchemy URL of ``db``, naming the driver mapper uses (psycopg, PyMySQL or mysqlclient)."""
     url = db.engine.url
     rest = url.driver_url.partition("://")[2]
-    scheme = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}[db.backend]
+    dialect = db.engine.dialect
+    if isinstance(dialect, MySQLDialect):
+        return f"mysql+{dialect.sqlalchemy_driver}://{rest}"
+    scheme = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}[db.backend]
     return f"{scheme}://{rest}"
 
 

@@ -44,6 +44,24 @@ class Backend:
     def __repr__(self) -> str:
         return f"<Backend {self.name}>"
 
+    @property
+    def driver(self) -> str:
+        """The DB-API module mapper talks through for this URL: sqlite3, psycopg, pymysql, or
+        MySQLdb when the URL names mysqlclient (MAPPER_TEST_MYSQL=mysql+mysqlclient://...)."""
+        if self.name == "mysql":
+            from mapper.dialects import MYSQLCLIENT_SCHEMES
+
+            return "MySQLdb" if self.url.split("://", 1)[0] in MYSQLCLIENT_SCHEMES else "pymysql"
+        return {"sqlite": "sqlite3", "postgresql": "psycopg"}[self.name]
+
+    def driver_error(self) -> type[BaseException]:
+        """The base class of the exceptions of the driver mapper talks through."""
+        import importlib
+
+        module = importlib.import_module(self.driver)
+        base: type[BaseException] = module.err.Error if self.driver == "pymysql" else module.Error
+        return base
+
     # -- raw driver access, independent of the framework -----------------------------------------
 
     def raw_connect(self) -> Any:

@@ -1,4 +1,4 @@
-"""The floor: the bare driver (sqlite3, psycopg, PyMySQL) and hand-written SQL.
+"""The floor: the bare driver (sqlite3, psycopg, PyMySQL or mysqlclient) and hand-written SQL.
 
 It builds the same attrs objects as the ORMs (``Pug(name, age, owner, id)`` straight from the
 row tuples), wires both sides of every relation it loads, keeps one dict per workload as its
@@ -42,6 +42,10 @@ class RawSystem(System):
         if backend.kind == "sqlite":
             version = "stdlib"
         self.label = f"{drivers[backend.kind]} {version}".strip()
+        if backend.driver == "mysqlclient":  # MySQLdb: the same SQL through the C client library
+            from importlib.metadata import version as dist_version
+
+            self.label = f"mysqlclient {dist_version('mysqlclient')}"
         self.classes = schema.M
         self.conn = backend.connect()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import URL, Dialect, parse_url
 
-__all__ = ["Dialect", "URL", "SCHEMES", "parse_url", "dialect_for"]
+__all__ = ["Dialect", "URL", "SCHEMES", "MYSQLCLIENT_SCHEMES", "parse_url", "dialect_for"]
 
 
 #: The URL schemes each backend answers to: its own names, and the SQLAlchemy spellings that
@@ -19,7 +19,15 @@ SCHEMES: dict[str, str] = {
     "mariadb": "mysql",
     "mysql+pymysql": "mysql",
     "mariadb+pymysql": "mysql",
+    "mysql+mysqlclient": "mysql",
+    "mariadb+mysqlclient": "mysql",
+    "mysql+mysqldb": "mysql",
+    "mariadb+mysqldb": "mysql",
 }
+
+#: The MySQL schemes that choose mysqlclient (``MySQLdb``, the optional C-backed driver, by its
+#: package's name or by SQLAlchemy's); every other MySQL scheme uses PyMySQL.
+MYSQLCLIENT_SCHEMES = frozenset({"mysql+mysqlclient", "mariadb+mysqlclient", "mysql+mysqldb", "mariadb+mysqldb"})
 
 
 def dialect_for(url: URL) -> Dialect:
@@ -41,9 +49,9 @@ def dialect_for(url: URL) -> Dialect:
 
         return PostgreSQLDialect()
     if backend == "mysql":
-        from .mysql import MySQLDialect
+        from .mysql import MySQLClientDialect, MySQLDialect
 
-        return MySQLDialect()
+        return MySQLClientDialect() if url.scheme in MYSQLCLIENT_SCHEMES else MySQLDialect()
     name, plus, driver = url.scheme.partition("+")
     if plus and name in SCHEMES:
         why = f"mapper talks to {SCHEMES[name]} through its own driver, not {driver}"

@@ -1,8 +1,14 @@
-"""MySQL and MariaDB through PyMySQL (MariaDB 10.5+ has INSERT/DELETE ... RETURNING)."""
+"""MySQL and MariaDB through PyMySQL, or mysqlclient (MariaDB 10.5+ has INSERT/DELETE ... RETURNING).
+
+The SQL is the same whichever driver sends it; ``MySQLClientDialect`` changes only what the
+driver does differently: how it connects, its exception classes and its ping.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -12,9 +18,9 @@ from ..schema import Column
 from ..types import ColumnType, DateTime
 from .base import Dialect, Processor, URL, utc_naive_bind
 
-__all__ = ["MySQLDialect"]
+__all__ = ["MySQLDialect", "MySQLClientDialect"]
 
-# Vendor codes PyMySQL files under a class other backends would not use for the same fault.
+# Vendor codes a MySQL driver files under a class other backends would not use for the same fault.
 _CODE_CLASSES: dict[int, type[errors.DatabaseError]] = {
     1054: errors.ProgrammingError,  # unknown column
     1064: errors.ProgrammingError,  # syntax error
@@ -29,6 +35,11 @@ _CODE_CLASSES: dict[int, type[errors.DatabaseError]] = {
     1292: errors.DataError,  # incorrect date/time value
     1366: errors.DataError,  # incorrect value for column
     1406: errors.DataError,  # data too long
+    # Where PyMySQL and mysqlclient file a code under different classes, the class for both.
+    1166: errors.ProgrammingError,  # incorrect column name
+    1367: errors.DataError,  # illegal value for the type
+    1169: errors.IntegrityError,  # unique constraint (MyISAM's duplicate key)
+    2014: errors.OperationalError,  # commands out of sync
 }
 
 _LEVELS = frozenset({"READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"})
@@ -42,6 +53,17 @@ def _time_result(v: Any) -> Any:
     return _dt.time(seconds // 3600, (seconds // 60) % 60, seconds % 60, v.microseconds)
 
 
+def _code(exc: BaseException) -> int | None:
+    """The vendor code a MySQL driver puts first in an exception's args (both drivers do)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether a driver error's code says the connection is gone (server gone away, lost
+    connection, commands out of sync, killed)."""
+    return _code(exc) in (2006, 2013, 2014, 2045, 2055, 1927)
+
+
 def _aware_result(v: Any) -> Any:
     return None if v is None else v.replace(tzinfo=_dt.timezone.utc)
 
@@ -51,6 +73,8 @@ class MySQLDialect(Dialect):
 
     name = "mysql"
     install_extra = "mysql"
+    #: The driver's name in a SQLAlchemy URL (``mysql+pymysql://``), for ``mapper.migrations``.
+    sqlalchemy_driver: ClassVar[str] = "pymysql"
     marker = "%s"
     quote_char = "`"
     insert_returning = False  # refined to True on MariaDB 10.5+
@@ -239,10 +263,9 @@ class MySQLDialect(Dialect):
         return None
 
     def is_disconnect(self, exc: BaseException) -> bool:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         import pymysql
 
-        return isinstance(exc, pymysql.err.InterfaceError) or code in (2006, 2013, 2014, 2045, 2055, 1927)
+        return isinstance(exc, pymysql.err.InterfaceError) or _lost(exc)
 
     def _make_bind(self, type_: ColumnType) -> Processor | None:
         if isinstance(type_, DateTime) and type_.timezone:
@@ -279,3 +302,84 @@ class MySQLDialect(Dialect):
             "DROP TABLE IF EXISTS " + ", ".join(self.quote(t) for t in tables),
             "SET FOREIGN_KEY_CHECKS = 1",
         ]
+
+
+@functools.cache
+def _mysqlclient_cursor() -> Any:
+    """mysqlclient's cursor, with PyMySQL's statement size for an executemany INSERT.
+
+    Both drivers send an executemany INSERT as multi-row INSERTs of at most ``max_stmt_length``
+    characters; mysqlclient's 64 KiB would send about ten times the statements of PyMySQL's 1 MB.
+    """
+    from MySQLdb.cursors import Cursor
+
+    return type("Cursor", (Cursor,), {"max_stmt_length": 1024000, "__module__": __name__})
+
+
+class MySQLClientDialect(MySQLDialect):
+    """MySQL 8 / MariaDB 10.5+ via mysqlclient (``MySQLdb``, on the C client library).
+
+    Chosen by the URL scheme ``mysql+mysqlclient://`` (or ``mysql+mysqldb://``, SQLAlchemy's
+    name for it). The SQL, the type conversions and the error classification are the MySQL
+    dialect's: both drivers paste ``%s`` parameters into the text client-side, return TIME as
+    timedelta, DECIMAL as Decimal and JSON as text, and put the vendor code first in an
+    exception's args. What differs is the connect call, the exception classes and ping; where
+    mysqlclient's defaults differ from PyMySQL's, ``connect`` sets it up like PyMySQL.
+    """
+
+    install_extra = "mysqlclient"
+    sqlalchemy_driver = "mysqldb"
+
+    def connect(self, url: URL, options: dict[str, Any]) -> DBAPIConnection:
+        import MySQLdb
+        from MySQLdb.constants import CLIENT
+
+        kwargs: dict[str, Any] = {
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 3306,
+            "user": url.username or "root",
+            "password": url.password or "",
+            "charset": "utf8mb4",
+            "autocommit": False,
+            "client_flag": CLIENT.FOUND_ROWS,
+            "init_command": "SET time_zone = '+00:00'",
+            # mysqlclient turns multi-statement text on by default; PyMySQL does not. Off, so
+            # that "a; b" is one (failing) statement on either driver, never two.
+            "multi_statements": False,
+            # Bytes as _binary'...' literals, binary as PyMySQL's X'...' are: a plain '...' would
+            # be read as utf8mb4 text where no column type says otherwise (a derived table).
+            "binary_prefix": True,
+            "cursorclass": _mysqlclient_cursor(),
+            # The C library bounds the TCP connect and the handshake with it, in whole seconds
+            # (0 would mean no limit): round up. Reads after that have no limit unless asked.
+            "connect_timeout": max(1, math.ceil(min(float(options.get("connect_timeout", 10.0)), 31536000.0))),
+        }
+        if url.database:
+            kwargs["database"] = url.database
+        kwargs.update(options.get("connect_args", {}))
+        return MySQLdb.connect(**kwargs)  # type: ignore[no-any-return]
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        import MySQLdb
+
+        return (MySQLdb.Error, *Dialect.driver_errors(self))
+
+    def error_class(self, exc: BaseException) -> type[errors.DatabaseError]:
+        # A connection closed on our side answers OperationalError(2006, '') where PyMySQL
+        # raises InterfaceError(0, ''): the same fault, reported as the same class.
+        if exc.args == (2006, ""):
+            return errors.InterfaceError
+        return super().error_class(exc)
+
+    def ping(self, raw: DBAPIConnection) -> bool:
+        # mysqlclient's ping() never reconnects unless told to (and warns when told anything).
+        try:
+            raw.ping()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - any failure means the connection is gone
+            return False
+        return True
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        import MySQLdb
+
+        return isinstance(exc, MySQLdb.InterfaceError) or _lost(exc)

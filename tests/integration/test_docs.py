@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from mapper import Database
+from mapper.dialects import MYSQLCLIENT_SCHEMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "docs/guide.md")
@@ -152,6 +153,10 @@ class DocumentRun:
     def code_of(self, block: Block) -> str:
         source = block.source
         if self.url is not None:
+            # AsyncDatabase refuses a URL naming mysqlclient: the same server through aiomysql.
+            scheme, _, rest = self.url.partition("://")
+            async_url = f"mysql://{rest}" if scheme in MYSQLCLIENT_SCHEMES else self.url
+            source = source.replace(f"AsyncDatabase({MEMORY_URL}", f"AsyncDatabase({async_url!r}")
             source = source.replace(MEMORY_URL, repr(self.url))
         # Blank lines in front keep line numbers equal to the document's, for tracebacks.
         return "\n" * (block.line - 1) + source

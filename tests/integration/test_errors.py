@@ -42,20 +42,6 @@ class DogMapper(Mapper[Dog]):
     kennel_id = Column(t.Integer, ForeignKey("err_kennels.id"))
 
 
-def driver_error_base(backend) -> type[BaseException]:
-    if backend.name == "sqlite":
-        import sqlite3
-
-        return sqlite3.Error
-    if backend.name == "postgresql":
-        import psycopg
-
-        return psycopg.Error
-    import pymysql
-
-    return pymysql.err.Error
-
-
 def flat_params(params) -> list:
     out = []
     for p in params or ():
@@ -69,7 +55,7 @@ def flat_params(params) -> list:
 def check_translated(exc: errors.DatabaseError, backend, klass: type[errors.DatabaseError]) -> None:
     assert type(exc) is klass, f"{backend.name}: expected {klass.__name__}, got {type(exc).__name__}: {exc}"
     assert isinstance(exc, errors.DatabaseError) and isinstance(exc, errors.MapperError)
-    assert isinstance(exc.orig, driver_error_base(backend))
+    assert isinstance(exc.orig, backend.driver_error())
     assert exc.__cause__ is exc.orig
     assert isinstance(exc.statement, str) and exc.statement
 

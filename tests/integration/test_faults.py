@@ -278,7 +278,10 @@ def kill(raw: Any, ident: Any, backend, server: Server, mode: str) -> None:
     if mode == "terminate":
         server.kill(ident)
     elif mode == "shutdown":
-        fd = raw.pgconn.socket if backend.name == "postgresql" else raw._sock.fileno()
+        if backend.name == "postgresql":
+            fd = raw.pgconn.socket
+        else:
+            fd = raw.fileno() if backend.driver == "MySQLdb" else raw._sock.fileno()
         dup = socket.socket(fileno=os.dup(fd))
         try:
             dup.shutdown(socket.SHUT_RDWR)

@@ -59,7 +59,7 @@ def test_sqlalchemy_style_urls_work(backend):
     [
         f"postgresql+asyncpg://app:{SECRET}@db.example:5432/shop",
         f"postgresql+psycopg2://app:{SECRET}@db.example:5432/shop",
-        f"mysql+mysqldb://app:{SECRET}@db.example:3306/shop",
+        f"mysql+mysqlconnector://app:{SECRET}@db.example:3306/shop",
         f"mariadb+mariadbconnector://app:{SECRET}@db.example:3306/shop",
         "sqlite+aiosqlite:///shop.db",
         f"oracle://app:{SECRET}@db.example:1521/shop",

@@ -186,7 +186,7 @@ def test_import_mapper_needs_no_driver():
 
     code = (
         "import sys, mapper; "
-        "bad = [m for m in ('psycopg', 'pymysql', 'psycopg_pool') if m in sys.modules]; "
+        "bad = [m for m in ('psycopg', 'pymysql', 'psycopg_pool', 'MySQLdb') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
