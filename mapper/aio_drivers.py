@@ -363,7 +363,7 @@ def open_connection(backend: str, url: URL, options: dict[str, Any], bridge: Bri
     try:
         conn: Any = bridge.run(opener(url, options))  # type: ignore[arg-type]
     except ImportError as exc:
-        msg = f"the asyncio driver for {backend} is not installed ({exc.name}); pip install 'mapper[{EXTRAS[backend]}]'"
+        msg = f"the asyncio driver for {backend} is not installed ({exc.name}); pip install 'mapper-uow[{EXTRAS[backend]}]'"
         raise errors.ConfigurationError(msg) from exc
     return adapter(conn, bridge)
 
@@ -391,7 +391,7 @@ class PsycopgPool:
             from psycopg import IsolationLevel
             from psycopg_pool import AsyncConnectionPool
         except ImportError as exc:
-            msg = f"the asyncio driver for postgresql is not installed ({exc.name}); pip install 'mapper[async-postgresql]'"
+            msg = f"the asyncio driver for postgresql is not installed ({exc.name}); pip install 'mapper-uow[async-postgresql]'"
             raise errors.ConfigurationError(msg) from exc
 
         self.bridge = bridge

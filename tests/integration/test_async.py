@@ -555,7 +555,7 @@ def test_a_missing_asyncio_driver_names_the_extra_to_install(backend, monkeypatc
             with pytest.raises(errors.ConfigurationError) as info:
                 async with db.session() as s:
                     await s.execute("SELECT 1")
-            assert f"pip install 'mapper[{extra}]'" in str(info.value)
+            assert f"pip install 'mapper-uow[{extra}]'" in str(info.value)
         finally:
             await db.close()
 
