@@ -23,8 +23,9 @@ raw and mapper), and times mapper's phases by wrapping the methods that do them:
 - ``collector``: the cyclic garbage collector's runs (``gc.callbacks``), for both systems;
 - ``other``: the rest (session and transaction, query building, COMMIT).
 
-For raw, ``fetch`` is the same SELECT executed and fetched alone, and ``build`` the rest of its
-run (objects built by hand). Each cell is the median in milliseconds and, in parentheses, its
+For raw, ``fetch`` is its SELECTs executed and fetched (``RawSystem._select`` and
+``_select_in``), ``write`` its INSERT statements with their rows (``_insert``), and ``build``
+the rest of its run (objects built and wired by hand). Each cell is the median in milliseconds and, in parentheses, its
 share of raw's median total in the same run: mapper's column adds up to its ratio to raw.
 The wrappers cost a few microseconds per call: nothing next to a load of thousands of rows, but
 W8 calls ``fetchall`` and ``load_rows`` once per ``get`` that misses (1,000 times), so its mapper
@@ -75,6 +76,13 @@ PHASES: list[tuple[type, str, str]] = [
     (Connection, "executemany", "fetch"),
 ]
 
+#: The raw system's phases.
+RAW_PHASES: list[tuple[type, str, str]] = [
+    (RawSystem, "_insert", "write"),
+    (RawSystem, "_select", "fetch"),
+    (RawSystem, "_select_in", "fetch"),
+]
+
 
 class PhaseClock:
     """Exclusive time per phase: a phase entered inside another pauses the outer one."""
@@ -116,8 +124,8 @@ class PhaseClock:
 
 
 @contextmanager
-def instrumented(clock: PhaseClock) -> Iterator[None]:
-    """Wrap every method of ``PHASES`` so that ``clock`` times it; put them back afterwards."""
+def instrumented(clock: PhaseClock, phases: list[tuple[type, str, str]]) -> Iterator[None]:
+    """Wrap every method of ``phases`` so that ``clock`` times it; put them back afterwards."""
     saved: list[tuple[type, str, Any]] = []
 
     def wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -129,7 +137,7 @@ def instrumented(clock: PhaseClock) -> Iterator[None]:
         return timed
 
     try:
-        for cls, attr, name in PHASES:
+        for cls, attr, name in phases:
             original = cls.__dict__[attr]
             saved.append((cls, attr, original))
             setattr(cls, attr, wrap(original, name))
@@ -137,17 +145,6 @@ def instrumented(clock: PhaseClock) -> Iterator[None]:
     finally:
         for cls, attr, original in reversed(saved):
             setattr(cls, attr, original)
-
-
-def _raw_fetch(raw: RawSystem, key: str) -> float:
-    """Seconds the raw driver takes to execute and fetch the workload's SELECT alone (W2)."""
-    if key != "W2":
-        return 0.0
-    cur = raw.conn.cursor()
-    t0 = time.perf_counter()
-    cur.execute(f"SELECT id, name, age, owner_id FROM {schema.PUGS} ORDER BY id")
-    cur.fetchall()
-    return time.perf_counter() - t0
 
 
 def measure(backend: Backend, key: str, repeat: int, quick: bool) -> dict[str, dict[str, list[float]]]:
@@ -167,13 +164,12 @@ def measure(backend: Backend, key: str, repeat: int, quick: bool) -> dict[str, d
             for system in (raw, mp):
                 if wl.mutates:
                     ctx = wl.seed(admin, sizes)
-                fetch = _raw_fetch(raw, key) if system is raw else 0.0
                 gc.collect()
                 gc.freeze()
                 clock.reset()
                 gc.callbacks.append(clock.on_gc)
                 try:
-                    with instrumented(clock) if system is mp else _nothing():
+                    with instrumented(clock, PHASES if system is mp else RAW_PHASES):
                         t0 = time.perf_counter()
                         out = getattr(system, key.lower())(ctx)
                         total = time.perf_counter() - t0
@@ -185,11 +181,8 @@ def measure(backend: Backend, key: str, repeat: int, quick: bool) -> dict[str, d
                 if not rep:
                     continue
                 spent = dict(clock.spent)
-                if system is raw:
-                    spent["build"] = total - fetch - spent.get("collector", 0.0)
-                    if fetch:
-                        spent["fetch"] = fetch
-                spent["other"] = total - sum(v for k, v in spent.items())
+                rest = "build" if system is raw else "other"
+                spent[rest] = total - sum(spent.values())
                 spent["total"] = total
                 for phase, seconds in spent.items():
                     times[system.name].setdefault(phase, []).append(seconds)
@@ -202,12 +195,7 @@ def measure(backend: Backend, key: str, repeat: int, quick: bool) -> dict[str, d
         ddl.close()
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-ORDER = ["fetch", "build", "hydrate", "relations", "add", "flush: cascades", "flush: write", "flush: mirror", "close", "collector", "other", "total"]
+ORDER = ["fetch", "write", "build", "hydrate", "relations", "add", "flush: cascades", "flush: write", "flush: mirror", "close", "collector", "other", "total"]
 
 
 def report(backend: str, key: str, times: dict[str, dict[str, list[float]]]) -> str:
