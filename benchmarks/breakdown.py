@@ -4,8 +4,8 @@
 runs each workload as the main harness does (same seeding, same checks, runs alternating between
 raw and mapper), and times mapper's phases by wrapping the methods that do them:
 
-- ``fetch``: the driver's execute and fetch (``Connection.fetchall``, and the statements a flush
-  sends through ``Connection.execute`` and ``executemany``);
+- ``driver``: the statements, executed and fetched by the driver (``Connection.fetchall``,
+  ``execute`` and ``executemany``);
 - ``hydrate``: rows into objects, states and snapshots (``SessionCore.load_rows``), stand-ins for
   unloaded references included;
 - ``relations``: includes and lazy loads without their statements and rows: keys of the
@@ -23,9 +23,9 @@ raw and mapper), and times mapper's phases by wrapping the methods that do them:
 - ``collector``: the cyclic garbage collector's runs (``gc.callbacks``), for both systems;
 - ``other``: the rest (session and transaction, query building, COMMIT).
 
-For raw, ``fetch`` is its SELECTs executed and fetched (``RawSystem._select`` and
-``_select_in``), ``write`` its INSERT statements with their rows (``_insert``), and ``build``
-the rest of its run (objects built and wired by hand). Each cell is the median in milliseconds and, in parentheses, its
+For raw, ``driver`` is its statements (``RawSystem._select``, ``_select_in`` and ``_insert``,
+the last with the lists of values it binds), and ``build`` the rest of its run (objects built
+and wired by hand). Each cell is the median in milliseconds and, in parentheses, its
 share of raw's median total in the same run: mapper's column adds up to its ratio to raw.
 The wrappers cost a few microseconds per call: nothing next to a load of thousands of rows, but
 W8 calls ``fetchall`` and ``load_rows`` once per ``get`` that misses (1,000 times), so its mapper
@@ -71,16 +71,16 @@ PHASES: list[tuple[type, str, str]] = [
     (GraphLoader, "load", "relations"),
     (GraphLoader, "load_tree", "relations"),
     (SessionCore, "load_rows", "hydrate"),
-    (Connection, "fetchall", "fetch"),
-    (Connection, "execute", "fetch"),
-    (Connection, "executemany", "fetch"),
+    (Connection, "fetchall", "driver"),
+    (Connection, "execute", "driver"),
+    (Connection, "executemany", "driver"),
 ]
 
 #: The raw system's phases.
 RAW_PHASES: list[tuple[type, str, str]] = [
-    (RawSystem, "_insert", "write"),
-    (RawSystem, "_select", "fetch"),
-    (RawSystem, "_select_in", "fetch"),
+    (RawSystem, "_insert", "driver"),
+    (RawSystem, "_select", "driver"),
+    (RawSystem, "_select_in", "driver"),
 ]
 
 
@@ -195,7 +195,7 @@ def measure(backend: Backend, key: str, repeat: int, quick: bool) -> dict[str, d
         ddl.close()
 
 
-ORDER = ["fetch", "write", "build", "hydrate", "relations", "add", "flush: cascades", "flush: write", "flush: mirror", "close", "collector", "other", "total"]
+ORDER = ["driver", "build", "hydrate", "relations", "add", "flush: cascades", "flush: write", "flush: mirror", "close", "collector", "other", "total"]
 
 
 def report(backend: str, key: str, times: dict[str, dict[str, list[float]]]) -> str:

@@ -30,10 +30,10 @@ def test_breakdown_times_the_phases_of_each_system_and_they_add_up():
     w2 = _table(proc.stdout, "sqlite W2")
     w1 = _table(proc.stdout, "sqlite W1")
     # A load is fetched and hydrated; an insert goes through the flush's steps.
-    assert {"fetch", "hydrate", "flush: cascades", "close", "total"} <= {p for p, v in w2.items() if "mapper" in v}
+    assert {"driver", "hydrate", "flush: cascades", "close", "total"} <= {p for p, v in w2.items() if "mapper" in v}
     assert {"add", "flush: cascades", "flush: write", "flush: mirror", "total"} <= {p for p, v in w1.items() if "mapper" in v}
-    assert {"fetch", "build", "total"} <= {p for p, v in w2.items() if "raw" in v}
-    assert {"write", "build", "total"} <= {p for p, v in w1.items() if "raw" in v}
+    assert {"driver", "build", "total"} <= {p for p, v in w2.items() if "raw" in v}
+    assert {"driver", "build", "total"} <= {p for p, v in w1.items() if "raw" in v}
     for table in (w1, w2):
         for system in ("raw", "mapper"):
             parts = sum(v[system] for p, v in table.items() if p != "total" and system in v)
