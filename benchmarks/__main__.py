@@ -41,7 +41,8 @@ NOTES = [
     "W7: the ORMs load the owners to delete and delete them through the session (the database cascades to the "
     "pugs); raw sends one DELETE ... IN. W7q: mapper query(...).delete(), SQLAlchemy ORM-enabled delete().",
     "Query counts: statements sent by the system (BEGIN/COMMIT not counted); an executemany counts as one "
-    "statement, although PyMySQL sends one round trip per row for an executemany UPDATE.",
+    "statement, although PyMySQL sends one round trip per row for an executemany UPDATE. mapper's are counted "
+    "by a db.on_statement callback and checked against session.query_count after every session.",
 ]
 
 

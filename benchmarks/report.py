@@ -222,7 +222,7 @@ TARGETS: dict[str, tuple[float, int | None]] = {
 }
 
 #: The README's short names of the backends, by ``BackendResult.name``.
-BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
+BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB", "mysql": "MySQL"}
 
 
 def _ratio_cell(ratio: float | None, limit: float | None) -> str:
@@ -267,11 +267,13 @@ def render_markdown(data: dict[str, Any]) -> str:
             row.append(_ratio_cell(sqla["ratio_to_raw"], None) if sqla else "-")
             row.append(_count_cell(mapper["queries"], count) if mapper else "-")
         lines.append("| " + " | ".join(row) + " |")
-    labels = "; ".join(f"{BACKEND_NAMES.get(b['name'], b['name'])}: {b['label']}" for b in backends)
+    servers = ", ".join(f"{b['label']} ({b.get('system_labels', {}).get('raw', 'raw driver')})" for b in backends)
+    others = list(data.get("system_labels", {}).values())
     lines.append("")
     lines.append(
-        f"Median of {data['repeat']} timed runs after {data['warmup']} warm-up, ratio to the raw driver's "
-        f"median in the same run{' (quick sizes)' if data['quick'] else ''}. {labels}."
+        f"Median of {data['repeat']} timed runs after {data['warmup']} warm-up, as a ratio to the raw driver's "
+        f"median in the same run{' (quick sizes)' if data['quick'] else ''}: {servers}"
+        + (f"; {', '.join(others)}" if others else "") + "."
     )
     return "\n".join(lines)
 
