@@ -25,7 +25,7 @@ from typing import Any
 from . import schema
 from .backends import Backend, default_sqlite, parse_backend
 from .report import BackendResult, Cell, Results, draw_chart, render_tables, write_json
-from .systems import ASYNC_SYSTEMS, SYSTEMS, available, load_system
+from .systems import ASYNC_SYSTEMS, EXTRA_SYSTEMS, SYSTEMS, available, load_system
 from .workloads import WORKLOADS, Admin, VerificationError, sizes_for
 
 ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W7q", "W8", "W9", "W10"]
@@ -41,7 +41,8 @@ NOTES = [
     "W7: the ORMs load the owners to delete and delete them through the session (the database cascades to the "
     "pugs); raw sends one DELETE ... IN. W7q: mapper query(...).delete(), SQLAlchemy ORM-enabled delete().",
     "Query counts: statements sent by the system (BEGIN/COMMIT not counted); an executemany counts as one "
-    "statement, although PyMySQL sends one round trip per row for an executemany UPDATE.",
+    "statement, although PyMySQL sends one round trip per row for an executemany UPDATE. mapper's are counted "
+    "by a db.on_statement callback and checked against session.query_count after every session.",
 ]
 
 
@@ -61,7 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workload", action="append", default=[], metavar="W",
                    help=f"run only these workloads (repeatable): {', '.join(ORDER)}")
     p.add_argument("--system", action="append", default=[], metavar="S",
-                   help=f"run only these systems (repeatable): {', '.join(SYSTEMS)}")
+                   help=f"run only these systems (repeatable): {', '.join(SYSTEMS)}; also "
+                        f"{', '.join(EXTRA_SYSTEMS)} (mapper counting without its statement callback)")
     p.add_argument("--async", dest="use_async", action="store_true",
                    help=f"also run the asyncio systems ({', '.join(ASYNC_SYSTEMS)}) beside the sync ones")
     p.add_argument("--quick", action="store_true", help="a tenth of the rows, 2 runs, no warm-up (smoke test)")
@@ -83,8 +85,8 @@ def choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[Backend
     workloads.sort(key=ORDER.index)
 
     systems: list[str] = []
-    known = SYSTEMS + ASYNC_SYSTEMS
-    for s in args.system or (known if args.use_async else SYSTEMS):
+    known = SYSTEMS + EXTRA_SYSTEMS + ASYNC_SYSTEMS
+    for s in args.system or (SYSTEMS + ASYNC_SYSTEMS if args.use_async else SYSTEMS):
         s = s.lower()
         if s in ("sqlalchemy",):
             s = "sqla"

@@ -1,20 +1,25 @@
 """The least any pure-Python identity-mapped, change-tracked load can cost, measured against raw.
 
 ``python -m benchmarks.floor [--db URL ...] [--repeat N] [--quick]`` runs W2 (50,000 pugs as
-objects) four ways on each backend, alternating, in one process:
+objects) five ways on each backend, alternating, in one process:
 
 - **raw**: the benchmark's raw system (one SELECT, one attrs object per row);
-- **floor**: raw plus the bookkeeping a unit of work cannot skip, written as tightly as Python
-  allows: per row one state object (object, key, snapshot) stored in an identity map and a
-  by-object index, the driver's row tuple reused as the snapshot (no copy), and at commit one
-  identity comparison per mapped column to find changes;
+- **floor**: raw plus the bookkeeping of a per-object state design, written as tightly as
+  Python allows: per row one state object (object, key, snapshot) stored in an identity map
+  and a by-object index, the driver's row tuple reused as the snapshot (no copy), and at commit
+  one identity comparison per mapped column to find changes;
 - **floor + references**: the same, plus one unloaded stand-in (and its state) per distinct
   owner, so that ``pug.owner`` is an object as it is for mapper (raw leaves it None);
+- **columnar**: the columnar cohort design: the identity map maps key to object and nothing
+  else, the fetched row list is kept whole as the snapshots, by position (no per-row state, no
+  by-object index), one shared stand-in per distinct owner gives ``pug.owner``, and commit
+  walks objects and rows side by side (``zip(objects, rows)``, one identity test per column);
 - **mapper**: ``session.query(Pug).all()``.
 
-Each ratio is to raw's median in the same run. The floor shows how far below it a ratio target
-can go for a layer that keeps an identity map and snapshots in pure Python: that work is done by
-the interpreter per row, whatever the code around it.
+Each ratio is to raw's median in the same run. The floors show how far below it a ratio target
+can go for a layer that keeps an identity map and snapshots in pure Python, and how much of
+that the per-row state costs: per-row work is done by the interpreter whatever the code around
+it.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from . import schema
 from .backends import Backend, default_sqlite, parse_backend
 from .systems.mapper_system import MapperSystem
 from .systems.raw_system import RawSystem
-from .workloads import WORKLOADS, Admin, sizes_for
+from .workloads import WORKLOADS, Admin, VerificationError, sizes_for
 
 
 class _State:
@@ -99,8 +104,66 @@ class FloorSystem:
         return out
 
 
+class ColumnarSystem(FloorSystem):
+    """W2 with columnar cohorts: key -> object, the row list as the snapshots (see the module docstring)."""
+
+    def __init__(self, raw: RawSystem, name: str) -> None:
+        super().__init__(raw, name, references=True)
+
+    def w2(self, ctx: dict[str, Any]) -> list[Any]:
+        b, conn = self.raw.backend, self.raw.conn
+        Pug, Owner = self.classes.Pug, self.classes.Owner
+        cur = conn.cursor()
+        b.begin(conn)
+        cur.execute(f"SELECT id, name, age, owner_id FROM {schema.PUGS} ORDER BY id")
+        self.queries = 1
+        rows = cur.fetchall()
+        held: dict[Any, Any] = {}  # identity map: key -> object, no state
+        owners: dict[Any, Any] = {}  # the owners' identity map: key -> shared stand-in
+        out: list[Any] = []
+        append = out.append
+        new = object.__new__
+        owner_of = owners.get
+        for pid, name, age, oid in rows:
+            pug = new(Pug)
+            pug.id = pid
+            pug.name = name
+            pug.age = age
+            if oid is None:
+                owner = None
+            else:
+                owner = owner_of(oid)
+                if owner is None:
+                    owner = owners[oid] = new(Owner)
+            pug.owner = owner
+            held[pid] = pug
+            append(pug)
+        # The cohort: the objects and the rows they came from, by position; the rows are the
+        # snapshots. Commit walks the two side by side, one identity test per column.
+        objects, snapshots = out, rows
+        dirty = [obj for obj, snap in zip(objects, snapshots) if obj.name is not snap[1] or obj.age is not snap[2]]
+        if dirty:
+            raise AssertionError(f"{len(dirty)} pugs changed during a load")
+        b.commit(conn)
+        return out
+
+
+def check_references(name: str, pugs: list[Any], owners: int) -> None:
+    """Every pug refers to an owner object, one shared object per distinct owner.
+
+    Raises:
+        VerificationError: a pug has no owner, or one owner has several stand-ins.
+    """
+    missing = sum(1 for p in pugs if p.owner is None)
+    if missing:
+        raise VerificationError(f"W2 [{name}]: {missing} pugs have no owner reference")
+    distinct = len({id(p.owner) for p in pugs})
+    if distinct != owners:
+        raise VerificationError(f"W2 [{name}]: {distinct} owner objects for {owners} owners")
+
+
 def measure(backend: Backend, repeat: int, quick: bool) -> dict[str, list[float]]:
-    """Seed W2 on ``backend``, run the four systems alternately, check each output."""
+    """Seed W2 on ``backend``, run the five systems alternately, check each output."""
     ddl = Database(backend.url, mappers=schema.MAPPERS)
     ddl.drop_all()
     ddl.create_all()
@@ -110,7 +173,13 @@ def measure(backend: Backend, repeat: int, quick: bool) -> dict[str, list[float]
     try:
         wl = WORKLOADS["W2"]
         ctx = wl.seed(admin, sizes_for("W2", quick))
-        systems: list[Any] = [raw, FloorSystem(raw, "floor", False), FloorSystem(raw, "floor + references", True), mp]
+        systems: list[Any] = [
+            raw,
+            FloorSystem(raw, "floor", False),
+            FloorSystem(raw, "floor + references", True),
+            ColumnarSystem(raw, "columnar"),
+            mp,
+        ]
         times: dict[str, list[float]] = {s.name: [] for s in systems}
         for rep in range(repeat + 1):  # the first round warms up, untimed
             for system in systems:
@@ -123,6 +192,8 @@ def measure(backend: Backend, repeat: int, quick: bool) -> dict[str, list[float]
                     gc.unfreeze()
                 elapsed = time.perf_counter() - t0
                 wl.verify(admin, system, ctx, out)
+                if system is mp or getattr(system, "references", False):
+                    check_references(system.name, out, ctx["sizes"]["owners"])
                 del out
                 if rep:
                     times[system.name].append(elapsed)

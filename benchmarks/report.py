@@ -1,13 +1,21 @@
-"""Results: the per-backend tables, the JSON file and the chart."""
+"""Results: the per-backend tables, the JSON file, the chart, and the README's table.
+
+``python -m benchmarks.report --markdown results.json`` prints the table of the README's
+Performance section from a ``--json`` file of ``python -m benchmarks``: per workload and backend
+mapper's ratio to raw, SQLAlchemy's, and mapper's statements, with issue 17's targets, misses in
+bold.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Cell", "Results", "render_tables", "write_json", "draw_chart"]
+__all__ = ["Cell", "Results", "render_tables", "write_json", "draw_chart", "render_markdown", "TARGETS"]
 
 
 @dataclass
@@ -194,3 +202,95 @@ def draw_chart(res: Results, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# -- the README's table -------------------------------------------------------------------------
+
+#: The targets of issue 17, per workload: (most mapper may take, as a ratio to raw; statements
+#: per run, or None where the issue names no number). W7q's "about 1x" is read as at most 1.3x.
+TARGETS: dict[str, tuple[float, int | None]] = {
+    "W1": (1.5, None),
+    "W2": (1.3, 1),
+    "W3": (1.3, 2),
+    "W4": (1.3, 3),
+    "W5": (1.3, 3),
+    "W6": (1.5, None),
+    "W7": (3.0, None),
+    "W7q": (1.3, None),
+    "W8": (1.3, None),
+    "W9": (1.5, 2),
+}
+
+#: The README's short names of the backends, by ``BackendResult.name``.
+BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB", "mysql": "MySQL"}
+
+
+def _ratio_cell(ratio: float | None, limit: float | None) -> str:
+    if ratio is None:
+        return "FAILED"
+    text = f"{ratio:.2f}x"
+    return f"**{text}**" if limit is not None and ratio > limit else text
+
+
+def _count_cell(queries: list[int], target: int | None) -> str:
+    if not queries:
+        return "-"
+    lo, hi = min(queries), max(queries)
+    text = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+    return f"**{text}**" if target is not None and (lo != target or hi != target) else text
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """The README's table from the dict a ``--json`` file holds (``to_json``).
+
+    One row per workload of ``TARGETS`` that the run has (W10, with no target, is left to the full
+    tables); per backend mapper's ratio to raw, SQLAlchemy's ratio to raw, and mapper's statements
+    per run. A mapper cell over its target, or a statement count other than its target, is bold.
+    """
+    backends = data["backends"]
+    head = ["workload", "target"]
+    for b in backends:
+        name = BACKEND_NAMES.get(b["name"], b["name"])
+        head += [f"{name} mapper", "SQLAlchemy", "statements"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    keys = [k for k in TARGETS if any(k in b["workloads"] for b in backends)]
+    for key in keys:
+        limit, count = TARGETS[key]
+        title = next(b["workloads"][key]["title"] for b in backends if key in b["workloads"])
+        target = f"≤ {limit:g}x" + (f", {count} statement{'s' if count != 1 else ''}" if count is not None else "")
+        row = [f"{key} {title}", target]
+        for b in backends:
+            systems = b["workloads"].get(key, {}).get("systems", {})
+            mapper = systems.get("mapper")
+            sqla = systems.get("sqla")
+            row.append(_ratio_cell(mapper["ratio_to_raw"], limit) if mapper else "-")
+            row.append(_ratio_cell(sqla["ratio_to_raw"], None) if sqla else "-")
+            row.append(_count_cell(mapper["queries"], count) if mapper else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    servers = ", ".join(f"{b['label']} ({b.get('system_labels', {}).get('raw', 'raw driver')})" for b in backends)
+    others = list(data.get("system_labels", {}).values())
+    lines.append("")
+    lines.append(
+        f"Median of {data['repeat']} timed runs after {data['warmup']} warm-up, as a ratio to the raw driver's "
+        f"median in the same run{' (quick sizes)' if data['quick'] else ''}: {servers}"
+        + (f"; {', '.join(others)}" if others else "") + "."
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--markdown", metavar="FILE.json", required=True,
+                   help="print the README's table from a --json file of python -m benchmarks")
+    args = p.parse_args(argv)
+    try:
+        with open(args.markdown, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--markdown {args.markdown}: cannot read the results: {exc}") from None
+    print(render_markdown(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from .base import System
 
-__all__ = ["System", "SYSTEMS", "ASYNC_SYSTEMS", "load_system"]
+__all__ = ["System", "SYSTEMS", "ASYNC_SYSTEMS", "EXTRA_SYSTEMS", "load_system"]
 
 #: In the order runs alternate within a repetition.
 SYSTEMS = ["raw", "mapper", "sqla"]
 #: Added by ``--async``: the asyncio faces, beside the sync ones.
 ASYNC_SYSTEMS = ["mapper_async", "sqla_async"]
+#: Run only when named with ``--system``: mapper without its counting callback (the hook's cost).
+EXTRA_SYSTEMS = ["mapper_unwatched"]
 
 
 def load_system(name: str) -> type[System]:
@@ -23,6 +25,10 @@ def load_system(name: str) -> type[System]:
         from .mapper_system import MapperSystem
 
         return MapperSystem
+    if name == "mapper_unwatched":
+        from .mapper_system import UnwatchedMapperSystem
+
+        return UnwatchedMapperSystem
     if name == "sqla":
         from .sqla_system import SqlaSystem
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from .. import schema
 from ..backends import Backend
 from ..workloads import build_owner_graph
-from .base import System
+from .base import StatementCounter, System, check_count
 from .sqla_system import SqlaSystem, mapped_classes
 
 R = TypeVar("R")
@@ -46,6 +46,9 @@ class MapperAsyncSystem(System):
         self.classes = schema.M
         self._l = _Loop()
         self.db = AsyncDatabase(backend.url, mappers=schema.MAPPERS)
+        # The hook is the sync Database's: the async session's statements go through it.
+        self.counter = StatementCounter()
+        self.db.sync.on_statement(self.counter.count)
 
     def close(self) -> None:
         self._l.run(self.db.close())
@@ -54,9 +57,10 @@ class MapperAsyncSystem(System):
     def _session(self, work: Any) -> Any:
         async def run() -> Any:
             async with self.db.session() as s:
+                start = self.counter.sent
                 out = await work(s)
                 await s.commit()
-                self.queries += s.query_count
+                self.queries += check_count(self.name, self.counter.sent - start, s.query_count)
                 return out
 
         return self._l.run(run())

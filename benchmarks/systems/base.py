@@ -1,10 +1,13 @@
-"""What every system offers the harness."""
+"""What every system offers the harness, and the statement counter of mapper's systems."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from mapper import StatementEvent
+
 from ..backends import Backend
+from ..workloads import VerificationError
 
 
 class System:
@@ -31,3 +34,41 @@ class System:
 
     def close(self) -> None:
         """Release connections."""
+
+
+class StatementCounter:
+    """Counts a Database's statements through its public hook: ``db.on_statement(counter.count)``.
+
+    Savepoint statements (``event.control``) are left out, as budgets and ``query_count`` leave
+    them out; BEGIN and COMMIT never reach the hook (they are transaction control on every
+    backend), so the count is the one the report's footnote describes.
+    """
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        #: Statements seen since the counter was made.
+        self.sent = 0
+
+    def count(self, event: StatementEvent) -> None:
+        """The callback: one more statement, unless it is a savepoint statement."""
+        if not event.control:
+            self.sent += 1
+
+
+class StatementCountMismatch(VerificationError):
+    """The hook saw another number of statements than the session counted."""
+
+
+def check_count(system: str, hook: int, session: int) -> int:
+    """``hook``, after checking that it equals the session's own ``query_count``.
+
+    Raises:
+        StatementCountMismatch: the two differ; the run fails, as a failed check does.
+    """
+    if hook != session:
+        msg = (
+            f"{system}: db.on_statement saw {hook} statement(s) where session.query_count says {session}"
+        )
+        raise StatementCountMismatch(msg)
+    return hook

@@ -14,7 +14,7 @@ from mapper import Database, Session
 from .. import schema
 from ..backends import Backend
 from ..workloads import build_owner_graph
-from .base import System
+from .base import StatementCounter, System, check_count
 
 
 class MapperSystem(System):
@@ -25,24 +25,33 @@ class MapperSystem(System):
         self.label = f"mapper {mapper.__version__}"
         self.classes = schema.M
         self.db = Database(backend.url, mappers=schema.MAPPERS)
+        #: The statements are counted through the public hook, as a user would count them.
+        self.counter = StatementCounter()
+        self.subscription = self.db.on_statement(self.counter.count)
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """``with db.session() as s:`` that also adds the session's statement count."""
+        """``with db.session() as s:`` that also adds the statements the hook saw, once they
+        are checked against the session's own ``query_count`` (a mismatch fails the run)."""
         s = self.db.session()
+        start = self.counter.sent
         try:
             yield s
             s.commit()
-            self.queries += s.query_count
+            self.queries += self.counted(s, start)
         except BaseException:
             if not s.closed:
                 s.rollback()
             raise
         finally:
             s.close()
+
+    def counted(self, s: Session, start: int) -> int:
+        """The statements the hook saw since ``start``, checked against ``s.query_count``."""
+        return check_count(self.name, self.counter.sent - start, s.query_count)
 
     def w1(self, ctx: dict[str, Any]) -> Any:
         sz = ctx["sizes"]
@@ -101,3 +110,18 @@ class MapperSystem(System):
     def w10(self, ctx: dict[str, Any]) -> Any:
         with self.session() as s:
             return s.insert_rows(schema.Pug, ctx["dicts"])
+
+
+class UnwatchedMapperSystem(MapperSystem):
+    """mapper with no statement callback, counting with ``session.query_count`` instead: run
+    beside ``mapper`` (``--system mapper_unwatched``), it shows what the counting hook costs."""
+
+    name = "mapper_unwatched"
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self.label += " (no statement callback)"
+        self.subscription.remove()
+
+    def counted(self, s: Session, start: int) -> int:
+        return s.query_count
