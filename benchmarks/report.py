@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.report --markdown results.json`` prints the table of the README's
 Performance section from a ``--json`` file of ``python -m benchmarks``: per workload and backend
-mapper's ratio to raw, SQLAlchemy's, and mapper's statements, with issue 17's targets, misses in
+mapper's ratio to raw, SQLAlchemy's, and mapper's statements, with the project's targets, misses in
 bold.
 """
 
@@ -206,7 +206,7 @@ def draw_chart(res: Results, path: str) -> None:
 
 # -- the README's table -------------------------------------------------------------------------
 
-#: The targets of issue 17, per workload: (most mapper may take, as a ratio to raw; statements
+#: The project's targets, per workload: (most mapper may take, as a ratio to raw; statements
 #: per run, or None where the issue names no number). W7q's "about 1x" is read as at most 1.3x.
 TARGETS: dict[str, tuple[float, int | None]] = {
     "W1": (1.5, None),

@@ -376,12 +376,20 @@ class GraphLoader:
         """Point each loaded child at its parent (the to-one inverse of the collection)."""
         inv_key = inverse.key
         inv_set = self.s.tracker.spec(inverse.source).setattr
-        for cst, k, snap in zip(child_states, child_keys, rel_values(child_states, inv_key, None)):
+        # The loader already points a child at a parent it holds: those are skipped. A child
+        # fresh from the load keeps that reference at the end of its snapshot (ObjectState.rel),
+        # read here inline, one loop for all.
+        slot = inverse.source.ref_slots.get(inv_key)
+        for cst, k in zip(child_states, child_keys):
             pst = parents.get(k)
             if pst is None:
                 continue
             parent_obj = pst.obj
-            # The loader already points a child at a parent it holds: skip those.
+            r = cst._rels
+            if r is None and slot is not None and cst.mapping is inverse.source:
+                snap = cst.snap[slot]  # type: ignore[index]
+            else:
+                snap = cst.rel(inv_key)
             if snap is not parent_obj:
                 inv_set(cst.obj, inv_key, parent_obj)
                 cst.rels[inv_key] = parent_obj
