@@ -222,7 +222,10 @@ TARGETS: dict[str, tuple[float, int | None]] = {
 }
 
 #: The README's short names of the backends, by ``BackendResult.name``.
-BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB", "mysql": "MySQL"}
+BACKEND_NAMES = {
+    "sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB", "mysql": "MySQL",
+    "mariadb+mysqlclient": "MariaDB (mysqlclient)", "mysql+mysqlclient": "MySQL (mysqlclient)",
+}
 
 
 def _ratio_cell(ratio: float | None, limit: float | None) -> str:
