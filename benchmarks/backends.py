@@ -9,10 +9,12 @@ placeholder style, the parameter limit, and how to spell an ``IN`` list and a mu
 
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -244,3 +246,19 @@ def analyze(backend: Backend, conn: Any, tables: Sequence[str]) -> None:
         backend.commit(conn)
     finally:
         cur.close()
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """The options the measuring tools share: ``--db`` (repeatable), ``--no-sqlite``, ``--repeat``
+    and ``--quick``."""
+    parser.add_argument("--db", action="append", default=[], metavar="URL", help="add a backend (repeatable)")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the embedded SQLite backend")
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per system (default 7)")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the rows (smoke test)")
+
+
+def chosen_backends(args: argparse.Namespace) -> list[Callable[[], Backend]]:
+    """Makers of the backends ``add_backend_options`` chose, embedded SQLite first."""
+    backends: list[Callable[[], Backend]] = [] if args.no_sqlite else [default_sqlite]
+    backends += [functools.partial(parse_backend, url) for url in args.db]
+    return backends

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mapper import Database, Session
+from mapper import Session
 from mapper.core import SessionCore
 from mapper.engine import Connection
 from mapper.graph import GraphLoader
@@ -52,8 +52,8 @@ from mapper.uow.execute import UnitOfWork
 from mapper.uow.mirror import Mirror
 from mapper.uow.plan import FlushPlanner
 
-from . import schema
-from .backends import Backend, default_sqlite, parse_backend
+from .backends import Backend, add_backend_options, chosen_backends
+from .floor import bench_tables
 from .systems.mapper_system import MapperSystem
 from .systems.raw_system import RawSystem
 from .workloads import WORKLOADS, Admin, sizes_for
@@ -149,50 +149,44 @@ def instrumented(clock: PhaseClock, phases: list[tuple[type, str, str]]) -> Iter
 
 def measure(backend: Backend, key: str, repeat: int, quick: bool) -> dict[str, dict[str, list[float]]]:
     """Per system, per phase, the seconds of each timed run (warm-up excluded)."""
-    ddl = Database(backend.url, mappers=schema.MAPPERS)
-    ddl.drop_all()
-    ddl.create_all()
-    admin = Admin(backend)
-    raw, mp = RawSystem(backend), MapperSystem(backend)
+    with bench_tables(backend) as (admin, raw, mp):
+        return _alternate(admin, raw, mp, key, repeat, quick)
+
+
+def _alternate(admin: Admin, raw: RawSystem, mp: MapperSystem, key: str, repeat: int, quick: bool) -> dict[str, dict[str, list[float]]]:
+    """The workload run by raw and mapper in turn, each run's phases timed and its output checked."""
     clock = PhaseClock()
     wl = WORKLOADS[key]
     sizes = sizes_for(key, quick)
     times: dict[str, dict[str, list[float]]] = {"raw": {}, "mapper": {}}
-    try:
-        ctx = wl.seed(admin, sizes)
-        for rep in range(repeat + 1):  # the first round warms up, untimed
-            for system in (raw, mp):
-                if wl.mutates:
-                    ctx = wl.seed(admin, sizes)
-                gc.collect()
-                gc.freeze()
-                clock.reset()
-                gc.callbacks.append(clock.on_gc)
-                try:
-                    with instrumented(clock, PHASES if system is mp else RAW_PHASES):
-                        t0 = time.perf_counter()
-                        out = getattr(system, key.lower())(ctx)
-                        total = time.perf_counter() - t0
-                finally:
-                    gc.callbacks.remove(clock.on_gc)
-                    gc.unfreeze()
-                wl.verify(admin, system, ctx, out)
-                del out
-                if not rep:
-                    continue
-                spent = dict(clock.spent)
-                rest = "build" if system is raw else "other"
-                spent[rest] = total - sum(spent.values())
-                spent["total"] = total
-                for phase, seconds in spent.items():
-                    times[system.name].setdefault(phase, []).append(seconds)
-        return times
-    finally:
-        raw.close()
-        mp.close()
-        admin.close()
-        ddl.drop_all()
-        ddl.close()
+    ctx = wl.seed(admin, sizes)
+    for rep in range(repeat + 1):  # the first round warms up, untimed
+        for system in (raw, mp):
+            if wl.mutates:
+                ctx = wl.seed(admin, sizes)
+            gc.collect()
+            gc.freeze()
+            clock.reset()
+            gc.callbacks.append(clock.on_gc)
+            try:
+                with instrumented(clock, PHASES if system is mp else RAW_PHASES):
+                    t0 = time.perf_counter()
+                    out = getattr(system, key.lower())(ctx)
+                    total = time.perf_counter() - t0
+            finally:
+                gc.callbacks.remove(clock.on_gc)
+                gc.unfreeze()
+            wl.verify(admin, system, ctx, out)
+            del out
+            if not rep:
+                continue
+            spent = dict(clock.spent)
+            rest = "build" if system is raw else "other"
+            spent[rest] = total - sum(spent.values())
+            spent["total"] = total
+            for phase, seconds in spent.items():
+                times[system.name].setdefault(phase, []).append(seconds)
+    return times
 
 
 ORDER = ["driver", "build", "hydrate", "relations", "add", "flush: cascades", "flush: write", "flush: mirror", "close", "collector", "other", "total"]
@@ -218,14 +212,10 @@ def report(backend: str, key: str, times: dict[str, dict[str, list[float]]]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.breakdown", description=__doc__.split("\n\n")[0])
-    p.add_argument("--db", action="append", default=[], metavar="URL", help="add a backend (repeatable)")
-    p.add_argument("--no-sqlite", action="store_true", help="skip the embedded SQLite backend")
+    add_backend_options(p)
     p.add_argument("--workload", action="append", choices=sorted(WORKLOADS), metavar="W", help="W1..W9 (default W2 and W1)")
-    p.add_argument("--repeat", type=int, default=7, help="timed runs per system (default 7)")
-    p.add_argument("--quick", action="store_true", help="a tenth of the rows (smoke test)")
     args = p.parse_args(argv)
-    backends: list[Callable[[], Backend]] = [] if args.no_sqlite else [default_sqlite]
-    backends += [lambda url=url: parse_backend(url) for url in args.db]
+    backends = chosen_backends(args)
     print(f"Median of {args.repeat} runs; (x) = share of raw's total in the same run", flush=True)
     for make in backends:
         backend = make()

@@ -29,13 +29,14 @@ import gc
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mapper import Database
 
 from . import schema
-from .backends import Backend, default_sqlite, parse_backend
+from .backends import Backend, add_backend_options, chosen_backends
 from .systems.mapper_system import MapperSystem
 from .systems.raw_system import RawSystem
 from .workloads import WORKLOADS, Admin, VerificationError, sizes_for
@@ -62,14 +63,20 @@ class FloorSystem:
         self.references = references
         self.queries = 0
 
-    def w2(self, ctx: dict[str, Any]) -> list[Any]:
+    def _rows(self) -> list[Any]:
+        """Begin the transaction and fetch the pugs (the statement every variant sends)."""
         b, conn = self.raw.backend, self.raw.conn
-        Pug, Owner = self.classes.Pug, self.classes.Owner
         cur = conn.cursor()
         b.begin(conn)
         cur.execute(f"SELECT id, name, age, owner_id FROM {schema.PUGS} ORDER BY id")
         self.queries = 1
-        rows = cur.fetchall()
+        rows: list[Any] = cur.fetchall()
+        return rows
+
+    def w2(self, ctx: dict[str, Any]) -> list[Any]:
+        b, conn = self.raw.backend, self.raw.conn
+        Pug, Owner = self.classes.Pug, self.classes.Owner
+        rows = self._rows()
         held: dict[Any, Any] = {}  # identity map: key -> state
         by_obj: dict[int, _State] = {}  # the unit of work's index of what it tracks
         owners: dict[Any, Any] = {}
@@ -113,11 +120,7 @@ class ColumnarSystem(FloorSystem):
     def w2(self, ctx: dict[str, Any]) -> list[Any]:
         b, conn = self.raw.backend, self.raw.conn
         Pug, Owner = self.classes.Pug, self.classes.Owner
-        cur = conn.cursor()
-        b.begin(conn)
-        cur.execute(f"SELECT id, name, age, owner_id FROM {schema.PUGS} ORDER BY id")
-        self.queries = 1
-        rows = cur.fetchall()
+        rows = self._rows()
         held: dict[Any, Any] = {}  # identity map: key -> object, no state
         owners: dict[Any, Any] = {}  # the owners' identity map: key -> shared stand-in
         out: list[Any] = []
@@ -162,8 +165,10 @@ def check_references(name: str, pugs: list[Any], owners: int) -> None:
         raise VerificationError(f"W2 [{name}]: {distinct} owner objects for {owners} owners")
 
 
-def measure(backend: Backend, repeat: int, quick: bool) -> dict[str, list[float]]:
-    """Seed W2 on ``backend``, run the five systems alternately, check each output."""
+@contextmanager
+def bench_tables(backend: Backend) -> Iterator[tuple[Admin, RawSystem, MapperSystem]]:
+    """The benchmark's tables created on ``backend`` (dropped afterwards), with the harness's
+    connection and the raw and mapper systems."""
     ddl = Database(backend.url, mappers=schema.MAPPERS)
     ddl.drop_all()
     ddl.create_all()
@@ -171,40 +176,53 @@ def measure(backend: Backend, repeat: int, quick: bool) -> dict[str, list[float]
     raw = RawSystem(backend)
     mp = MapperSystem(backend)
     try:
-        wl = WORKLOADS["W2"]
-        ctx = wl.seed(admin, sizes_for("W2", quick))
-        systems: list[Any] = [
-            raw,
-            FloorSystem(raw, "floor", False),
-            FloorSystem(raw, "floor + references", True),
-            ColumnarSystem(raw, "columnar"),
-            mp,
-        ]
-        times: dict[str, list[float]] = {s.name: [] for s in systems}
-        for rep in range(repeat + 1):  # the first round warms up, untimed
-            for system in systems:
-                gc.collect()
-                gc.freeze()
-                t0 = time.perf_counter()
-                try:
-                    out = system.w2(ctx)
-                finally:
-                    gc.unfreeze()
-                elapsed = time.perf_counter() - t0
-                wl.verify(admin, system, ctx, out)
-                if system is mp or getattr(system, "references", False):
-                    check_references(system.name, out, ctx["sizes"]["owners"])
-                del out
-                if rep:
-                    times[system.name].append(elapsed)
-        return times
+        yield admin, raw, mp
     finally:
         raw.close()
         mp.close()
         admin.close()
         ddl.drop_all()
         ddl.close()
+
+
+def measure(backend: Backend, repeat: int, quick: bool) -> dict[str, list[float]]:
+    """Seed W2 on ``backend``, run the five systems alternately, check each output."""
+    try:
+        with bench_tables(backend) as (admin, raw, mp):
+            return _alternate(admin, raw, mp, repeat, quick)
+    finally:
         backend.cleanup()
+
+
+def _alternate(admin: Admin, raw: RawSystem, mp: MapperSystem, repeat: int, quick: bool) -> dict[str, list[float]]:
+    """W2 run by each system in turn, ``repeat`` timed rounds after one warm-up, each checked."""
+    wl = WORKLOADS["W2"]
+    ctx = wl.seed(admin, sizes_for("W2", quick))
+    systems: list[Any] = [
+        raw,
+        FloorSystem(raw, "floor", False),
+        FloorSystem(raw, "floor + references", True),
+        ColumnarSystem(raw, "columnar"),
+        mp,
+    ]
+    times: dict[str, list[float]] = {s.name: [] for s in systems}
+    for rep in range(repeat + 1):  # the first round warms up, untimed
+        for system in systems:
+            gc.collect()
+            gc.freeze()
+            t0 = time.perf_counter()
+            try:
+                out = system.w2(ctx)
+            finally:
+                gc.unfreeze()
+            elapsed = time.perf_counter() - t0
+            wl.verify(admin, system, ctx, out)
+            if system is mp or getattr(system, "references", False):
+                check_references(system.name, out, ctx["sizes"]["owners"])
+            del out
+            if rep:
+                times[system.name].append(elapsed)
+    return times
 
 
 def report(name: str, times: dict[str, list[float]]) -> str:
@@ -215,13 +233,9 @@ def report(name: str, times: dict[str, list[float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__.split("\n\n")[0])
-    p.add_argument("--db", action="append", default=[], metavar="URL", help="add a backend (repeatable)")
-    p.add_argument("--no-sqlite", action="store_true", help="skip the embedded SQLite backend")
-    p.add_argument("--repeat", type=int, default=7, help="timed runs per system (default 7)")
-    p.add_argument("--quick", action="store_true", help="a tenth of the rows (smoke test)")
+    add_backend_options(p)
     args = p.parse_args(argv)
-    backends: list[Callable[[], Backend]] = [] if args.no_sqlite else [default_sqlite]
-    backends += [lambda url=url: parse_backend(url) for url in args.db]
+    backends = chosen_backends(args)
     print(f"W2, median of {args.repeat}, ratio to raw in the same run", flush=True)
     for make in backends:
         backend = make()

@@ -142,22 +142,29 @@ class MySQLDialect(Dialect):
         super().__init__()
         self.is_mariadb = False
 
-    def connect(self, url: URL, options: dict[str, Any]) -> DBAPIConnection:
-        import pymysql
-        from pymysql.constants import CLIENT
-
+    @staticmethod
+    def _connect_kwargs(url: URL, found_rows: int) -> dict[str, Any]:
+        """The connect arguments both drivers take alike (``found_rows``: the driver's flag)."""
         kwargs: dict[str, Any] = {
             "host": url.host or "127.0.0.1",
             "port": url.port or 3306,
             "user": url.username or "root",
             "password": url.password or "",
-            "database": url.database or None,
             "charset": "utf8mb4",
             "autocommit": False,
             # Matched rows, not changed rows: a version check must not mistake "same value" for "gone".
-            "client_flag": CLIENT.FOUND_ROWS,
+            "client_flag": found_rows,
             "init_command": "SET time_zone = '+00:00'",
         }
+        if url.database:
+            kwargs["database"] = url.database
+        return kwargs
+
+    def connect(self, url: URL, options: dict[str, Any]) -> DBAPIConnection:
+        import pymysql
+        from pymysql.constants import CLIENT
+
+        kwargs = self._connect_kwargs(url, CLIENT.FOUND_ROWS)
         # PyMySQL's connect_timeout bounds the TCP connect only; the handshake after it reads
         # with read_timeout, so a server that accepts and never answers would hang us there.
         # Reads and writes get the same limit until the connection is made.
@@ -334,15 +341,8 @@ class MySQLClientDialect(MySQLDialect):
         import MySQLdb
         from MySQLdb.constants import CLIENT
 
-        kwargs: dict[str, Any] = {
-            "host": url.host or "127.0.0.1",
-            "port": url.port or 3306,
-            "user": url.username or "root",
-            "password": url.password or "",
-            "charset": "utf8mb4",
-            "autocommit": False,
-            "client_flag": CLIENT.FOUND_ROWS,
-            "init_command": "SET time_zone = '+00:00'",
+        kwargs = self._connect_kwargs(url, CLIENT.FOUND_ROWS)
+        kwargs.update({
             # mysqlclient turns multi-statement text on by default; PyMySQL does not. Off, so
             # that "a; b" is one (failing) statement on either driver, never two.
             "multi_statements": False,
@@ -353,9 +353,7 @@ class MySQLClientDialect(MySQLDialect):
             # The C library bounds the TCP connect and the handshake with it, in whole seconds
             # (0 would mean no limit): round up. Reads after that have no limit unless asked.
             "connect_timeout": max(1, math.ceil(min(float(options.get("connect_timeout", 10.0)), 31536000.0))),
-        }
-        if url.database:
-            kwargs["database"] = url.database
+        })
         kwargs.update(options.get("connect_args", {}))
         return MySQLdb.connect(**kwargs)  # type: ignore[no-any-return]
 
