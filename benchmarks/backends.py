@@ -69,6 +69,14 @@ class Backend:
         return f"{names[self.kind]} {self.version}".strip() + (f" ({self.driver})" if self.driver else "")
 
     @property
+    def async_url(self) -> str:
+        """mapper's URL for the asyncio systems: mysqlclient has no asyncio interface, so on a
+        mysqlclient backend they reach the same server through aiomysql (``mysql://``)."""
+        if self.driver == "mysqlclient":
+            return "mysql://" + self.url.split("://", 1)[1]
+        return self.url
+
+    @property
     def sqlalchemy_url(self) -> str:
         if self.kind == "sqlite":
             return "sqlite:///" + self.database

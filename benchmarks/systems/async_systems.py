@@ -45,7 +45,7 @@ class MapperAsyncSystem(System):
         self.label = f"mapper {mapper.__version__} async"
         self.classes = schema.M
         self._l = _Loop()
-        self.db = AsyncDatabase(backend.url, mappers=schema.MAPPERS)
+        self.db = AsyncDatabase(backend.async_url, mappers=schema.MAPPERS)
         # The hook is the sync Database's: the async session's statements go through it.
         self.counter = StatementCounter()
         self.db.sync.on_statement(self.counter.count)
@@ -144,7 +144,8 @@ class SqlaAsyncSystem(SqlaSystem):
         url = backend.sqlalchemy_url
         url = {"sqlite": url.replace("sqlite://", "sqlite+aiosqlite://", 1),
                "postgresql": url.replace("+psycopg://", "+psycopg_async://", 1),
-               "mysql": url.replace("+pymysql://", "+aiomysql://", 1)}[backend.kind]
+               # On a mysqlclient backend too: it has no asyncio interface (see Backend.async_url).
+               "mysql": url.replace("+pymysql://", "+aiomysql://", 1).replace("+mysqldb://", "+aiomysql://", 1)}[backend.kind]
         self.aengine = create_async_engine(url)
         if backend.kind == "sqlite":
             @event.listens_for(self.aengine.sync_engine, "connect")

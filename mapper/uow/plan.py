@@ -201,16 +201,18 @@ class FlushPlanner:
         return linked
 
     def _drop_dead_associations(self, created: list[tuple[JunctionOp, ObjectState]]) -> None:
-        """Association objects this flush created for a pair whose end it deletes are dropped.
+        """Association objects this flush created for a pair whose end it deletes (or drops, a
+        new end the delete cascade took) are dropped.
 
         Their row would reference a deleted row (and go with it, by ON DELETE CASCADE or the
-        flush's own delete), so the object would stay managed without a row and put the pair
-        back into the loaded collections. A soft-deleted end keeps its row, and the pair.
+        flush's own delete), or a row never inserted, so the object would stay managed without a
+        row and put the pair back into the loaded collections. A soft-deleted end keeps its row,
+        and the pair.
         """
         for op, st in created:
             for end in (op.source, op.target):
-                est = self.t.lookup(end)
-                if est is not None and est.status == DELETED and not soft_deleting(est):
+                est = self.t.lookup(end)  # None: a new end the cascade dropped
+                if est is None or (est.status == DELETED and not soft_deleting(est)):
                     self._doom(st)
                     break
 

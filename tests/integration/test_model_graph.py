@@ -327,7 +327,11 @@ def build_machine(db: Any, backend: Any, config: str, raw: Any) -> type:
             for pair in list(m.members):
                 if pair[0] not in m.nodes or pair[1] not in m.groups:
                     del m.members[pair]
-                    m.member_uid.pop(pair, None)
+                    mu = m.member_uid.pop(pair, None)
+                    if mu is not None:
+                        # Deleted with its node or group (ON DELETE CASCADE): in the session,
+                        # marked deleted, until the commit, like any deleted object.
+                        dead_members.add(mu)
             m.pending.clear()
             m.marked.clear()
             m.taken_out = {u: p for u, p in m.flushed_parent.items() if u in m.nodes and p in m.nodes and m.nodes[u][1] is None}
@@ -1036,3 +1040,27 @@ def test_new_grandchildren_of_a_parent_deleted_in_the_same_flush(backend, make_d
         assert rows == [("g1", None), ("g2", "g1"), ("p", None)]
     else:  # c taken out and kept (no "orphan")
         assert rows == [("c", None), ("g1", "c"), ("g2", "g1"), ("p", None)]
+
+
+def test_pair_of_a_new_node_the_delete_cascade_drops_is_not_written(backend, make_db):
+    """A new node hung below a node deleted by the cascade of its parent's delete, and joined to
+    a group, in the same flush: the node is dropped, and the association object made for its
+    pair with it. (Was: the association object was inserted with a link to the dropped node,
+    and the flush failed with "is not in the session"; found by ``test_graph_against_a_model``.)"""
+    db = make_db(*make_mappers("delete"))
+    with db.session() as s:
+        n1 = GNode("n1")
+        n2 = GNode("n2", parent=n1)
+        g = GGroup("g")
+        s.add_all([n1, n2, g])
+        s.flush()
+        s.delete(n1)  # and n2 with it: the "delete" cascade
+        n3 = GNode("n3", parent=n2)
+        s.add(n3)
+        n3.groups.append(g)
+        s.commit()
+        assert n3 not in s
+        assert s.query(GMember).all() == []
+    assert backend.raw(f"SELECT name FROM {backend.q('mg_nodes')}") == []
+    assert backend.raw(f"SELECT node_id FROM {backend.q('mg_members')}") == []
+    assert backend.raw(f"SELECT name FROM {backend.q('mg_groups')}") == [("g",)]
