@@ -12,7 +12,7 @@ from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .lazy import GHOST_HOOK, LazyList, LazySet, fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
+from .lazy import GHOST_HOOK, fill, ghost_class, is_unloaded, new_unloaded, not_loaded_error
 from .loading import collector_paused
 from .mapping import ClassMapping, RelationInfo
 from .relations import HasOne
@@ -353,20 +353,13 @@ class GraphLoader:
                 setattr_(st.obj, key, value)
                 st.rels[key] = value
             return
-        lazy_type: Any = LazySet if info.collection is set else LazyList
-        extend: Callable[[Any, list[Any]], None] = set.update if info.collection is set else list.extend
         empty: list[Any] = []
         for pk, st in parents.items():
             found = groups.get(pk, empty)
             if wrote:
                 s.tracker.keep_committed_rels(st)
-            current: Any = getattr(st.obj, key, None)
-            # The usual case inline: the unloaded collection the loader gave the parent (what
-            # lazy.fill does).
-            if type(current) is lazy_type and current._loader is not None:
-                current._loader = None
-                extend(current, found)
-            elif current is not None and is_unloaded(current):
+            current = getattr(st.obj, key, None)
+            if current is not None and is_unloaded(current):
                 fill(current, found)
             else:
                 setattr_(st.obj, key, info.collection(found))
@@ -376,20 +369,12 @@ class GraphLoader:
         """Point each loaded child at its parent (the to-one inverse of the collection)."""
         inv_key = inverse.key
         inv_set = self.s.tracker.spec(inverse.source).setattr
-        # The loader already points a child at a parent it holds: those are skipped. A child
-        # fresh from the load keeps that reference at the end of its snapshot (ObjectState.rel),
-        # read here inline, one loop for all.
-        slot = inverse.source.ref_slots.get(inv_key)
-        for cst, k in zip(child_states, child_keys):
+        for cst, k, snap in zip(child_states, child_keys, rel_values(child_states, inv_key, None)):
             pst = parents.get(k)
             if pst is None:
                 continue
             parent_obj = pst.obj
-            r = cst._rels
-            if r is None and slot is not None and cst.mapping is inverse.source:
-                snap = cst.snap[slot]  # type: ignore[index]
-            else:
-                snap = cst.rel(inv_key)
+            # The loader already points a child at a parent it holds: skip those.
             if snap is not parent_obj:
                 inv_set(cst.obj, inv_key, parent_obj)
                 cst.rels[inv_key] = parent_obj

@@ -318,26 +318,22 @@ class FlushPlanner:
                     value: Any = getattr(st.obj, info.key, None)
                     items: list[Any] = list(value) if info.to_many and value is not None else ([value] if value is not None else [])
                     queue += self._doom_children(st, info, items, moved)
-            by_mapping: dict[ClassMapping[Any], list[ObjectState]] = {}
+            # Per mapping: the rows going (deleted, not soft), and the new objects dropped.
+            deleted: dict[ClassMapping[Any], list[ObjectState]] = {}
+            dropped: dict[ClassMapping[Any], list[ObjectState]] = {}
+            dropped_ids = {id(st) for st in self.dropped}
             for st in batch:
                 if st.status == DELETED and not soft_deleting(st):
-                    by_mapping.setdefault(st.mapping, []).append(st)
-            for m, parents in by_mapping.items():
+                    deleted.setdefault(st.mapping, []).append(st)
+                elif st.status == DETACHED and id(st) in dropped_ids:
+                    dropped.setdefault(st.mapping, []).append(st)
+            for m, parents in deleted.items():
                 for edge in self.t.edges(m):
                     queue += self._detach_children(m, parents, edge, plan, ops)
-            for m, parents in self._dropped_by_mapping(batch).items():
+            for m, parents in dropped.items():
                 for edge in self.t.edges(m):
                     queue += self._detach_from_dropped(parents, edge, plan)
         return ops
-
-    def _dropped_by_mapping(self, batch: list[ObjectState]) -> dict[ClassMapping[Any], list[ObjectState]]:
-        """The new objects of ``batch`` the cascade dropped, by mapping."""
-        dropped = {id(st) for st in self.dropped}
-        out: dict[ClassMapping[Any], list[ObjectState]] = {}
-        for st in batch:
-            if st.status == DETACHED and id(st) in dropped:
-                out.setdefault(st.mapping, []).append(st)
-        return out
 
     def _detach_from_dropped(self, parents: list[ObjectState], edge: DeleteEdge, plan: RelationPlan) -> list[ObjectState]:
         """New objects this flush links to a new parent it drops: the parent never gets a row,
